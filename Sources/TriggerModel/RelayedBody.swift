@@ -84,12 +84,26 @@ package final class RelayedBody: Sendable {
     /// Whether `complete` or `fail` ended the body.
     package var isEnded: Bool { state.withLock { $0.complete || $0.failure != nil } }
 
-    /// Queues the next bytes of the body (before its tail).
+    /// Chunks under this many bytes are written into the queue's last buffer while that one is under it too.
+    package static let coalescingBytes = 16 << 10
+
+    /// Queues the next bytes of the body (before its tail). A small chunk (under `coalescingBytes`) goes into
+    /// the queue's last buffer when that one is small too: the producer's back-pressure (`queuedBytes`) counts
+    /// bytes, and a client sending a few bytes per TCP segment made one chunk per read, each a buffer of ~100
+    /// bytes for its few (or a slice holding the whole read buffer), so a queue at its bytes' limit held many
+    /// times that in memory. The last buffer is the queue's alone until the consumer takes it: written in place,
+    /// or copied once if it is a slice of something else.
     package func append(_ bytes: ByteBuffer) {
         guard bytes.readableBytes > 0 else { return }
         let wake = state.withLock { state -> (@Sendable () -> Void)? in
             guard !state.complete, state.failure == nil else { return nil }
-            state.queue.append(bytes)
+            if bytes.readableBytes < Self.coalescingBytes, let last = state.queue.indices.last,
+                state.queue[last].readableBytes < Self.coalescingBytes
+            {
+                state.queue[last].writeImmutableBuffer(bytes)
+            } else {
+                state.queue.append(bytes)
+            }
             state.queuedBytes += bytes.readableBytes
             defer { state.wake = nil }
             return state.wake

@@ -52,6 +52,34 @@ struct RelayedBodyTests {
         }
     }
 
+    /// A client sending its file a few bytes per segment: the queue's memory follows its bytes, not its chunks.
+    @Test("small chunks are joined into buffers of at most the coalescing size; a large chunk is queued as it is")
+    func smallChunksJoined() {
+        let woken = Wakes()
+        let body = RelayedBody(count: 1_000_000, head: ByteBuffer(string: "{"))
+        var expected = "{"
+        for n in 0..<20_000 {
+            let text = String(n % 9_000 + 1000)  // 4 bytes
+            body.append(ByteBuffer(string: text))
+            expected += text
+        }
+        #expect(body.queuedBytes == expected.utf8.count)
+        let large = ByteBuffer(repeating: UInt8(ascii: "z"), count: RelayedBody.coalescingBytes)
+        let largeAddress = large.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        body.append(large)
+        body.append(ByteBuffer(string: "end"))
+        expected += String(repeating: "z", count: RelayedBody.coalescingBytes) + "end"
+        var buffers: [ByteBuffer] = []
+        while case .bytes(let bytes) = body.next(whenReady: woken.wake) { buffers.append(bytes) }
+        #expect(buffers.map { String(buffer: $0) }.joined() == expected)
+        // 80 001 bytes of 4-byte chunks in buffers of up to 16 KiB (plus the chunk that crossed it): 5, not 20 000.
+        #expect(buffers.count == 5 + 2, "\(buffers.map(\.readableBytes))")
+        #expect(buffers.dropLast(2).allSatisfy { $0.readableBytes < 2 * RelayedBody.coalescingBytes })
+        // The large chunk went out as it came (not copied), and what followed it was not written into it.
+        #expect(buffers[buffers.count - 2].withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } == largeAddress)
+        #expect(String(buffer: buffers[buffers.count - 1]) == "end")
+    }
+
     @Test("a failure drops what was queued and wakes the consumer; appends after it are ignored")
     func failure() {
         let woken = Wakes()
@@ -79,13 +107,15 @@ struct RelayedBodyTests {
     @Test("back-pressure: the wait resumes at its low-water mark, not before, and when the body fails or completes")
     func drainedAtMark() {
         let resumed = Wakes()
-        let body = RelayedBody(count: 100, head: ByteBuffer(string: "0123"))
-        body.append(ByteBuffer(string: "4567"))
+        // Chunks of the coalescing size, so that each is queued (and taken) as its own buffer.
+        let c = RelayedBody.coalescingBytes
+        let body = RelayedBody(count: 3 * c, head: ByteBuffer(repeating: 0x30, count: c))
+        body.append(ByteBuffer(repeating: 0x31, count: c))
         body.append(ByteBuffer(string: "89"))
-        #expect(!body.whenDrained(to: 10, resumed.wake), "10 queued: at the mark already, no wait")
+        #expect(!body.whenDrained(to: 2 * c + 2, resumed.wake), "2c + 2 queued: at the mark already, no wait")
         #expect(body.whenDrained(to: 2, resumed.wake))
         _ = body.next(whenReady: {})
-        #expect(resumed.value == 0, "6 queued, over 2")
+        #expect(resumed.value == 0, "c + 2 queued, over 2")
         _ = body.next(whenReady: {})
         #expect(resumed.value == 1, "2 queued: at the mark")
         _ = body.next(whenReady: {})
