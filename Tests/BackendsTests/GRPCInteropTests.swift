@@ -17,22 +17,21 @@ import TriggerModel
 struct GRPCInteropTests {
     @Test("a grpcio client gets echo, metadata, statuses, the deadline, UNIMPLEMENTED and a stream right")
     func grpcioClientAgainstDemoServer() async throws {
-        // Loops of its own: in the parallel unit run (every test target in one process, sharing NIO's singleton
-        // group) this grpcio client's first call once got no answer within its 10 s deadline (CI, 2026-12-01;
-        // never alone, nor in 11 loaded runs). A peer test measures wire behaviour, not the neighbours' use of
-        // shared loops; whether something blocks a singleton loop is still open (closing note, nineteenth session).
-        // Seen again with this loop of its own (CI rehearsal on a0bd50f, 2026-12-04, in the parallel run beside the
-        // side builds): the first call, which carries a 1 MiB blob, got DEADLINE_EXCEEDED; not reproduced alone
-        // (12 runs) nor beside four busy loops (10 runs). Open: a flow-control stall of the demo server's
-        // window updates under load is the next suspect (thirty-fourth session's closing note).
+        // A loop of its own, and the script's calls bounded by 60 s (`WAIT`): this grpcio client's first call got
+        // DEADLINE_EXCEEDED within its former 10 s twice in CI's parallel unit run (2026-12-01, 2026-12-04), never
+        // alone nor beside busy processes. The test runner's pipelines run as tasks of Swift's cooperative pool, and
+        // that run's start-up burst queues every suite's tests on that pool's two threads: in the failing log
+        // hundreds of trivial tests finished ~14 s after they started, the window the call fell in. The wire is
+        // what this test checks, not the pool's latency under that burst.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {
             try await withGRPCBackend(group: group) { backend in
                 let (status, output) = try await GRPCInterop.run(
-                    ["client", GRPCInterop.protoRoot, String(backend.port)])
+                    ["client", GRPCInterop.protoRoot, String(backend.port)], timeout: .seconds(180))
                 #expect(status == 0, "\(output)")
                 #expect(output.contains("client checks passed"), "\(output)")
-                #expect(await backend.probe.wait(for: "slow.cancelled"))
+                // Only a client that got as far as "slow" cancelled it (a failed one would leave 120 s of waiting).
+                if status == 0 { #expect(await backend.probe.wait(for: "slow.cancelled")) }
             }
         } catch {
             try? await group.shutdownGracefully()
@@ -197,6 +196,14 @@ enum GRPCInterop {
             raise KeyError(key)
 
 
+        # The bound of every call whose deadline is not what it checks. The TestRunner behind DemoGRPCServer runs
+        # each pipeline in a task of Swift's cooperative pool, which in the parallel unit run (every suite of every
+        # test target in one process) is queued behind the start-up burst: CI's log of 2026-12-04 shows hundreds of
+        # trivial tests finishing ~14 s after they started, and the echo call with a 10 s deadline failed inside
+        # that window (twice in CI, never alone). A deadline the test checks is "slow"'s, below.
+        WAIT = 60
+
+
         def client(port):
             channel = grpc.insecure_channel(f"127.0.0.1:{port}")
             stub = rpc.RunnerStub(channel)
@@ -205,10 +212,10 @@ enum GRPCInterop {
                             entry("b", blob_value=pb.Blob(data=blob, content_type="application/x-test", file_name="f.bin")),
                             entry("n", number_value=7))
             resp = stub.Run(pb.RunRequest(namespace="test", pipeline="echo", inputs=[pb.Input(variables=variables)]),
-                            timeout=10)
+                            timeout=WAIT)
             assert resp.outputs[0] == variables, "echo changed the variables"
 
-            resp = stub.Run(pb.RunRequest(namespace="test", pipeline="meta", request_id="in-message"), timeout=5,
+            resp = stub.Run(pb.RunRequest(namespace="test", pipeline="meta", request_id="in-message"), timeout=WAIT,
                             metadata=[("x-trigger-principal", "bob"), ("request-id", "rid-py"), ("idempotency-key", "op-1"),
                                       ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")])
             out = resp.outputs[0]
@@ -216,11 +223,11 @@ enum GRPCInterop {
             assert field(out, "request_id").string_value == "rid-py", out
             assert field(out, "idempotency_key").string_value == "op-1", out
             assert field(out, "traceparent").string_value.startswith("00-0af7"), out
-            assert 0 < field(out, "deadline_ms").number_value <= 6000, out
+            assert 0 < field(out, "deadline_ms").number_value <= WAIT * 1000 + 1000, out
 
             try:
                 stub.Run(pb.RunRequest(namespace="test", pipeline="fail", inputs=[pb.Input(variables=obj(
-                    entry("code", number_value=3), entry("message", string_value="bad ✓ 100%")))]), timeout=5)
+                    entry("code", number_value=3), entry("message", string_value="bad ✓ 100%")))]), timeout=WAIT)
                 raise AssertionError("fail did not fail")
             except grpc.RpcError as e:
                 assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
@@ -235,13 +242,13 @@ enum GRPCInterop {
                 assert time.monotonic() - started < 3
 
             try:
-                channel.unary_unary("/trigger.runner.v1.Runner/Nope")(b"", timeout=5)
+                channel.unary_unary("/trigger.runner.v1.Runner/Nope")(b"", timeout=WAIT)
                 raise AssertionError("unknown method answered")
             except grpc.RpcError as e:
                 assert e.code() == grpc.StatusCode.UNIMPLEMENTED, e
 
             events = list(stub.RunStream(pb.RunRequest(namespace="test", pipeline="stream", inputs=[pb.Input(
-                variables=obj(entry("count", number_value=5), entry("size", number_value=10)))]), timeout=10))
+                variables=obj(entry("count", number_value=5), entry("size", number_value=10)))]), timeout=WAIT))
             kinds = [e.WhichOneof("event") for e in events]
             assert kinds == ["status"] + ["output"] * 5 + ["end"], kinds
             assert [field(e.output.outputs[0], "i").number_value for e in events[1:6]] == [1, 2, 3, 4, 5]
