@@ -134,13 +134,28 @@ extension HTTP2ConnectionHandler: HTTP2SessionTransport {
         }
     }
 
+    /// With the event loop's flush list: a drain's output waits in the session for this connection's flush
+    /// (``flushListedWrites()``), so all the drains of a read or a tick leave in one write.
+    var defersWrites: Bool { self.flushList != nil }
+
+    func sessionOutputDeferred() {
+        guard let context = self.context, let flushList = self.flushList else { return }
+        flushList.written(self, on: context.eventLoop)
+    }
+
     func sessionClose() {
-        // What the last drain wrote (a GOAWAY) must not be dropped by the close.
+        // What the last drains wrote or left for the flush (a GOAWAY) must not be dropped by the close.
         if self.flushListing != .none || self.flushScheduled {
             self.flushList?.remove(self)
+            self.writeDeferredOutput()
             self.context?.flush()
         }
         self.context?.close(promise: nil)
+    }
+
+    private func writeDeferredOutput() {
+        guard let context = self.context, let output = self.session.takeDeferredOutput() else { return }
+        context.write(NIOAny(output), promise: nil)
     }
 }
 
@@ -150,6 +165,7 @@ extension HTTP2ConnectionHandler: HTTP2FlushListMember {
     package var flushesAtReadEnd: Bool { self.session.streams.count <= 1 }
 
     package func flushListedWrites() {
+        self.writeDeferredOutput()
         self.context?.flush()
     }
 }

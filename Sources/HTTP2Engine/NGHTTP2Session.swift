@@ -143,6 +143,16 @@ package final class NGHTTP2Session {
     /// a session keeps between drains.
     static let initialOutputCapacity = 1024
     static let retainedOutputCapacity = 16 << 10
+    /// Output the transport has not taken yet because it writes at its flush (``HTTP2SessionTransport/defersWrites``):
+    /// the drains of one tick append here and the connection is written once, when it is flushed
+    /// (``takeDeferredOutput()``), as nghttpx fills one buffer per connection and event-loop iteration. Issue 11:
+    /// a busy backend connection was written once per drain (each frontend read that started a call), a
+    /// `ChannelHandlerContext.write` of ~1.5 k instructions and a new output buffer each, two per proxied gRPC call.
+    /// Uniquely referenced while it waits, so appending never copies.
+    private var deferredOutput: ByteBuffer?
+    /// The most output waits for the flush: past it the drain writes it to the channel at once, so the channel's
+    /// pending bytes (its writability, which pauses `mem_send`) see it, as before this wait.
+    static let deferredOutputLimit = 64 << 10
 
     /// Creates the libnghttp2 session. Nothing is sent until the transport is attached and ``start()`` runs
     /// (``HTTP2ConnectionHandler`` does both).
@@ -317,6 +327,7 @@ package final class NGHTTP2Session {
         self.cancelTimers()
         self.pendingOperations.removeAll()
         self.pendingWritabilityChanges.removeAll()
+        self.deferredOutput = nil
         // One array, sorted in place (review 14 F6: `filter` then `sorted` copied the streams twice).
         var open = self.streams.values.filter(\.announced)
         open.sort { $0.id < $1.id }
@@ -354,8 +365,11 @@ package final class NGHTTP2Session {
             return
         }
         self.isDraining = true
-        // Taken out, so that a buffer no write holds any more is uniquely referenced and `clear()` reuses it.
-        var output = self.outputBuffer.take()
+        // Output waiting for the flush is appended to; otherwise the kept buffer is taken out, so that once no write
+        // holds it any more it is uniquely referenced and `clear()` reuses it.
+        var output = self.deferredOutput.take()
+        let appending = output != nil
+        if !appending { output = self.outputBuffer.take() }
         var produced = false
         var fatal: (any Error)? = nil
         // Asked once per drain, not once per `mem_send` (issue 11: ~100 instructions each, nine per proxied gRPC
@@ -390,7 +404,7 @@ package final class NGHTTP2Session {
                 produced = true
                 if output == nil {
                     output = self.allocator.buffer(capacity: Swift.max(bytes, Self.initialOutputCapacity))
-                } else {
+                } else if !appending {
                     output!.clear()
                 }
             }
@@ -399,8 +413,17 @@ package final class NGHTTP2Session {
         self.isDraining = false
 
         if produced, let written = output {
-            if written.capacity <= Self.retainedOutputCapacity { self.outputBuffer = written }
-            self.transport?.sessionWrite(written)
+            if let transport = self.transport, transport.defersWrites,
+                written.readableBytes < Self.deferredOutputLimit
+            {
+                self.deferredOutput = written
+                transport.sessionOutputDeferred()
+            } else {
+                if written.capacity <= Self.retainedOutputCapacity { self.outputBuffer = written }
+                self.transport?.sessionWrite(written)
+            }
+        } else if appending {
+            self.deferredOutput = output
         } else {
             self.outputBuffer = output
         }
@@ -417,6 +440,14 @@ package final class NGHTTP2Session {
         {
             self.transport?.sessionClose()
         }
+    }
+
+    /// The output drains gathered for the transport's flush (``HTTP2SessionTransport/defersWrites``), handed over
+    /// once: nil when there is none. Kept for the next drain when it is small, as a written buffer is.
+    func takeDeferredOutput() -> ByteBuffer? {
+        guard let output = self.deferredOutput.take() else { return nil }
+        if output.capacity <= Self.retainedOutputCapacity { self.outputBuffer = output }
+        return output
     }
 
     /// Runs `body` with draining postponed, so operations issued together leave in one write.
@@ -456,8 +487,14 @@ package final class NGHTTP2Session {
 /// What ``NGHTTP2Session`` needs from the channel: a place to write, a way to close, and writability.
 protocol HTTP2SessionTransport: AnyObject {
     var isWritable: Bool { get }
-    /// Writes and flushes one coalesced buffer.
+    /// Writes one coalesced buffer, flushed now or at the flush the transport has planned.
     func sessionWrite(_ bytes: ByteBuffer)
+    /// Whether the transport writes at its flush what drains leave in the session: the session then keeps its
+    /// output (up to ``NGHTTP2Session/deferredOutputLimit``), calls ``sessionOutputDeferred()``, and the transport
+    /// takes it with ``NGHTTP2Session/takeDeferredOutput()`` when it flushes, and before it closes.
+    var defersWrites: Bool { get }
+    /// The session holds output for the transport's next flush: plan one.
+    func sessionOutputDeferred()
     /// Closes the connection (the channel's inactive event then reaches ``NGHTTP2Session/transportClosed()``).
     func sessionClose()
 }

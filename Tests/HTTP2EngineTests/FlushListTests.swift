@@ -319,4 +319,86 @@ struct FlushAtReadEndTests {
         #expect(beforeTick == "")
         #expect(afterTick == "ping")
     }
+
+    @Test("a busy connection's answers to several reads of one tick leave in one write, at the tick's flush")
+    func busyConnectionWritesOncePerTick() throws {
+        let (clientWrites, heldWrites, tickWrites, bodies) = try onFreshThread {
+            let pair = try ConnectionPair(server: Self.tickConfiguration)
+            pair.serveEcho()
+            pair.server.embeddedEventLoop.run()
+            try pair.interact()
+            // Two open streams (1 and 3) keep the server's connection busy, so its answers wait for the tick.
+            for _ in 0..<2 {
+                _ = try pair.clientSession.startRequest(
+                    headers: ConnectionPair.requestHeaders(path: "/pkg.Service/Open"), endStream: false)
+            }
+            try pair.interact()
+            // Three requests, each in client writes of its own and so in reads of its own on the server, answered there.
+            var clientWrites = 0
+            for body in ["a", "b", "c"] {
+                try pair.startRequest(body: body)
+                clientWrites += try pair.interact().client
+            }
+            let held = try pair.interact().server
+            pair.server.embeddedEventLoop.run()
+            let tick = try pair.interact().server
+            return (clientWrites, held, tick, [5, 7, 9].map { pair.clientDelegate.body($0) })
+        }
+        #expect(clientWrites >= 3)  // each a read of the server (HEADERS and DATA may be two)
+        #expect(heldWrites == 0)
+        // One write for the three drains (their answers, WINDOW_UPDATEs and acknowledgements): the session kept
+        // what each drain produced for the connection's flush.
+        #expect(tickWrites == 1)
+        #expect(bodies == ["a", "b", "c"])
+    }
+
+    @Test("output held for the flush past 64 KiB is written at once, so the channel's writability counts it")
+    func deferredOutputPastTheLimitIsWritten() throws {
+        let (firstWrites, secondWrites, tickWrites, bodies) = try onFreshThread {
+            let pair = try ConnectionPair(server: Self.tickConfiguration)
+            let writes = WriteCounter()
+            try pair.server.pipeline.syncOperations.addHandler(writes, position: .first)
+            pair.serveEcho()
+            pair.server.embeddedEventLoop.run()
+            try pair.interact()
+            for _ in 0..<2 {
+                _ = try pair.clientSession.startRequest(
+                    headers: ConnectionPair.requestHeaders(path: "/pkg.Service/Open"), endStream: false)
+            }
+            try pair.interact()
+            pair.server.embeddedEventLoop.run()
+            try pair.interact()
+            writes.count = 0
+            // Answers of 32 000 and 34 000 bytes: the first waits for the flush (under the limit), the second's drain
+            // takes what waits past 64 KiB (65 536) and writes it to the channel during its read (flushed at the tick).
+            let first = String(repeating: "x", count: 32_000)
+            let second = String(repeating: "y", count: 34_000)
+            try pair.startRequest(body: first)
+            try pair.interact()
+            let firstWrites = writes.count
+            try pair.startRequest(body: second)
+            try pair.interact()
+            let secondWrites = writes.count
+            pair.server.embeddedEventLoop.run()
+            try pair.interact()
+            return (
+                firstWrites, secondWrites, writes.count,
+                [5, 7].map { pair.clientDelegate.body($0) == ($0 == 5 ? first : second) }
+            )
+        }
+        #expect(firstWrites == 0)
+        #expect(secondWrites == 1)
+        #expect(tickWrites == 1)
+        #expect(bodies == [true, true])
+    }
+}
+
+/// Counts the writes that pass it toward the channel (added first, next to the head).
+private final class WriteCounter: ChannelOutboundHandler {
+    typealias OutboundIn = ByteBuffer
+    var count = 0
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        self.count += 1
+        context.write(data, promise: promise)
+    }
 }
