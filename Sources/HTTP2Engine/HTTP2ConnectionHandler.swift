@@ -1,7 +1,9 @@
 package import NIOCore
 
 /// The NIO end of an HTTP/2 connection: feeds every inbound `ByteBuffer` to its ``NGHTTP2Session`` and
-/// writes what the session produces, one coalesced write + flush per drain.
+/// writes what the session produces: one coalesced write + flush per drain, or, with the event loop's flush list
+/// (``HTTP2SessionConfiguration/flushesOncePerTick``), one write + flush per connection when the list flushes it, the
+/// drains of that read or tick together.
 ///
 /// It owns the session (the owner may keep a reference too, via ``session``). It sits last in the
 /// pipeline, after any TLS or sniffer handler: nothing is passed further inbound, and nothing is written
@@ -33,6 +35,8 @@ package final class HTTP2ConnectionHandler: ChannelDuplexHandler, RemovableChann
     /// Between the first `channelRead` of a readable event and its `channelReadComplete`: NIO reads a socket up to
     /// `maxMessagesPerRead` times per event, and what those reads write is flushed once, at the event's end.
     private var isInReadEvent = false
+    /// ``sessionClose()`` has begun: a close it causes (through a writability event) is the same close.
+    private var isClosing = false
 
     package init(
         role: HTTP2SessionRole,
@@ -53,6 +57,11 @@ package final class HTTP2ConnectionHandler: ChannelDuplexHandler, RemovableChann
     }
 
     package func handlerRemoved(context: ChannelHandlerContext) {
+        // Output a drain left for the flush leaves now: once the handler is gone nothing else would write it (a
+        // channel that is closing fails the write, as it would have failed it in its outbound buffer).
+        if let output = self.session.takeDeferredOutput(), context.channel.isActive {
+            context.writeAndFlush(NIOAny(output), promise: nil)
+        }
         self.session.transportClosed()
         self.session.detachTransport()
         self.flushList?.remove(self)
@@ -144,6 +153,11 @@ extension HTTP2ConnectionHandler: HTTP2SessionTransport {
     }
 
     func sessionClose() {
+        // Once: the write below may cross the channel's high watermark, whose writability event drains the session,
+        // which finds nothing left to do and closes again; that inner close, unlisted already, closed at once and
+        // the channel failed the write before this one flushed it: the GOAWAY was lost (review of 60b5bc2).
+        guard !self.isClosing else { return }
+        self.isClosing = true
         // What the last drains wrote or left for the flush (a GOAWAY) must not be dropped by the close.
         if self.flushListing != .none || self.flushScheduled {
             self.flushList?.remove(self)

@@ -9,7 +9,7 @@ package protocol HTTP2FlushListMember: AnyObject {
     /// Whether the connection has nothing another read of this tick could add to its flush (it carries at most
     /// one stream); asked when the read that wrote to it ends.
     var flushesAtReadEnd: Bool { get }
-    /// Flushes what was written to the connection (nothing once it is closed).
+    /// Writes what the connection holds for its flush and flushes what was written (nothing once it is closed).
     func flushListedWrites()
 }
 

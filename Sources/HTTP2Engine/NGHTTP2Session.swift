@@ -148,10 +148,10 @@ package final class NGHTTP2Session {
     /// (``takeDeferredOutput()``), as nghttpx fills one buffer per connection and event-loop iteration. Issue 11:
     /// a busy backend connection was written once per drain (each frontend read that started a call), a
     /// `ChannelHandlerContext.write` of ~1.5 k instructions and a new output buffer each, two per proxied gRPC call.
-    /// Uniquely referenced while it waits, so appending never copies.
+    /// Uniquely referenced while it waits, so appending never copies it (it only moves when the buffer grows).
     private var deferredOutput: ByteBuffer?
-    /// The most output waits for the flush: past it the drain writes it to the channel at once, so the channel's
-    /// pending bytes (its writability, which pauses `mem_send`) see it, as before this wait.
+    /// The most output waits for the flush: at or past it the drain writes it to the channel at once, so the
+    /// channel's pending bytes (its writability, which pauses `mem_send`) see it, as before this wait.
     static let deferredOutputLimit = 64 << 10
 
     /// Creates the libnghttp2 session. Nothing is sent until the transport is attached and ``start()`` runs
@@ -355,8 +355,9 @@ package final class NGHTTP2Session {
 
     // MARK: The drain loop
 
-    /// Runs queued operations and `mem_send` until neither has anything left, writes the output once, reports
-    /// stream writability, and closes the connection when libnghttp2 wants neither to read nor to write.
+    /// Runs queued operations and `mem_send` until neither has anything left, writes the output once (or keeps it
+    /// for the transport's flush), reports stream writability, and closes the connection when libnghttp2 wants
+    /// neither to read nor to write.
     ///
     /// Safe to call from anywhere: inside libnghttp2, inside a batch or inside another drain it does nothing,
     /// because the outer caller drains on its way out.

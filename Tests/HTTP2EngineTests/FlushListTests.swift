@@ -322,7 +322,7 @@ struct FlushAtReadEndTests {
 
     @Test("a busy connection's answers to several reads of one tick leave in one write, at the tick's flush")
     func busyConnectionWritesOncePerTick() throws {
-        let (clientWrites, heldWrites, tickWrites, bodies) = try onFreshThread {
+        let (clientWrites, tickWrites, bodies) = try onFreshThread {
             let pair = try ConnectionPair(server: Self.tickConfiguration)
             pair.serveEcho()
             pair.server.embeddedEventLoop.run()
@@ -339,20 +339,18 @@ struct FlushAtReadEndTests {
                 try pair.startRequest(body: body)
                 clientWrites += try pair.interact().client
             }
-            let held = try pair.interact().server
             pair.server.embeddedEventLoop.run()
             let tick = try pair.interact().server
-            return (clientWrites, held, tick, [5, 7, 9].map { pair.clientDelegate.body($0) })
+            return (clientWrites, tick, [5, 7, 9].map { pair.clientDelegate.body($0) })
         }
         #expect(clientWrites >= 3)  // each a read of the server (HEADERS and DATA may be two)
-        #expect(heldWrites == 0)
         // One write for the three drains (their answers, WINDOW_UPDATEs and acknowledgements): the session kept
         // what each drain produced for the connection's flush.
         #expect(tickWrites == 1)
         #expect(bodies == ["a", "b", "c"])
     }
 
-    @Test("output held for the flush past 64 KiB is written at once, so the channel's writability counts it")
+    @Test("output held for the flush is written to the channel at once from 64 KiB on, so its pending bytes count it")
     func deferredOutputPastTheLimitIsWritten() throws {
         let (firstWrites, secondWrites, tickWrites, bodies) = try onFreshThread {
             let pair = try ConnectionPair(server: Self.tickConfiguration)
@@ -390,6 +388,57 @@ struct FlushAtReadEndTests {
         #expect(secondWrites == 1)
         #expect(tickWrites == 1)
         #expect(bodies == [true, true])
+    }
+    @Test("a busy connection failed while its output waits for the flush still sends its GOAWAY before it closes")
+    func goAwayOfAFailedBusyConnection() throws {
+        let (frames, active) = try onFreshThread {
+            let pair = try ConnectionPair(server: Self.tickConfiguration)
+            // As NIO's socket channel does when a write crosses its high watermark: a writability event from inside
+            // the write, which drains the session again (and, the connection being done, closes it again); and its
+            // close fails what was not flushed.
+            try pair.server.pipeline.syncOperations.addHandler(SocketLikeOutbound(), position: .first)
+            pair.serveEcho()
+            pair.server.embeddedEventLoop.run()
+            try pair.interact()
+            for _ in 0..<2 {
+                _ = try pair.clientSession.startRequest(
+                    headers: ConnectionPair.requestHeaders(path: "/pkg.Service/Open"), endStream: false)
+            }
+            try pair.interact()
+            // DATA on stream 0: a connection error, answered with GOAWAY(PROTOCOL_ERROR) and a close.
+            try pair.server.writeInbound(ByteBuffer(bytes: [0, 0, 1, 0x0, 0x0, 0, 0, 0, 0, 0x41]))
+            return (FrameHeader.parse(try pair.server.readAllOutbound()), pair.server.isActive)
+        }
+        #expect(frames.compactMap(\.goAwayFields).map(\.1) == [.protocolError])
+        #expect(!active)
+    }
+}
+
+/// A socket channel's outbound side in front of an `EmbeddedChannel` (added first, next to the head): writes wait
+/// for a flush, a close drops (fails) the writes not flushed yet, and every write fires a writability change from
+/// inside it, as NIO's socket channel does when a write takes its pending bytes over the high watermark.
+/// (`EmbeddedChannel` alone keeps unflushed writes across a close and has no watermarks.)
+private final class SocketLikeOutbound: ChannelOutboundHandler {
+    typealias OutboundIn = ByteBuffer
+    private var pending: [(NIOAny, EventLoopPromise<Void>?)] = []
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        self.pending.append((data, promise))
+        context.pipeline.fireChannelWritabilityChanged()
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        let pending = self.pending
+        self.pending.removeAll()
+        for (data, promise) in pending { context.write(data, promise: promise) }
+        context.flush()
+    }
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        let dropped = self.pending
+        self.pending.removeAll()
+        for (_, promise) in dropped { promise?.fail(ChannelError.ioOnClosedChannel) }
+        context.close(mode: mode, promise: promise)
     }
 }
 
