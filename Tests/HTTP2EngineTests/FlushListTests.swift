@@ -300,15 +300,8 @@ struct FlushAtReadEndTests {
     @Test("a connection with other streams open when the read ends waits for the tick's flush")
     func busyConnectionWaitsForTheTick() throws {
         let (beforeTick, afterTick) = try onFreshThread {
-            let pair = try ConnectionPair(server: Self.tickConfiguration)
-            pair.serveEcho()
-            pair.server.embeddedEventLoop.run()
-            try pair.interact()
             // Two requests whose bodies have not ended keep two streams open on the server (1 and 3).
-            for _ in 0..<2 {
-                _ = try pair.clientSession.startRequest(
-                    headers: ConnectionPair.requestHeaders(path: "/pkg.Service/Open"), endStream: false)
-            }
+            let pair = try Self.busyEchoPair()
             try pair.startRequest(body: "ping")
             try pair.interact()
             let beforeTick = pair.clientDelegate.body(5)
@@ -320,19 +313,26 @@ struct FlushAtReadEndTests {
         #expect(afterTick == "ping")
     }
 
+    /// An echo server flushing once per tick, settled with its client, with two open streams (1 and 3) that keep its
+    /// connection busy, so its answers wait for the tick; `outbound`, if any, sits next to the server's head.
+    private static func busyEchoPair(outbound: (any ChannelOutboundHandler)? = nil) throws -> ConnectionPair {
+        let pair = try ConnectionPair(server: Self.tickConfiguration)
+        if let outbound { try pair.server.pipeline.syncOperations.addHandler(outbound, position: .first) }
+        pair.serveEcho()
+        pair.server.embeddedEventLoop.run()
+        try pair.interact()
+        for _ in 0..<2 {
+            _ = try pair.clientSession.startRequest(
+                headers: ConnectionPair.requestHeaders(path: "/pkg.Service/Open"), endStream: false)
+        }
+        try pair.interact()
+        return pair
+    }
+
     @Test("a busy connection's answers to several reads of one tick leave in one write, at the tick's flush")
     func busyConnectionWritesOncePerTick() throws {
         let (clientWrites, tickWrites, bodies) = try onFreshThread {
-            let pair = try ConnectionPair(server: Self.tickConfiguration)
-            pair.serveEcho()
-            pair.server.embeddedEventLoop.run()
-            try pair.interact()
-            // Two open streams (1 and 3) keep the server's connection busy, so its answers wait for the tick.
-            for _ in 0..<2 {
-                _ = try pair.clientSession.startRequest(
-                    headers: ConnectionPair.requestHeaders(path: "/pkg.Service/Open"), endStream: false)
-            }
-            try pair.interact()
+            let pair = try Self.busyEchoPair()
             // Three requests, each in client writes of its own and so in reads of its own on the server, answered there.
             var clientWrites = 0
             for body in ["a", "b", "c"] {
@@ -353,17 +353,8 @@ struct FlushAtReadEndTests {
     @Test("output held for the flush is written to the channel at once from 64 KiB on, so its pending bytes count it")
     func deferredOutputPastTheLimitIsWritten() throws {
         let (firstWrites, secondWrites, tickWrites, bodies) = try onFreshThread {
-            let pair = try ConnectionPair(server: Self.tickConfiguration)
             let writes = WriteCounter()
-            try pair.server.pipeline.syncOperations.addHandler(writes, position: .first)
-            pair.serveEcho()
-            pair.server.embeddedEventLoop.run()
-            try pair.interact()
-            for _ in 0..<2 {
-                _ = try pair.clientSession.startRequest(
-                    headers: ConnectionPair.requestHeaders(path: "/pkg.Service/Open"), endStream: false)
-            }
-            try pair.interact()
+            let pair = try Self.busyEchoPair(outbound: writes)
             pair.server.embeddedEventLoop.run()
             try pair.interact()
             writes.count = 0
@@ -389,22 +380,14 @@ struct FlushAtReadEndTests {
         #expect(tickWrites == 1)
         #expect(bodies == [true, true])
     }
+
     @Test("a busy connection failed while its output waits for the flush still sends its GOAWAY before it closes")
     func goAwayOfAFailedBusyConnection() throws {
         let (frames, active) = try onFreshThread {
-            let pair = try ConnectionPair(server: Self.tickConfiguration)
             // As NIO's socket channel does when a write crosses its high watermark: a writability event from inside
             // the write, which drains the session again (and, the connection being done, closes it again); and its
             // close fails what was not flushed.
-            try pair.server.pipeline.syncOperations.addHandler(SocketLikeOutbound(), position: .first)
-            pair.serveEcho()
-            pair.server.embeddedEventLoop.run()
-            try pair.interact()
-            for _ in 0..<2 {
-                _ = try pair.clientSession.startRequest(
-                    headers: ConnectionPair.requestHeaders(path: "/pkg.Service/Open"), endStream: false)
-            }
-            try pair.interact()
+            let pair = try Self.busyEchoPair(outbound: SocketLikeOutbound())
             // DATA on stream 0: a connection error, answered with GOAWAY(PROTOCOL_ERROR) and a close.
             try pair.server.writeInbound(ByteBuffer(bytes: [0, 0, 1, 0x0, 0x0, 0, 0, 0, 0, 0x41]))
             return (FrameHeader.parse(try pair.server.readAllOutbound()), pair.server.isActive)
