@@ -1,9 +1,11 @@
 package import NIOCore
 
 /// The NIO end of an HTTP/2 connection: feeds every inbound `ByteBuffer` to its ``NGHTTP2Session`` and
-/// writes what the session produces: one coalesced write + flush per drain, or, with the event loop's flush list
-/// (``HTTP2SessionConfiguration/flushesOncePerTick``), one write + flush per connection when the list flushes it, the
-/// drains of that read or tick together.
+/// writes what the session produces: one coalesced write + flush per drain; with
+/// ``HTTP2SessionConfiguration/flushesOncePerTick`` and the event loop's flush list, one write + flush per connection
+/// when the list flushes it, the drains of that read or tick together (a drain that takes what waits to 64 KiB or
+/// more writes it at once, flushed with the rest); with that setting but no list (a loop sharing its thread: tests),
+/// a write per drain and one flush per tick.
 ///
 /// It owns the session (the owner may keep a reference too, via ``session``). It sits last in the
 /// pipeline, after any TLS or sniffer handler: nothing is passed further inbound, and nothing is written
@@ -156,6 +158,8 @@ extension HTTP2ConnectionHandler: HTTP2SessionTransport {
         // Once: the write below may cross the channel's high watermark, whose writability event drains the session,
         // which finds nothing left to do and closes again; that inner close, unlisted already, closed at once and
         // the channel failed the write before this one flushed it: the GOAWAY was lost (review of 60b5bc2).
+        // Later calls are the same close too: the channel is closing, and the flush list or this flush sends what is
+        // left before it goes.
         guard !self.isClosing else { return }
         self.isClosing = true
         // What the last drains wrote or left for the flush (a GOAWAY) must not be dropped by the close.

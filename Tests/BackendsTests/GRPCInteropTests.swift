@@ -17,12 +17,14 @@ import TriggerModel
 struct GRPCInteropTests {
     @Test("a grpcio client gets echo, metadata, statuses, the deadline, UNIMPLEMENTED and a stream right")
     func grpcioClientAgainstDemoServer() async throws {
-        // A loop of its own, and the script's calls bounded by 60 s (`WAIT`): this grpcio client's first call got
-        // DEADLINE_EXCEEDED within its former 10 s twice in CI's parallel unit run (2026-12-01, 2026-12-04), never
-        // alone nor beside busy processes. The test runner's pipelines run as tasks of Swift's cooperative pool, and
-        // that run's start-up burst queues every suite's tests on that pool's two threads: in the failing log
-        // hundreds of trivial tests finished ~14 s after they started, the window the call fell in. The wire is
-        // what this test checks, not the pool's latency under that burst.
+        // A loop of its own, and the script's calls bounded by 30 s (`WAIT`; five of them fit the 180 s bound): this
+        // grpcio client's first call got DEADLINE_EXCEEDED within its former 10 s twice in CI's parallel unit run
+        // (2026-12-01, 2026-12-04), never alone nor beside busy processes. The test runner's pipelines run as tasks
+        // of Swift's cooperative pool, and that run's start-up burst queues every suite's tests on that pool's two
+        // threads: in the failing log hundreds of trivial tests finished ~14 s after they started, the window the
+        // call fell in. The wire is what this test checks, not the pool's latency under that burst. Not ruled out
+        // (the burst was read from the log, not reproduced): a stall of the demo server's window updates; one longer
+        // than 30 s still fails here.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {
             try await withGRPCBackend(group: group) { backend in
@@ -201,7 +203,7 @@ enum GRPCInterop {
         # test target in one process) is queued behind the start-up burst: CI's log of 2026-12-04 shows hundreds of
         # trivial tests finishing ~14 s after they started, and the echo call with a 10 s deadline failed inside
         # that window (twice in CI, never alone). A deadline the test checks is "slow"'s, below.
-        WAIT = 60
+        WAIT = 30
 
 
         def client(port):
