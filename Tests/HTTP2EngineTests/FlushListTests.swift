@@ -381,6 +381,23 @@ struct FlushAtReadEndTests {
         #expect(bodies == [true, true])
     }
 
+    @Test("a handler removed from a live channel writes and flushes the output waiting for its flush")
+    func removedHandlerWritesWhatWaits() throws {
+        let (beforeRemoval, afterRemoval) = try onFreshThread {
+            let pair = try Self.busyEchoPair()
+            try pair.startRequest(body: "ping")
+            try pair.interact()
+            let beforeRemoval = pair.clientDelegate.body(5)
+            // The tick's flush never runs: only the removal can send the answer.
+            let handler = try pair.server.pipeline.syncOperations.handler(type: HTTP2ConnectionHandler.self)
+            try pair.server.pipeline.syncOperations.removeHandler(handler).wait()
+            try pair.interact()
+            return (beforeRemoval, pair.clientDelegate.body(5))
+        }
+        #expect(beforeRemoval == "")
+        #expect(afterRemoval == "ping")
+    }
+
     @Test("a busy connection failed while its output waits for the flush still sends its GOAWAY before it closes")
     func goAwayOfAFailedBusyConnection() throws {
         let (frames, active) = try onFreshThread {
