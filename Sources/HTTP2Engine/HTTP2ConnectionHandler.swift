@@ -39,6 +39,10 @@ package final class HTTP2ConnectionHandler: ChannelDuplexHandler, RemovableChann
     private var isInReadEvent = false
     /// ``sessionClose()`` has begun: a close it causes (through a writability event) is the same close.
     private var isClosing = false
+    /// The channel's writability, as of its last writability event (NIO fires one, synchronously, at each change):
+    /// the session asks at each drain (nine per proxied gRPC call), and `context.channel.isWritable` cost three
+    /// retains and releases of the context and channel, each an atomic operation (issue 11).
+    private var channelIsWritable = false
 
     package init(
         role: HTTP2SessionRole,
@@ -51,6 +55,7 @@ package final class HTTP2ConnectionHandler: ChannelDuplexHandler, RemovableChann
 
     package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.channelIsWritable = context.channel.isWritable
         if self.flushesOncePerTick { self.flushList = HTTP2FlushList.forLoop(context.eventLoop) }
         self.session.attach(transport: self, eventLoop: context.eventLoop, allocator: context.channel.allocator)
         if context.channel.isActive {
@@ -73,6 +78,7 @@ package final class HTTP2ConnectionHandler: ChannelDuplexHandler, RemovableChann
         }
         self.flushList = nil
         self.context = nil
+        self.channelIsWritable = false
     }
 
     package func channelActive(context: ChannelHandlerContext) {
@@ -108,6 +114,7 @@ package final class HTTP2ConnectionHandler: ChannelDuplexHandler, RemovableChann
     }
 
     package func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.channelIsWritable = context.channel.isWritable
         self.session.transportWritabilityChanged()
         context.fireChannelWritabilityChanged()
     }
@@ -121,7 +128,7 @@ package final class HTTP2ConnectionHandler: ChannelDuplexHandler, RemovableChann
 
 extension HTTP2ConnectionHandler: HTTP2SessionTransport {
     var isWritable: Bool {
-        self.context?.channel.isWritable ?? false
+        self.context != nil && self.channelIsWritable
     }
 
     func sessionWrite(_ bytes: ByteBuffer) {
@@ -150,7 +157,9 @@ extension HTTP2ConnectionHandler: HTTP2SessionTransport {
     var defersWrites: Bool { self.flushList != nil }
 
     func sessionOutputDeferred() {
-        guard let context = self.context, let flushList = self.flushList else { return }
+        // Listed already (the read's or the tick's earlier drains): nothing to do, and no retain of the context and
+        // list to find that out (`written` checks the same first).
+        guard self.flushListing == .none, let context = self.context, let flushList = self.flushList else { return }
         flushList.written(self, on: context.eventLoop)
     }
 

@@ -99,18 +99,19 @@ extension NGHTTP2Session {
 
     /// A DATA payload chunk; kept until its frame completes so the owner gets the END_STREAM flag with it.
     func receivedDataChunk(streamID: Int32, data: UnsafeBufferPointer<UInt8>) throws {
-        guard let stream = self.streams[streamID] else {
+        let found: Void? = self.withStream(streamID) { stream in
+            if stream.inboundData == nil {
+                stream.inboundData = self.allocator.buffer(capacity: data.count)
+            }
+            stream.inboundData!.writeBytes(UnsafeRawBufferPointer(data))
+            stream.unconsumedBytes += data.count
+            if stream.inboundDeadline != nil {
+                self.requestProgressed(stream, within: self.configuration.requestBodyProgressTimeout)
+            }
+        }
+        if found == nil {
             // Not a stream we track (it is closing): give the window back at once so it is not leaked.
             self.pendingOperations.append(.consume(streamID, data.count))
-            return
-        }
-        if stream.inboundData == nil {
-            stream.inboundData = self.allocator.buffer(capacity: data.count)
-        }
-        stream.inboundData!.writeBytes(UnsafeRawBufferPointer(data))
-        stream.unconsumedBytes += data.count
-        if stream.inboundDeadline != nil {
-            self.requestProgressed(stream, within: self.configuration.requestBodyProgressTimeout)
         }
     }
 
@@ -250,7 +251,7 @@ extension NGHTTP2Session {
     /// reset passes (libnghttp2 1.52 reports only some stream errors to `on_invalid_frame_recv`).
     private func sentReset(_ frame: UnsafePointer<nghttp2_frame>) {
         let id = frame.pointee.hd.stream_id
-        guard self.role == .server, self.closeError == nil, self.streams[id]?.resetRequested != true,
+        guard self.role == .server, self.closeError == nil, self.withStream(id, { $0.resetRequested }) != true,
             let limit = self.takeStreamResetToken()
         else { return }
         let code = HTTP2ErrorCode(frame.pointee.rst_stream.error_code)
@@ -360,29 +361,28 @@ extension NGHTTP2Session {
         into buffer: UnsafeMutableRawBufferPointer,
         flags: UnsafeMutablePointer<UInt32>
     ) throws -> Int {
-        guard let stream = self.streams[streamID] else {
-            return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
-        }
-        let written = stream.readOutbound(into: buffer)
-        self.tookOutbound(written, from: stream)
-        if !stream.isWritable, stream.outboundBytes <= self.configuration.streamOutboundHighWatermark / 2 {
-            stream.isWritable = true
-            self.pendingWritabilityChanges.append(streamID)
-        }
-        if stream.outbound.isEmpty, stream.outboundEnded {
-            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
-            if let trailers = stream.outboundTrailers {
-                // END_STREAM rides on the trailers' HEADERS instead (RFC 9113 §8.1).
-                flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
-                stream.outboundTrailers = nil
-                self.pendingOperations.append(.submitTrailers(streamID, trailers))
+        self.withStream(streamID) { stream -> Int in
+            let written = stream.readOutbound(into: buffer)
+            self.tookOutbound(written, from: stream)
+            if !stream.isWritable, stream.outboundBytes <= self.configuration.streamOutboundHighWatermark / 2 {
+                stream.isWritable = true
+                self.pendingWritabilityChanges.append(streamID)
+            }
+            if stream.outbound.isEmpty, stream.outboundEnded {
+                flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+                if let trailers = stream.outboundTrailers {
+                    // END_STREAM rides on the trailers' HEADERS instead (RFC 9113 §8.1).
+                    flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+                    stream.outboundTrailers = nil
+                    self.pendingOperations.append(.submitTrailers(streamID, trailers))
+                }
+                return written
+            }
+            if written == 0 {
+                stream.deferred = true
+                return Int(NGHTTP2_ERR_DEFERRED.rawValue)
             }
             return written
-        }
-        if written == 0 {
-            stream.deferred = true
-            return Int(NGHTTP2_ERR_DEFERRED.rawValue)
-        }
-        return written
+        } ?? Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
     }
 }

@@ -12,11 +12,14 @@ extension NGHTTP2Session {
     package func sendResponseHeaders(stream: HTTP2StreamID, headers: HTTP2Headers, endStream: Bool) {
         self.preconditionInEventLoop()
         precondition(self.role == .server, "sendResponseHeaders is for the server role")
-        guard self.lifecycle != .closed, let state = self.streams[stream.rawValue] else { return }
-        precondition(!state.sentHeaders, "response headers for stream \(stream) sent twice")
-        state.sentHeaders = true
-        state.hasDataProvider = !endStream
-        state.outboundEnded = endStream
+        guard self.lifecycle != .closed else { return }
+        let found: Void? = self.withStream(stream.rawValue) { state in
+            precondition(!state.sentHeaders, "response headers for stream \(stream) sent twice")
+            state.sentHeaders = true
+            state.hasDataProvider = !endStream
+            state.outboundEnded = endStream
+        }
+        guard found != nil else { return }
         self.pendingOperations.append(.submitResponse(stream.rawValue, headers, endStream: endStream))
         self.drain()
     }
@@ -59,20 +62,23 @@ extension NGHTTP2Session {
     /// An empty `data` with `endStream: true` just ends the stream.
     package func sendData(stream: HTTP2StreamID, _ data: ByteBuffer, endStream: Bool) {
         self.preconditionInEventLoop()
-        guard self.lifecycle != .closed, let state = self.streams[stream.rawValue] else { return }
-        precondition(state.hasDataProvider, "sendData on stream \(stream) before headers, or after endStream headers")
-        precondition(!state.outboundEnded, "sendData on stream \(stream) after its end")
-        if data.readableBytes > 0 {
-            state.outbound.append(data)
-            state.outboundBytes += data.readableBytes
-            if state.isWritable, state.outboundBytes > self.configuration.streamOutboundHighWatermark {
-                state.isWritable = false
-                self.pendingWritabilityChanges.append(state.id)
+        guard self.lifecycle != .closed else { return }
+        let found: Void? = self.withStream(stream.rawValue) { state in
+            precondition(state.hasDataProvider, "sendData on stream \(stream) before headers, or after endStream headers")
+            precondition(!state.outboundEnded, "sendData on stream \(stream) after its end")
+            if data.readableBytes > 0 {
+                state.outbound.append(data)
+                state.outboundBytes += data.readableBytes
+                if state.isWritable, state.outboundBytes > self.configuration.streamOutboundHighWatermark {
+                    state.isWritable = false
+                    self.pendingWritabilityChanges.append(state.id)
+                }
+                self.queuedOutbound(data.readableBytes, on: state)
             }
-            self.queuedOutbound(data.readableBytes, on: state)
+            if endStream { state.outboundEnded = true }
+            self.resumeIfDeferred(state)
         }
-        if endStream { state.outboundEnded = true }
-        self.resumeIfDeferred(state)
+        guard found != nil else { return }
         self.drain()
     }
 
@@ -82,12 +88,15 @@ extension NGHTTP2Session {
     /// then the trailers go out with END_STREAM.
     package func sendTrailers(stream: HTTP2StreamID, _ trailers: HTTP2Headers) {
         self.preconditionInEventLoop()
-        guard self.lifecycle != .closed, let state = self.streams[stream.rawValue] else { return }
-        precondition(state.hasDataProvider, "sendTrailers on stream \(stream) before headers, or after endStream")
-        precondition(!state.outboundEnded, "sendTrailers on stream \(stream) after its end")
-        state.outboundTrailers = trailers
-        state.outboundEnded = true
-        self.resumeIfDeferred(state)
+        guard self.lifecycle != .closed else { return }
+        let found: Void? = self.withStream(stream.rawValue) { state in
+            precondition(state.hasDataProvider, "sendTrailers on stream \(stream) before headers, or after endStream")
+            precondition(!state.outboundEnded, "sendTrailers on stream \(stream) after its end")
+            state.outboundTrailers = trailers
+            state.outboundEnded = true
+            self.resumeIfDeferred(state)
+        }
+        guard found != nil else { return }
         self.drain()
     }
 
@@ -95,7 +104,7 @@ extension NGHTTP2Session {
     /// stream then closes with that code; its unconsumed bytes are released.
     package func resetStream(_ stream: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
         self.preconditionInEventLoop()
-        guard self.lifecycle != .closed, self.streams[stream.rawValue] != nil else { return }
+        guard self.lifecycle != .closed, self.streams.contains(stream.rawValue) else { return }
         self.pendingOperations.append(.resetStream(stream.rawValue, errorCode))
         self.drain()
     }
@@ -107,19 +116,23 @@ extension NGHTTP2Session {
     /// released by the session.
     package func consume(stream: HTTP2StreamID, bytes: Int) {
         self.preconditionInEventLoop()
-        guard bytes > 0, self.lifecycle != .closed, let state = self.streams[stream.rawValue] else { return }
-        let bytes = min(bytes, state.unconsumedBytes)
-        guard bytes > 0 else { return }
-        state.unconsumedBytes -= bytes
-        if state.connectionReleasedBytes == 0 {
-            self.pendingOperations.append(.consume(stream.rawValue, bytes))
-        } else {
-            // Bytes whose connection share went back already reopen the stream's window only.
-            let streamOnly = min(bytes, state.connectionReleasedBytes)
-            state.connectionReleasedBytes -= streamOnly
-            self.pendingOperations.append(.consumeStream(stream.rawValue, streamOnly))
-            if bytes > streamOnly { self.pendingOperations.append(.consume(stream.rawValue, bytes - streamOnly)) }
+        guard bytes > 0, self.lifecycle != .closed else { return }
+        let queued = self.withStream(stream.rawValue) { state -> Bool in
+            let bytes = min(bytes, state.unconsumedBytes)
+            guard bytes > 0 else { return false }
+            state.unconsumedBytes -= bytes
+            if state.connectionReleasedBytes == 0 {
+                self.pendingOperations.append(.consume(stream.rawValue, bytes))
+            } else {
+                // Bytes whose connection share went back already reopen the stream's window only.
+                let streamOnly = min(bytes, state.connectionReleasedBytes)
+                state.connectionReleasedBytes -= streamOnly
+                self.pendingOperations.append(.consumeStream(stream.rawValue, streamOnly))
+                if bytes > streamOnly { self.pendingOperations.append(.consume(stream.rawValue, bytes - streamOnly)) }
+            }
+            return true
         }
+        guard queued == true else { return }
         self.drain()
     }
 
@@ -130,11 +143,15 @@ extension NGHTTP2Session {
     /// the owner waits on included. At most the stream's unconsumed bytes not yet released.
     package func releaseConnectionWindow(stream: HTTP2StreamID, bytes: Int) {
         self.preconditionInEventLoop()
-        guard bytes > 0, self.lifecycle != .closed, let state = self.streams[stream.rawValue] else { return }
-        let bytes = min(bytes, state.unconsumedBytes - state.connectionReleasedBytes)
-        guard bytes > 0 else { return }
-        state.connectionReleasedBytes += bytes
-        self.pendingOperations.append(.consumeConnection(bytes))
+        guard bytes > 0, self.lifecycle != .closed else { return }
+        let queued = self.withStream(stream.rawValue) { state -> Bool in
+            let bytes = min(bytes, state.unconsumedBytes - state.connectionReleasedBytes)
+            guard bytes > 0 else { return false }
+            state.connectionReleasedBytes += bytes
+            self.pendingOperations.append(.consumeConnection(bytes))
+            return true
+        }
+        guard queued == true else { return }
         self.drain()
     }
 
@@ -180,8 +197,8 @@ extension NGHTTP2Session {
     /// Also false for every stream while the connection's queued bytes are above
     /// ``HTTP2SessionConfiguration/connectionOutboundHighWatermark``.
     package func isWritable(stream: HTTP2StreamID) -> Bool {
-        guard let state = self.streams[stream.rawValue] else { return true }
-        return state.isWritable && !self.connectionOutboundBlocked
+        guard let isWritable = self.withStream(stream.rawValue, { $0.isWritable }) else { return true }
+        return isWritable && !self.connectionOutboundBlocked
     }
 
     /// Bytes queued on all streams that libnghttp2 has not taken yet.
@@ -189,7 +206,7 @@ extension NGHTTP2Session {
 
     /// Bytes queued on `stream` that libnghttp2 has not taken yet.
     package func bufferedOutboundBytes(stream: HTTP2StreamID) -> Int {
-        self.streams[stream.rawValue]?.outboundBytes ?? 0
+        self.withStream(stream.rawValue) { $0.outboundBytes } ?? 0
     }
 
     /// Streams currently open (including client streams whose HEADERS are still queued).

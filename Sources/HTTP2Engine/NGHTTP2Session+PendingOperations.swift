@@ -33,7 +33,7 @@ extension NGHTTP2Session {
         let none = UInt8(NGHTTP2_FLAG_NONE.rawValue)
         switch operation {
         case .submitRequest(let id, let headers, let endStream):
-            guard self.streams[id] != nil else { return }
+            guard self.streams.contains(id) else { return }
             var provider = makeDataProvider()
             let rc = headers.withNGHTTP2NVArray { nva, count in
                 // Returns the assigned stream id, or NGHTTP2_ERR_NOMEM, NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE
@@ -51,7 +51,7 @@ extension NGHTTP2Session {
             precondition(rc == id, "nghttp2 assigned stream \(rc), expected \(id)")
 
         case .submitResponse(let id, let headers, let endStream):
-            guard self.streams[id] != nil else { return }
+            guard self.streams.contains(id) else { return }
             var provider = makeDataProvider()
             let rc = headers.withNGHTTP2NVArray { nva, count in
                 // Returns 0, NGHTTP2_ERR_NOMEM, NGHTTP2_ERR_INVALID_ARGUMENT (stream 0), NGHTTP2_ERR_DATA_EXIST
@@ -64,7 +64,7 @@ extension NGHTTP2Session {
             precondition(rc == 0, "nghttp2_submit_response failed: \(nghttpErrorString(rc))")
 
         case .submitTrailers(let id, let trailers):
-            guard self.streams[id] != nil else { return }
+            guard self.streams.contains(id) else { return }
             let rc = trailers.withNGHTTP2NVArray { nva, count in
                 // Returns 0, NGHTTP2_ERR_NOMEM or NGHTTP2_ERR_INVALID_ARGUMENT (stream 0).
                 nghttp2_submit_trailer(self.nghttp2, id, nva, count)
@@ -72,15 +72,19 @@ extension NGHTTP2Session {
             precondition(rc == 0, "nghttp2_submit_trailer failed: \(nghttpErrorString(rc))")
 
         case .resumeData(let id):
-            guard let stream = self.streams[id], stream.deferred else { return }
-            stream.deferred = false
+            let resumes = self.withStream(id) { stream -> Bool in
+                guard stream.deferred else { return false }
+                stream.deferred = false
+                return true
+            }
+            guard resumes == true else { return }
             // Returns 0, NGHTTP2_ERR_NOMEM, or NGHTTP2_ERR_INVALID_ARGUMENT when the stream is gone or has no
             // deferred DATA (a race with its closing inside this drain: nothing to resume then).
             _ = nghttp2_session_resume_data(self.nghttp2, id)
 
         case .resetStream(let id, let code):
             // Ours: not counted as a reset the client provoked when it leaves (`frameSent`).
-            self.streams[id]?.resetRequested = true
+            self.withStream(id) { $0.resetRequested = true }
             // Returns 0, NGHTTP2_ERR_NOMEM or NGHTTP2_ERR_INVALID_ARGUMENT (stream 0: ids come from streams).
             let rc = nghttp2_submit_rst_stream(self.nghttp2, none, id, code.rawValue)
             precondition(rc == 0, "nghttp2_submit_rst_stream failed: \(nghttpErrorString(rc))")

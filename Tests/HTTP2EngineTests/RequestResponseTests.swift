@@ -183,7 +183,9 @@ struct RequestResponseTests {
         client.streamOutboundHighWatermark = 100
         let pair = try ConnectionPair(client: client)
         try pair.interact()
+        // As a socket channel does at each change (the handler keeps the channel's writability from these events).
         pair.client.isWritable = false
+        pair.client.pipeline.fireChannelWritabilityChanged()
         let stream = try pair.clientSession.startRequest(headers: ConnectionPair.requestHeaders(), endStream: false)
         pair.clientSession.sendData(stream: stream, ByteBuffer(repeating: 0x41, count: 100), endStream: false)
         #expect(pair.clientSession.isWritable(stream: stream))
