@@ -104,7 +104,7 @@ struct HTTP2StreamTable<Value> {
                 self.removeValue(forKey: id)
                 return
             }
-            if let newest = self.newest, newest.id == id {
+            if let newestID = self.newest?.id, newestID == id {
                 self.newest = (id, newValue)
                 return
             }
@@ -113,7 +113,9 @@ struct HTTP2StreamTable<Value> {
                 return
             }
             precondition(id >= 0, "HTTP/2 stream ids are 31-bit non-negative integers")
-            if let newest = self.newest { self.store(newest.id, newest.value) }
+            // Moved into the table, not copied (a copy was a retain here and a release at the assignment below,
+            // each an atomic operation; issue 11).
+            if let newest = self.newest.take() { self.store(newest.id, newest.value) }
             self.newest = (id, newValue)
         }
     }
@@ -126,7 +128,7 @@ struct HTTP2StreamTable<Value> {
     }
 
     /// Puts a key known to be absent into the table, growing it first when it would pass half full.
-    private mutating func store(_ id: Int32, _ value: Value) {
+    private mutating func store(_ id: Int32, _ value: consuming Value) {
         if (self.storedCount &+ 1) &* 2 > self.entries.count {
             self.resize(to: Swift.max(Self.initialCapacity, self.entries.count &* 2))
         }
@@ -134,24 +136,24 @@ struct HTTP2StreamTable<Value> {
     }
 
     /// Stores a key known to be absent; the table has room.
-    private mutating func insertNew(_ id: Int32, _ value: Value) {
+    private mutating func insertNew(_ id: Int32, _ value: consuming Value) {
         let mask = self.entries.count &- 1
         let shift = self.shift
         let seed = self.seed
-        self.entries.withUnsafeMutableBufferPointer { slots in
+        let index = self.entries.withUnsafeBufferPointer { slots in
             var index = Self.home(of: id, shift: shift, seed: seed)
             while slots[index].key != Self.emptyKey { index = (index &+ 1) & mask }
-            slots[index].key = id
-            slots[index].value = value
+            return index
         }
+        // Outside the closure, which could only copy `value`: moved in.
+        self.entries[index] = Entry(key: id, value: value)
         self.storedCount &+= 1
     }
 
     @discardableResult
     mutating func removeValue(forKey id: Int32) -> Value? {
-        if let newest = self.newest, newest.id == id {
-            self.newest = nil
-            return newest.value
+        if let newestID = self.newest?.id, newestID == id {
+            return self.newest.take()!.value  // moved out: no retain and release
         }
         guard let found = self.slot(of: id) else { return nil }
         self.storedCount &-= 1
