@@ -143,14 +143,20 @@ extension NGHTTP2Session {
         switch UInt32(header.type) {
         case NGHTTP2_HEADERS.rawValue:
             guard let stream = known else { return }
-            var block = stream.headerBlock
-            stream.headerBlock = HTTP2Headers()
+            // Swapped out and, below, moved to the spare: copies were a retain and a release of the block's storage
+            // each, atomic operations (issue 11).
+            var block = HTTP2Headers()
+            swap(&block, &stream.headerBlock)
             defer {
                 // After the delegate: its storage is unshared unless the delegate kept the block. A large block's
                 // storage is let go: kept, every connection would hold its largest block's array for its life.
                 if block.capacity <= Self.spareHeaderBlockCapacity {
                     block.removeAllKeepingCapacity()
-                    self.spareHeaderBlock = block
+                    // Swapped, not `consume`d: Swift 6.3 destroys a value consumed in a `defer` again at the scope's
+                    // end (a crash; a 15-line reproduction crashes at -Onone).
+                    var spare = HTTP2Headers()
+                    swap(&spare, &block)
+                    self.spareHeaderBlock = spare
                 }
             }
             if self.role == .client, !stream.receivedHeaders, let status = block.first(name: ":status"),
@@ -185,8 +191,7 @@ extension NGHTTP2Session {
 
         case NGHTTP2_DATA.rawValue:
             guard let stream = known else { return }
-            let data = stream.inboundData ?? self.allocator.buffer(capacity: 0)
-            stream.inboundData = nil
+            let data = stream.inboundData.take() ?? self.allocator.buffer(capacity: 0)
             guard data.readableBytes > 0 || endStream else { return }
             self.delegate?.session(
                 self,

@@ -64,7 +64,8 @@ extension NGHTTP2Session {
         self.preconditionInEventLoop()
         guard self.lifecycle != .closed else { return }
         let found: Void? = self.withStream(stream.rawValue) { state in
-            precondition(state.hasDataProvider, "sendData on stream \(stream) before headers, or after endStream headers")
+            precondition(
+                state.hasDataProvider, "sendData on stream \(stream) before headers, or after endStream headers")
             precondition(!state.outboundEnded, "sendData on stream \(stream) after its end")
             if data.readableBytes > 0 {
                 state.outbound.append(data)

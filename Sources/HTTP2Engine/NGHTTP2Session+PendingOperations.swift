@@ -25,13 +25,15 @@ extension NGHTTP2Session {
     func applyPendingOperations() {
         precondition(!self.isInsideNghttp2, "re-entered nghttp2")
         while let operation = self.pendingOperations.popFirst() {
-            self.apply(operation)
+            self.apply(consume operation)
         }
     }
 
-    private func apply(_ operation: PendingOperation) {
+    /// `operation` is consumed: its header block is moved out of it, not copied (a copy was a retain and a release of
+    /// the block's storage, each an atomic operation; issue 11).
+    private func apply(_ operation: consuming PendingOperation) {
         let none = UInt8(NGHTTP2_FLAG_NONE.rawValue)
-        switch operation {
+        switch consume operation {
         case .submitRequest(let id, let headers, let endStream):
             guard self.streams.contains(id) else { return }
             var provider = makeDataProvider()
