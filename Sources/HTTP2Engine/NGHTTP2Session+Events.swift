@@ -375,10 +375,9 @@ extension NGHTTP2Session {
             }
             if stream.outbound.isEmpty, stream.outboundEnded {
                 flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
-                if let trailers = stream.outboundTrailers {
+                if let trailers = stream.outboundTrailers.take() {
                     // END_STREAM rides on the trailers' HEADERS instead (RFC 9113 §8.1).
                     flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
-                    stream.outboundTrailers = nil
                     self.pendingOperations.append(.submitTrailers(streamID, trailers))
                 }
                 return written

@@ -9,7 +9,7 @@ extension NGHTTP2Session {
     ///
     /// With `endStream: true` the HEADERS frame ends the stream (a gRPC trailers-only response). Otherwise
     /// the body follows through ``sendData(stream:_:endStream:)`` and/or ``sendTrailers(stream:_:)``.
-    package func sendResponseHeaders(stream: HTTP2StreamID, headers: HTTP2Headers, endStream: Bool) {
+    package func sendResponseHeaders(stream: HTTP2StreamID, headers: consuming HTTP2Headers, endStream: Bool) {
         self.preconditionInEventLoop()
         precondition(self.role == .server, "sendResponseHeaders is for the server role")
         guard self.lifecycle != .closed else { return }
@@ -34,7 +34,7 @@ extension NGHTTP2Session {
     ///
     /// - Throws: ``HTTP2EngineError`` `.sessionClosing` after a GOAWAY was sent or received or the
     ///   connection closed, `.streamIDsExhausted` when this connection has used all its ids.
-    package func startRequest(headers: HTTP2Headers, endStream: Bool) throws -> HTTP2StreamID {
+    package func startRequest(headers: consuming HTTP2Headers, endStream: Bool) throws -> HTTP2StreamID {
         self.preconditionInEventLoop()
         precondition(self.role == .client, "startRequest is for the client role")
         guard self.lifecycle != .closed, !self.goAwayReceived, self.shutdown == .none else {
@@ -87,13 +87,15 @@ extension NGHTTP2Session {
     ///
     /// Sent after every queued byte: the data provider reports EOF with NGHTTP2_DATA_FLAG_NO_END_STREAM,
     /// then the trailers go out with END_STREAM.
-    package func sendTrailers(stream: HTTP2StreamID, _ trailers: HTTP2Headers) {
+    package func sendTrailers(stream: HTTP2StreamID, _ trailers: consuming HTTP2Headers) {
         self.preconditionInEventLoop()
         guard self.lifecycle != .closed else { return }
+        // Moved into the stream through this var (the closure could only copy a captured parameter).
+        var trailers = Optional(trailers)
         let found: Void? = self.withStream(stream.rawValue) { state in
             precondition(state.hasDataProvider, "sendTrailers on stream \(stream) before headers, or after endStream")
             precondition(!state.outboundEnded, "sendTrailers on stream \(stream) after its end")
-            state.outboundTrailers = trailers
+            state.outboundTrailers = trailers.take()
             state.outboundEnded = true
             self.resumeIfDeferred(state)
         }

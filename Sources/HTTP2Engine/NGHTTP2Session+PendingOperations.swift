@@ -20,6 +20,41 @@ enum PendingOperation {
     case terminate(HTTP2ErrorCode)
 }
 
+/// The session's ``PendingOperation``s in order: each moved in and out, never copied. NIO's `CircularBuffer` copied
+/// an operation as `popFirst` took it, a retain and a release of its header block's storage (atomic operations,
+/// three blocks per proxied gRPC call; issue 11).
+struct PendingOperationQueue {
+    private var items: [PendingOperation] = []
+    /// The first operation not taken yet.
+    private var head = 0
+
+    init() { self.items.reserveCapacity(8) }
+
+    var isEmpty: Bool { self.head == self.items.count }
+
+    mutating func append(_ operation: consuming PendingOperation) {
+        self.items.append(operation)
+    }
+
+    /// The first operation, moved out (a trivial one left in its slot); the storage is reused once all are taken.
+    mutating func popFirst() -> PendingOperation? {
+        guard self.head < self.items.count else { return nil }
+        var taken = PendingOperation.consumeConnection(0)
+        swap(&taken, &self.items[self.head])
+        self.head &+= 1
+        if self.head == self.items.count {
+            self.items.removeAll(keepingCapacity: true)
+            self.head = 0
+        }
+        return taken
+    }
+
+    mutating func removeAll() {
+        self.items.removeAll(keepingCapacity: true)
+        self.head = 0
+    }
+}
+
 extension NGHTTP2Session {
     /// Executes the queued operations in order. Only ``drain()`` calls this, with libnghttp2 off the stack.
     func applyPendingOperations() {

@@ -97,7 +97,7 @@ package final class NGHTTP2Session {
     /// this is not 0, so the END_STREAM frames of ordinary answers cost one comparison, not a lookup.
     var streamsResettingWhenAnswered = 0
     /// Operations waiting for libnghttp2 to be off the stack; FIFO so stream ids and frame order hold.
-    var pendingOperations = CircularBuffer<PendingOperation>(initialCapacity: 8)
+    var pendingOperations = PendingOperationQueue()
     /// Stream writability changes to report once the drain has finished.
     var pendingWritabilityChanges: [Int32] = []
     /// True while `mem_recv` or `mem_send` is on the stack.
