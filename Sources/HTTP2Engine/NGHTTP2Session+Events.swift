@@ -134,8 +134,8 @@ extension NGHTTP2Session {
                 stream.inboundDeadline = nil
             } else if UInt32(header.type) == NGHTTP2_HEADERS.rawValue, !stream.receivedHeaders {
                 // The request's header block is complete; from here its body must keep coming, and end in time.
-                if let total = self.configuration.requestReceiptTimeout, let eventLoop = self.eventLoop {
-                    stream.receiptDeadline = eventLoop.now + total
+                if let total = self.configuration.requestReceiptTimeout, let now = self.currentTime() {
+                    stream.receiptDeadline = now + total
                 }
                 self.requestProgressed(stream, within: self.configuration.requestBodyProgressTimeout)
             }
@@ -275,7 +275,7 @@ extension NGHTTP2Session {
     /// (a token was left, or there is no limit, or this is a client session).
     private func takeStreamResetToken() -> HTTP2StreamResetRateLimit? {
         guard self.role == .server, let limit = self.configuration.streamResetRateLimit,
-            let now = self.eventLoop?.now
+            let now = self.currentTime()
         else { return nil }
         if self.streamResetBucket == nil {
             self.streamResetBucket = HTTP2TokenBucket(limit: limit, now: now)

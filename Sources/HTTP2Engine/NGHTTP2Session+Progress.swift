@@ -9,7 +9,7 @@ extension NGHTTP2Session {
 
     /// `count` bytes were queued on `stream` by the owner.
     func queuedOutbound(_ count: Int, on stream: HTTP2StreamState) {
-        if stream.lastOutboundProgress == nil, let now = self.eventLoop?.now {
+        if stream.lastOutboundProgress == nil, let now = self.currentTime() {
             stream.lastOutboundProgress = now
         }
         self.connectionOutboundBytes += count
@@ -25,7 +25,7 @@ extension NGHTTP2Session {
     /// libnghttp2 took `count` of `stream`'s queued bytes (called from the data provider).
     func tookOutbound(_ count: Int, from stream: HTTP2StreamState) {
         guard count > 0 else { return }
-        stream.lastOutboundProgress = stream.outboundBytes > 0 ? self.eventLoop?.now : nil
+        stream.lastOutboundProgress = stream.outboundBytes > 0 ? self.currentTime() : nil
         self.connectionOutboundBytes -= count
         self.unblockConnectionIfDrained()
     }
@@ -122,16 +122,18 @@ extension NGHTTP2Session {
     /// Server: `stream`'s request moved (a header block began or ended, body bytes came); it is overdue if
     /// nothing more comes within `timeout`.
     func requestProgressed(_ stream: HTTP2StreamState, within timeout: TimeAmount?) {
-        guard let timeout, let eventLoop = self.eventLoop else {
+        // The event loop is taken (a retain) only when a timer is to be armed, not for each progress.
+        guard let timeout, let now = self.currentTime() else {
             stream.inboundDeadline = nil
             return
         }
-        let deadline = min(eventLoop.now + timeout, stream.receiptDeadline)
+        let deadline = min(now + timeout, stream.receiptDeadline)
         stream.inboundDeadline = deadline
         if let scheduled = self.requestProgressTimer {
             guard deadline < scheduled.deadline else { return }
             scheduled.task.cancel()
         }
+        guard let eventLoop = self.eventLoop else { return }
         let task = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
             self.requestProgressTimerFired()
         }

@@ -128,6 +128,28 @@ struct ProgressLimitsTests {
     }
 
     @Test(
+        "the clock is read once per received batch: a body deadline set after a slow callback of the same read counts from the read's start",
+        arguments: [(199, false), (200, true)]
+    )
+    func batchClock(elapsedMilliseconds: Int64, reset: Bool) throws {
+        let pair = try ConnectionPair(server: Self.server(headerTimeout: .seconds(10), bodyTimeout: Self.timeout))
+        try pair.interact()
+        let first = try pair.clientSession.startRequest(headers: ConnectionPair.requestHeaders(), endStream: false)
+        let second = try pair.clientSession.startRequest(headers: ConnectionPair.requestHeaders(), endStream: false)
+        // The first request's owner takes 50 ms; the second's header block is in the same read, after it.
+        pair.serverDelegate.onHeaders = { _, stream, _, _ in
+            if stream == first { pair.server.embeddedEventLoop.advanceTime(by: .milliseconds(50)) }
+        }
+        try ConnectionPair.deliver(try pair.client.readAllOutbound(), to: pair.server, chunkSize: nil)
+        _ = try pair.server.readAllOutbound()
+        // 50 ms have passed in the read; the second request's body deadline is the read's start + 200 ms.
+        pair.server.embeddedEventLoop.advanceTime(by: .milliseconds(elapsedMilliseconds - 50))
+        let frames = FrameHeader.parse(try pair.server.readAllOutbound())
+        let resets = frames.filter { $0.type == FrameHeader.rstStream && $0.streamID == second.rawValue }
+        #expect(resets.count == (reset ? 1 : 0), "\(frames.map(\.type))")
+    }
+
+    @Test(
         "a silent body the owner answers gets the whole answer, then RST_STREAM(NO_ERROR) after its END_STREAM; the connection goes on (RFC 9113 §8.1)",
         arguments: [false, true]
     )
