@@ -10,7 +10,7 @@ extension NGHTTP2Session {
     /// With `endStream: true` the HEADERS frame ends the stream (a gRPC trailers-only response). Otherwise
     /// the body follows through ``sendData(stream:_:endStream:)`` and/or ``sendTrailers(stream:_:)``.
     package func sendResponseHeaders(stream: HTTP2StreamID, headers: consuming HTTP2Headers, endStream: Bool) {
-        self.preconditionInEventLoop()
+        self.assertInEventLoop()
         precondition(self.role == .server, "sendResponseHeaders is for the server role")
         guard self.lifecycle != .closed else { return }
         let found: Void? = self.withStream(stream.rawValue) { state in
@@ -35,7 +35,7 @@ extension NGHTTP2Session {
     /// - Throws: ``HTTP2EngineError`` `.sessionClosing` after a GOAWAY was sent or received or the
     ///   connection closed, `.streamIDsExhausted` when this connection has used all its ids.
     package func startRequest(headers: consuming HTTP2Headers, endStream: Bool) throws -> HTTP2StreamID {
-        self.preconditionInEventLoop()
+        self.assertInEventLoop()
         precondition(self.role == .client, "startRequest is for the client role")
         guard self.lifecycle != .closed, !self.goAwayReceived, self.shutdown == .none else {
             throw HTTP2EngineError(.sessionClosing, "the connection is going away; open a new one")
@@ -61,7 +61,7 @@ extension NGHTTP2Session {
     /// ``isWritable(stream:)`` / ``HTTP2SessionDelegate/session(_:streamWritabilityChanged:isWritable:)``.
     /// An empty `data` with `endStream: true` just ends the stream.
     package func sendData(stream: HTTP2StreamID, _ data: ByteBuffer, endStream: Bool) {
-        self.preconditionInEventLoop()
+        self.assertInEventLoop()
         guard self.lifecycle != .closed else { return }
         let found: Void? = self.withStream(stream.rawValue) { state in
             precondition(
@@ -88,7 +88,7 @@ extension NGHTTP2Session {
     /// Sent after every queued byte: the data provider reports EOF with NGHTTP2_DATA_FLAG_NO_END_STREAM,
     /// then the trailers go out with END_STREAM.
     package func sendTrailers(stream: HTTP2StreamID, _ trailers: consuming HTTP2Headers) {
-        self.preconditionInEventLoop()
+        self.assertInEventLoop()
         guard self.lifecycle != .closed else { return }
         // Moved into the stream through this var (the closure could only copy a captured parameter).
         var trailers = Optional(trailers)
@@ -106,7 +106,7 @@ extension NGHTTP2Session {
     /// Sends RST_STREAM with `errorCode` (`.cancel` to abandon, `.refusedStream` to ask for a retry). The
     /// stream then closes with that code; its unconsumed bytes are released.
     package func resetStream(_ stream: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
-        self.preconditionInEventLoop()
+        self.assertInEventLoop()
         guard self.lifecycle != .closed, self.streams.contains(stream.rawValue) else { return }
         self.pendingOperations.append(.resetStream(stream.rawValue, errorCode))
         self.drain()
@@ -118,7 +118,7 @@ extension NGHTTP2Session {
     /// before; not consuming is how the peer is slowed down. Bytes left unconsumed when a stream closes are
     /// released by the session.
     package func consume(stream: HTTP2StreamID, bytes: Int) {
-        self.preconditionInEventLoop()
+        self.assertInEventLoop()
         guard bytes > 0, self.lifecycle != .closed else { return }
         let queued = self.withStream(stream.rawValue) { state -> Bool in
             let bytes = min(bytes, state.unconsumedBytes)
@@ -145,7 +145,7 @@ extension NGHTTP2Session {
     /// connection window too, a few held streams (64 KiB each) would shut it (1 MiB) for every stream, the one
     /// the owner waits on included. At most the stream's unconsumed bytes not yet released.
     package func releaseConnectionWindow(stream: HTTP2StreamID, bytes: Int) {
-        self.preconditionInEventLoop()
+        self.assertInEventLoop()
         guard bytes > 0, self.lifecycle != .closed else { return }
         let queued = self.withStream(stream.rawValue) { state -> Bool in
             let bytes = min(bytes, state.unconsumedBytes - state.connectionReleasedBytes)
@@ -167,7 +167,7 @@ extension NGHTTP2Session {
     /// A server whose peer has not finished its preface (no SETTINGS yet) has nothing to finish: it sends
     /// GOAWAY(NO_ERROR) and closes at once, so a silent socket does not hold a shutdown for its grace.
     package func initiateGracefulShutdown() {
-        self.preconditionInEventLoop()
+        self.assertInEventLoop()
         guard self.lifecycle != .closed, self.shutdown == .none else { return }
         switch self.role {
         case .server where !self.receivedPeerSettings && self.streams.isEmpty:
@@ -188,7 +188,7 @@ extension NGHTTP2Session {
     /// then the connection closes once that is written. For a server whose shutdown grace ran out; what
     /// was queued before is sent first.
     package func terminate(errorCode: HTTP2ErrorCode = .noError) {
-        self.preconditionInEventLoop()
+        self.assertInEventLoop()
         guard self.lifecycle != .closed else { return }
         self.pendingOperations.append(.terminate(errorCode))
         self.drain()

@@ -250,7 +250,7 @@ package final class NGHTTP2Session {
     /// Queues our SETTINGS (peers such as gRPC clients wait for them) and the connection window increase,
     /// then writes them together with any operation requested before the start.
     func start() {
-        self.preconditionInEventLoop()
+        self.assertInEventLoop()
         guard self.lifecycle == .idle else { return }
         self.lifecycle = .active
 
@@ -299,7 +299,7 @@ package final class NGHTTP2Session {
     /// connection: GOAWAY(PROTOCOL_ERROR or INTERNAL_ERROR) best effort, then close; a header block over
     /// ``HTTP2SessionConfiguration/maxContinuationFrames`` or a PING/SETTINGS flood, GOAWAY(ENHANCE_YOUR_CALM).
     func receive(_ buffer: ByteBuffer) {
-        self.preconditionInEventLoop()
+        self.assertInEventLoop()
         guard self.lifecycle == .active, buffer.readableBytes > 0 else { return }
         self.enterClockBatch()
         defer { self.leaveClockBatch() }
@@ -351,7 +351,7 @@ package final class NGHTTP2Session {
 
     /// The channel's writability changed; resumes `mem_send` when it is writable again.
     func transportWritabilityChanged() {
-        self.preconditionInEventLoop()
+        self.assertInEventLoop()
         self.drain()
     }
 
@@ -499,7 +499,7 @@ package final class NGHTTP2Session {
     /// Use it when acting outside a delegate callback (inside one, batching is automatic):
     /// `session.withBatchedWrites { session.sendResponseHeaders(...); session.sendData(...) }`.
     package func withBatchedWrites<T>(_ body: () throws -> T) rethrows -> T {
-        self.preconditionInEventLoop()
+        self.assertInEventLoop()
         self.batchDepth += 1
         defer {
             self.batchDepth -= 1
@@ -523,8 +523,13 @@ package final class NGHTTP2Session {
         }
     }
 
-    func preconditionInEventLoop() {
-        self.eventLoop?.preconditionInEventLoop()
+    /// Checked in debug builds only, as NIO checks its own channel operations (`assertInEventLoop`): in a release
+    /// build the check cost a retain and release of the event loop (atomic operations) and a thread comparison in
+    /// every operation, ~8 per proxied gRPC call (issue 11). Tests run debug builds, so a call from another thread
+    /// still fails there.
+    @inline(__always)
+    func assertInEventLoop() {
+        assert(self.eventLoop?.inEventLoop ?? true, "an NGHTTP2Session operation off its event loop")
     }
 }
 
