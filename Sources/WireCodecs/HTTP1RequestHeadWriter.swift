@@ -16,8 +16,12 @@ package struct HTTP1RequestHeadWriter {
 
     /// Starts a head with its request-line. `target` is the origin-form path (`{base}/run`, a health check's
     /// path): the operator's configuration, never a client's bytes.
-    package init(method: StaticString, target: String, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
-        buffer = allocator.buffer(capacity: 512)
+    /// `extraCapacity`: bytes to leave room for after the head (a small body the caller appends to it).
+    package init(
+        method: StaticString, target: String, extraCapacity: Int = 0,
+        allocator: ByteBufferAllocator = ByteBufferAllocator()
+    ) {
+        buffer = allocator.buffer(capacity: 512 + extraCapacity)
         // One write (`PieceWriter`): four cost ~1 000 instructions.
         buffer.writePieces(atMost: method.utf8CodeUnitCount + target.utf8.count + 12) { line in
             line.write(method)

@@ -71,6 +71,16 @@ package struct StreamedJSONBody: Sendable {
         return false
     }
 
+    /// The whole document when it is one piece of JSON text not handed out yet (no deferred blob, not relayed):
+    /// a caller may send it with something else in one buffer.
+    package var onlyText: ByteBuffer? {
+        guard index == 0, pieces.count == 1, case .text(let text) = pieces[0] else { return nil }
+        return text
+    }
+
+    /// No bytes at all, without a buffer (`init(_:)` with an empty `ByteBuffer()` allocated one).
+    package static var empty: StreamedJSONBody { StreamedJSONBody(pieces: []) }
+
     /// True once every byte has been handed out.
     package var isFinished: Bool { index == pieces.count }
 

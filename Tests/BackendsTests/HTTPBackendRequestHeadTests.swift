@@ -18,16 +18,49 @@ struct HTTPBackendRequestHeadTests {
     }
 
     /// The head as the frontend's own request decoder reads it (the strict HTTP/1.1 rules a runner's server
-    /// would apply).
-    static func decoded(_ head: ByteBuffer) throws -> HTTP1RequestHead {
+    /// would apply). The bytes after it in the same buffer are the body's (a small body travels with its head).
+    static func decoded(_ message: ByteBuffer) throws -> HTTP1RequestHead {
+        try Self.decodedWithBody(message).head
+    }
+
+    /// ``decoded(_:)`` and how many body bytes followed the head in its buffer.
+    static func decodedWithBody(_ message: ByteBuffer) throws -> (head: HTTP1RequestHead, bodyBytes: Int) {
         var decoder = HTTP1RequestDecoder()
-        var bytes = head
+        var bytes = message
         guard case .head(let parsed) = try decoder.next(&bytes) else { throw DecodeFailure() }
-        #expect(bytes.readableBytes == 0)
-        return parsed
+        return (parsed, bytes.readableBytes)
     }
 
     struct DecodeFailure: Error {}
+
+    @Test(
+        "a rendered body of up to 4 KiB goes in the head's buffer (one channel write), a larger one after it",
+        arguments: [(0, true), (1, false)]
+    )
+    func smallBodyWithItsHead(overLimit: Int, inline: Bool) throws {
+        let http = Self.transport()
+        defer { http.retire() }
+        // The rendered body's size for a string variable of `n` bytes is the size for none plus `n`.
+        func parts(_ n: Int) -> (message: ByteBuffer, body: StreamedJSONBody) {
+            let request = makeRequest("echo", ["text": .string(String(repeating: "x", count: n))])
+            let (message, body) = http.requestParts(request, endpoint: http.endpoint(at: 0), accept: "application/json")
+            return (message, body)
+        }
+        let (emptyMessage, emptyBody) = parts(0)
+        let overhead = try Self.decodedWithBody(emptyMessage).bodyBytes + emptyBody.count
+        let (message, body) = parts(HTTPBackendTransport.inlineBodyBytes - overhead + overLimit)
+        let (head, bodyBytes) = try Self.decodedWithBody(message)
+        #expect(head.framing == .contentLength(HTTPBackendTransport.inlineBodyBytes + overLimit))
+        #expect(bodyBytes == (inline ? HTTPBackendTransport.inlineBodyBytes : 0))
+        #expect(body.count == (inline ? 0 : HTTPBackendTransport.inlineBodyBytes + overLimit))
+        if inline {
+            var rest = message
+            var decoder = HTTP1RequestDecoder()
+            _ = try decoder.next(&rest)  // the head; the body is what is left in `rest`
+            #expect(String(buffer: rest).hasPrefix("{\"namespace\":\"test\""))
+            #expect(String(buffer: rest).hasSuffix("}"))
+        }
+    }
 
     @Test("a CR, LF, NUL or DEL drops the value; HTAB, spaces and non-ASCII pass; an empty value is not sent")
     func fieldValues() throws {
@@ -76,9 +109,9 @@ struct HTTPBackendRequestHeadTests {
         #expect(lines.first == "POST /run HTTP/1.1")
         #expect(lines.dropFirst().prefix { !$0.isEmpty }.allSatisfy { $0.contains(": ") }, "\(text)")
         // Every field the transport sends, in order, as the frontend's decoder reads them.
-        let head = try Self.decoded(bytes)
+        let (head, inline) = try Self.decodedWithBody(bytes)
         #expect(head.methodIs("POST") && head.target == "/run" && head.minorVersion == 1)
-        #expect(head.framing == .contentLength(body.count))
+        #expect(head.framing == .contentLength(inline + body.count))
         #expect(
             head.fields.map(\.name) == [
                 "host", "content-type", "content-length", "accept", "request-id", "x-trigger-deadline-ms",
