@@ -359,8 +359,17 @@ package final class EndpointBalancer: Sendable {
         _ index: Int, startedAt start: NIODeadline, error: (any Error)? = nil,
         cancellation: TriggerCancellation? = nil
     ) {
+        self.tryEnded(
+            index, nanoseconds: (NIODeadline.now() - start).nanoseconds, error: error, cancellation: cancellation)
+    }
+
+    /// ``tryEnded(_:startedAt:error:cancellation:)`` for a caller that has the try's duration already (one clock
+    /// read per try, not two: issue 11).
+    func tryEnded(
+        _ index: Int, nanoseconds elapsed: Int64, error: (any Error)? = nil, cancellation: TriggerCancellation? = nil
+    ) {
         guard let metrics else { return }
-        let nanoseconds = (NIODeadline.now() - start).nanoseconds.magnitude
+        let nanoseconds = elapsed.magnitude
         guard let error else {
             metrics.recordTry(endpoint: index, outcome: .answered, nanoseconds: nanoseconds)
             return
@@ -617,7 +626,7 @@ private final class SafeRetries<T: Sendable>: @unchecked Sendable {
         guard let (index, start, cancellation) = current.take() else { return }
         let elapsed = (NIODeadline.now() - start).nanoseconds
         if case .failure(let error) = result {
-            balancer.tryEnded(index, startedAt: start, error: error, cancellation: cancellation)
+            balancer.tryEnded(index, nanoseconds: elapsed, error: error, cancellation: cancellation)
             // The gateway's own refusal (`UO`: the connection budget spent) came before anything reached the
             // endpoint: the request's record and `trigger failed` warning name none, as its metric counts it under
             // `endpoint=""` (README, Metrics; review 21 L1). A retry's pick names its endpoint again.
@@ -625,12 +634,12 @@ private final class SafeRetries<T: Sendable>: @unchecked Sendable {
                 nanoseconds: elapsed,
                 forgettingEndpoint: BackendErrors.isConnectionRefusedLocally((error as? NotSent)?.error ?? error))
         } else {
-            balancer.tryEnded(index, startedAt: start)
+            balancer.tryEnded(index, nanoseconds: elapsed)
             cancellation.tryEnded(nanoseconds: elapsed)
         }
         switch result {
-        case .success(let value):
-            finish(.success(value))
+        case .success:
+            finish(result)  // as it is: rebuilt from its value, the result was copied (a retain of its storage)
         case .failure(let notSent as NotSent):
             let timeLeft = deadline.map { $0 > .now() } ?? true
             guard tries < maxTries, timeLeft, !cancellation.isCancelled, holdsBudget || balancer.beginRetry() else {
