@@ -39,9 +39,13 @@ package final class HTTP2ConnectionHandler: ChannelDuplexHandler, RemovableChann
     private var isInReadEvent = false
     /// ``sessionClose()`` has begun: a close it causes (through a writability event) is the same close.
     private var isClosing = false
-    /// The channel's writability, as of its last writability event (NIO fires one, synchronously, at each change):
-    /// the session asks at each drain (nine per proxied gRPC call), and `context.channel.isWritable` cost three
-    /// retains and releases of the context and channel, each an atomic operation (issue 11).
+    /// The channel's writability, as of its last writability event: the session asks at each drain (nine per
+    /// proxied gRPC call), and `context.channel.isWritable` cost three retains and releases of the context and
+    /// channel, each an atomic operation (issue 11). NIO fires the event inside the write that makes the channel
+    /// unwritable; the change back is fired after its write loop, so a drain in between (a write promise's callback)
+    /// still sees unwritable and leaves its output to the next drain, which that event starts. Each event reads the
+    /// channel again rather than toggling. A test that sets an `EmbeddedChannel`'s `isWritable` must fire the event,
+    /// as a socket channel does.
     private var channelIsWritable = false
 
     package init(

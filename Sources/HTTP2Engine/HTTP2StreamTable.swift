@@ -276,6 +276,9 @@ package struct HTTP2StreamObjectTable: Sequence {
         set { self.table[id.rawValue] = newValue }
     }
 
+    /// Whether `id` has an entry (no retain and release of it, unlike `self[id] != nil`).
+    package func contains(_ id: HTTP2StreamID) -> Bool { self.table.contains(id.rawValue) }
+
     @discardableResult
     package mutating func removeValue(forKey id: HTTP2StreamID) -> AnyObject? {
         self.table.removeValue(forKey: id.rawValue)

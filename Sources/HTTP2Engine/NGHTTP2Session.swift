@@ -20,7 +20,8 @@ import NIOCore
 /// not writable it does not call `mem_send`; frames wait inside libnghttp2 until
 /// ``transportWritabilityChanged()``.
 ///
-/// Not thread-safe: everything runs on the channel's event loop (checked at the entry points).
+/// Not thread-safe: everything runs on the channel's event loop (checked at the entry points in debug builds;
+/// release builds trust the caller, as NIO's channel operations do).
 package final class NGHTTP2Session {
     /// What the session is doing with the connection.
     enum Lifecycle {
@@ -149,10 +150,13 @@ package final class NGHTTP2Session {
     private var batchNow: NIODeadline?
 
     /// The event loop's clock (nil before the session is attached). Inside one ``receive(_:)`` or ``drain()`` it is
-    /// read once and reused: a read is a `clock_gettime` (~15 ns here; eight per proxied gRPC call before, each with
-    /// a retain and release of the event loop; issue 11), and what it stamps (a stream's last write progress, a
-    /// request's progress and receipt deadlines, the reset bucket's refill) is measured in seconds, not in the
-    /// microseconds a batch of frames takes. A timer that fires reads it afresh.
+    /// read once, at the first stamp, and reused: a read is a `clock_gettime` (~15 ns here; eight per proxied gRPC
+    /// call before, each with a retain and release of the event loop; issue 11). What it stamps (a stream's last
+    /// write progress, a request's progress and receipt deadlines, the reset bucket's refill) is then early by as
+    /// much as the rest of that read took, its delegate callbacks' work included: a timeout counts from the bytes'
+    /// arrival and fires at most that much early, never late. The timeouts are seconds; a read takes microseconds
+    /// unless the loop is stalled, when firing early is the safer error. A timer that fires, and an operation
+    /// called outside a read or drain, read it afresh (`ProgressLimitsTests.batchClock`, `stampOutsideABatch`).
     func currentTime() -> NIODeadline? {
         if let batchNow = self.batchNow { return batchNow }
         guard let eventLoop = self.eventLoop else { return nil }

@@ -297,6 +297,26 @@ struct ProgressLimitsTests {
         #expect(pair.clientDelegate.events(for: stream.rawValue).last == .closed(stream.rawValue, .noError))
     }
 
+    @Test(
+        "a write the owner makes outside any read is stamped with the time then, not a read's earlier one",
+        arguments: [(199, true), (200, false)]
+    )
+    func stampOutsideABatch(elapsedMilliseconds: Int64, active: Bool) throws {
+        var configuration = Self.server(writeProgressTimeout: Self.timeout)
+        configuration.requestHeaderTimeout = .seconds(10)  // so the server's read takes the time (a stamp)
+        let pair = try ConnectionPair(server: configuration)
+        let stream = try pair.clientSession.startRequest(headers: ConnectionPair.requestHeaders(), endStream: true)
+        try pair.interact()  // the server's last read, and its clock batch, end here
+        pair.server.embeddedEventLoop.advanceTime(by: .milliseconds(100))
+        pair.server.isWritable = false
+        pair.server.pipeline.fireChannelWritabilityChanged()
+        pair.serverSession.sendResponseHeaders(stream: stream, headers: [":status": "200"], endStream: false)
+        pair.serverSession.sendData(stream: stream, ByteBuffer(repeating: 0x41, count: 100), endStream: false)
+        // Stamped 100 ms after the read: the timeout counts from the write, not from the read.
+        pair.server.embeddedEventLoop.advanceTime(by: .milliseconds(elapsedMilliseconds))
+        #expect(pair.server.isActive == active)
+    }
+
     @Test("a client that reads nothing at all is disconnected at the write-progress timeout")
     func unreadConnection() throws {
         let pair = try ConnectionPair(server: Self.server(writeProgressTimeout: Self.timeout))

@@ -19,7 +19,10 @@ struct StreamTableTests {
         func check() {
             #expect(table.count == reference.count)
             #expect(table.isEmpty == reference.isEmpty)
-            for id in (0...9).map({ HTTP2StreamID(Int32($0)) }) { #expect(table[id] === reference[id]) }
+            for id in (0...9).map({ HTTP2StreamID(Int32($0)) }) {
+                #expect(table[id] === reference[id])
+                #expect(table.contains(id) == (reference[id] != nil))
+            }
             #expect(Set(table.map(\.key)) == Set(reference.keys))
         }
         // Steps: (stream, value or nil to remove); the last entry is replaced, removed, then re-added.
@@ -77,6 +80,7 @@ struct StreamTableTests {
             let found = table[id]
             let sameFound = found === reference[id]
             #expect(sameFound)
+            #expect(table.contains(id) == (reference[id] != nil))
             if step % 50 == 0 {
                 for (key, value) in reference {
                     let found = table[key]
