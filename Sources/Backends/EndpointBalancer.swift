@@ -359,6 +359,7 @@ package final class EndpointBalancer: Sendable {
         _ index: Int, startedAt start: NIODeadline, error: (any Error)? = nil,
         cancellation: TriggerCancellation? = nil
     ) {
+        guard metrics != nil else { return }  // no clock read for nothing to record
         self.tryEnded(
             index, nanoseconds: (NIODeadline.now() - start).nanoseconds, error: error, cancellation: cancellation)
     }
@@ -394,7 +395,7 @@ package final class EndpointBalancer: Sendable {
         }
     }
 
-    /// A stream's failure after its start (the start's tries end in ``tryEnded(_:startedAt:error:)``): counted in
+    /// A stream's failure after its start (the start's tries end in ``tryEnded(_:startedAt:error:cancellation:)``): counted in
     /// `trigger_gateway_backend_failures_total` when `error` carries an ``UpstreamFailure``.
     func streamFailed(_ index: Int, _ error: any Error) {
         if let metrics, let reason = Self.upstreamFailure(of: error) {

@@ -189,7 +189,8 @@ final class HTTPBackendClientHandler: ChannelDuplexHandler {
         self.context = nil
     }
 
-    /// Writes the request head and as much of `body` as the channel takes now; the rest follows as it
+    /// Writes the request head (with a small body already in its buffer, `HTTPBackendTransport.requestParts`) and as
+    /// much of `body` as the channel takes now; the rest follows as it
     /// becomes writable. False (and the call failed with ``Failure/closedBeforeSend``) when nothing was written.
     @discardableResult
     func send(head: ByteBuffer, body: StreamedJSONBody) -> Bool {

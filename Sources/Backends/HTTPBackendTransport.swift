@@ -158,7 +158,7 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         var writer = HTTP1RequestHeadWriter(method: "GET", target: endpoint.endpoint.basePath + check.path)
         writer.add("host", endpoint.authority)
         writer.add("content-length", decimal: 0)
-        let head = writer.finish()
+        let head = (consume writer).finish()
         let answer = connection.execute(head: head, body: StreamedJSONBody(ByteBuffer()), maxResponseBytes: 64 << 10)
         let timedOut = ProbeTimeout()
         let timer = connection.channel.eventLoop.scheduleTask(in: check.timeout) {
@@ -224,7 +224,7 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         if body != nil { writer.add("content-type", "application/json") }
         writer.add("content-length", decimal: body?.readableBytes ?? 0)
         writer.add("connection", "close")
-        let head = writer.finish()
+        let head = (consume writer).finish()
         let timer = connection.channel.eventLoop.scheduleTask(deadline: deadline) { connection.close() }
         defer { timer.cancel() }
         do {

@@ -10,8 +10,9 @@ package import TriggerModel
 /// plus one chunk, and encoding overlaps with the runner reading.
 ///
 /// The bytes `next(maxBytes:)` hands out, concatenated, are exactly what `JSONValueCodec.write` would have
-/// written, and `count` is their total (the `Content-Length`), known before the first chunk. The value is
-/// re-readable: each send starts from a fresh copy (a retry re-encodes from the blob, it never needs the text).
+/// written, and `count` is their total, known before the first chunk (the `Content-Length` of a request that sends
+/// them all after its head; the http transport may send a small all-text body inside the head's buffer instead,
+/// `onlyText`). The value is re-readable: each send starts from a fresh copy (a retry re-encodes from the blob, it never needs the text).
 package struct StreamedJSONBody: Sendable {
     enum Piece: Sendable {
         /// JSON text, sent as it is.
@@ -78,7 +79,7 @@ package struct StreamedJSONBody: Sendable {
         return text
     }
 
-    /// No bytes at all, without a buffer (`init(_:)` with an empty `ByteBuffer()` allocated one).
+    /// No bytes at all, without a buffer to make (`init(ByteBuffer())` needs the caller to allocate one).
     package static var empty: StreamedJSONBody { StreamedJSONBody(pieces: []) }
 
     /// True once every byte has been handed out.
