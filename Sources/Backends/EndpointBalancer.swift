@@ -395,8 +395,8 @@ package final class EndpointBalancer: Sendable {
         }
     }
 
-    /// A stream's failure after its start (the start's tries end in ``tryEnded(_:startedAt:error:cancellation:)``): counted in
-    /// `trigger_gateway_backend_failures_total` when `error` carries an ``UpstreamFailure``.
+    /// A stream's failure after its start (the start's tries end in ``tryEnded(_:startedAt:error:cancellation:)``):
+    /// counted in `trigger_gateway_backend_failures_total` when `error` carries an ``UpstreamFailure``.
     func streamFailed(_ index: Int, _ error: any Error) {
         if let metrics, let reason = Self.upstreamFailure(of: error) {
             metrics.recordFailure(endpoint: index, reason: reason)

@@ -12,7 +12,8 @@ package import TriggerModel
 /// The bytes `next(maxBytes:)` hands out, concatenated, are exactly what `JSONValueCodec.write` would have
 /// written, and `count` is their total, known before the first chunk (the `Content-Length` of a request that sends
 /// them all after its head; the http transport may send a small all-text body inside the head's buffer instead,
-/// `onlyText`). The value is re-readable: each send starts from a fresh copy (a retry re-encodes from the blob, it never needs the text).
+/// `onlyText`). The value is re-readable: each send starts from a fresh copy (a retry re-encodes from the blob, it
+/// never needs the text).
 package struct StreamedJSONBody: Sendable {
     enum Piece: Sendable {
         /// JSON text, sent as it is.
