@@ -78,12 +78,17 @@ extension HTTP2FrontendConnection {
     /// is consumed and dropped (the stream is `.done`): an RST_STREAM would overtake the response in
     /// nghttp2's queue and the client would see a reset instead of the error.
     func restRespond(_ response: RESTResponse, stream: HTTP2StreamID) {
+        restRespond(response, state: streams[stream], stream: stream)
+    }
+
+    /// `state`: `stream`'s current state if the caller has it (no lookup: issue 11), nil if the stream has none.
+    func restRespond(_ response: RESTResponse, state: StreamState?, stream: HTTP2StreamID) {
         var headers = HTTP2Headers()
         headers.add(name: ":status", value: String(response.status))
         for (name, value) in response.headers { headers.add(name: name, value: value) }
         headers.add(name: "content-length", value: String(response.body.readableBytes))
         let empty = response.body.readableBytes == 0 || response.omitsBody
-        if let state = streams[stream] {
+        if let state {
             state.phase = .done
             // An early answer drops the body: what still comes is consumed and dropped, a held window granted.
             requestBodyEnded(state, stream: stream)
@@ -96,19 +101,29 @@ extension HTTP2FrontendConnection {
             if empty { state.answered = true }
         }
         session.sendResponseHeaders(stream: stream, headers: headers, endStream: empty)
-        if !empty { sendBody(stream: stream, response.body, endStream: true) }
+        guard !empty else { return }
+        if let state {
+            sendBody(state, stream: stream, response.body, endStream: true)
+        } else {
+            session.sendData(stream: stream, response.body, endStream: true)
+        }
     }
 
     /// `target`: the request's route as resolved from its head (``RESTTriggerPlan/target``).
-    /// `request` is consumed: a sync call's moves down to the transport (issue 11).
-    func restRun(_ request: consuming TriggerRequest, target: TriggerDispatcher.Target?, stream: HTTP2StreamID) {
+    /// `request` is consumed: a sync call's moves down to the transport (issue 11). `state`: `stream`'s current state.
+    func restRun(
+        _ request: consuming TriggerRequest, target: TriggerDispatcher.Target?, state: StreamState,
+        stream: HTTP2StreamID
+    ) {
         if request.mode == .stream {
             restStream(request, target: target, stream: stream)
             return
         }
         if request.mode == .sync {
-            runSync(consume request, target: target, stream: stream) { connection, stream, requestID, outcome in
-                connection.restRespond(RESTOperations.response(to: outcome, requestID: requestID), stream: stream)
+            runSync(consume request, target: target, state: state, stream: stream) {
+                connection, state, stream, requestID, outcome in
+                connection.restRespond(
+                    RESTOperations.response(to: outcome, requestID: requestID), state: state, stream: stream)
             }
             return
         }

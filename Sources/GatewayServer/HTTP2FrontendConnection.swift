@@ -176,7 +176,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         /// The outcome of the sync call ``runSync`` started, on the loop: delivered if this is still the stream's
         /// state and the call was not stopped (``stopWork()`` forgets the call and its delivery first).
         func syncCallEnded(_ result: Result<TriggerResult, any Error>) {
-            guard let call, let delivery = syncDelivery.take(), delivery.connection.streams[delivery.stream] === self
+            guard let call, let delivery = syncDelivery.take(),
+                delivery.connection.streams.holds(self, at: delivery.stream)
             else { return }
             self.call = nil
             updateRecord { $0.upstream(of: call) }
@@ -184,7 +185,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             let outcome = result.mapError { gatewayError(from: $0, requestID: delivery.requestID) }
             if case .failure(let error) = outcome { delivery.connection.services.logFailure(error, of: open) }
             delivery.connection.session.withBatchedWrites {
-                delivery.deliver(delivery.connection, delivery.stream, delivery.requestID, outcome)
+                delivery.deliver(delivery.connection, self, delivery.stream, delivery.requestID, outcome)
             }
         }
 
@@ -421,7 +422,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             break
         }
         admitRequestData(size, of: state, stream: stream)
-        if endStream { receivedEndStream(stream) }
+        if endStream { receivedEndStream(state, stream: stream) }
     }
 
     func session(_ session: NGHTTP2Session, didReceiveTrailers trailers: HTTP2Headers, stream: HTTP2StreamID) {
@@ -544,6 +545,11 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
     private func receivedEndStream(_ stream: HTTP2StreamID) {
         guard let state = streams[stream] else { return }
+        receivedEndStream(state, stream: stream)
+    }
+
+    /// `state`: `stream`'s current state, in the caller's hand (issue 11: each lookup a retain and a release).
+    private func receivedEndStream(_ state: StreamState, stream: HTTP2StreamID) {
         // The body is complete: handed on below (or refused), it no longer counts against the connection's bound.
         defer { requestBodyEnded(state, stream: stream) }
         switch state.phase {
@@ -559,7 +565,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             }
             switch (reading.use, body) {
             case (.trigger(let plan), .inputs(let inputs)):
-                restRun(plan.makeRequest(inputs: inputs, now: services.clock()), target: plan.target, stream: stream)
+                restRun(
+                    plan.makeRequest(inputs: inputs, now: services.clock()), target: plan.target, state: state,
+                    stream: stream)
             case (.work(let work), _):
                 startTask(stream: stream) {
                     await work.run(body)
@@ -578,7 +586,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 return
             }
             state.phase = .running
-            grpcReceivedRequest(message, call: call, stream: stream)
+            grpcReceivedRequest(message, call: call, state: state, stream: stream)
             // Handed on: the call holds what it decoded from the message, not the message.
             state.bufferClaim.release()
         case .grpcReflection(let call):
@@ -712,9 +720,16 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// Queues response body bytes (REST body, SSE events, gRPC messages), counted for the request's record.
     func sendBody(stream: HTTP2StreamID, _ data: ByteBuffer, endStream: Bool) {
         if let state = streams[stream] {
-            state.updateRecord { $0.bytesOut += data.readableBytes }
-            if endStream { state.answered = true }
+            sendBody(state, stream: stream, data, endStream: endStream)
+        } else {
+            session.sendData(stream: stream, data, endStream: endStream)
         }
+    }
+
+    /// ``sendBody(stream:_:endStream:)`` for `stream`'s current state, already in hand (no lookup: issue 11).
+    func sendBody(_ state: StreamState, stream: HTTP2StreamID, _ data: ByteBuffer, endStream: Bool) {
+        state.updateRecord { $0.bytesOut += data.readableBytes }
+        if endStream { state.answered = true }
         session.sendData(stream: stream, data, endStream: endStream)
     }
 
@@ -768,20 +783,21 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// Runs a sync trigger on this loop (no task, no hop: DESIGN.md "Threading model") and hands its outcome
     /// to `deliver` if the stream is still open by then. Closing the stream cancels the call.
     /// `target`: the request's route as the frontend resolved it (``TriggerDispatcher/target(for:)``).
-    /// `deliver` gets the stream and the request's id with the outcome, so it need capture nothing (issue 11: a
-    /// closure that captured the stream, or the whole request, was a context allocated per call).
+    /// `deliver` gets the stream, its state (still the stream's, on this loop) and the request's id with the
+    /// outcome, so it need capture nothing (issue 11: a closure that captured the stream, or the whole request, was
+    /// a context allocated per call) and look nothing up (each lookup a retain and a release, atomic operations).
+    /// `state`: `stream`'s current state (the caller's, not looked up again).
     func runSync(
         _ request: consuming TriggerRequest,
         target: TriggerDispatcher.Target?,
+        state: StreamState,
         stream: HTTP2StreamID,
         deliver:
             @escaping (
-                _ connection: HTTP2FrontendConnection, _ stream: HTTP2StreamID, _ requestID: String,
-                _ outcome: Result<TriggerResult, GatewayError>
+                _ connection: HTTP2FrontendConnection, _ state: StreamState, _ stream: HTTP2StreamID,
+                _ requestID: String, _ outcome: Result<TriggerResult, GatewayError>
             ) -> Void
     ) {
-        // A stream without a state is closed: nothing would be delivered.
-        guard let state = streams[stream] else { return }
         let cancellation = TriggerCancellation()
         state.call = cancellation
         // Only the id is needed afterwards: keeping the request copied its dozen strings (issue 11).
@@ -800,8 +816,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         let requestID: String
         let deliver:
             (
-                _ connection: HTTP2FrontendConnection, _ stream: HTTP2StreamID, _ requestID: String,
-                _ outcome: Result<TriggerResult, GatewayError>
+                _ connection: HTTP2FrontendConnection, _ state: StreamState, _ stream: HTTP2StreamID,
+                _ requestID: String, _ outcome: Result<TriggerResult, GatewayError>
             ) -> Void
     }
 
@@ -849,6 +865,9 @@ extension HTTP2FrontendConnection {
         }
 
         mutating func removeAll() { table.removeAll() }
+
+        /// Whether `state` is still `id`'s state: `self[id] === state` without a retain and release.
+        func holds(_ state: StreamState, at id: HTTP2StreamID) -> Bool { table.holds(state, at: id) }
 
         var isEmpty: Bool { table.isEmpty }
 

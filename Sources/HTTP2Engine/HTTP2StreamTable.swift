@@ -279,6 +279,12 @@ package struct HTTP2StreamObjectTable: Sequence {
     /// Whether `id` has an entry (no retain and release of it, unlike `self[id] != nil`).
     package func contains(_ id: HTTP2StreamID) -> Bool { self.table.contains(id.rawValue) }
 
+    /// Whether `id`'s entry is `object` itself: `self[id] === object` without the lookup's retain and release
+    /// (issue 11: a sync call's answer checks that its stream is still the one it was started for).
+    package func holds(_ object: AnyObject, at id: HTTP2StreamID) -> Bool {
+        self.table.unretainedValue(for: id.rawValue)?.toOpaque() == Unmanaged.passUnretained(object).toOpaque()
+    }
+
     @discardableResult
     package mutating func removeValue(forKey id: HTTP2StreamID) -> AnyObject? {
         self.table.removeValue(forKey: id.rawValue)

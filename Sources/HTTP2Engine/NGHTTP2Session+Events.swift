@@ -119,97 +119,66 @@ extension NGHTTP2Session {
     func receivedFrame(_ frame: UnsafePointer<nghttp2_frame>) throws {
         let header = frame.pointee.hd
         let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
-        // One lookup for the whole frame (a HEADERS frame's stream is the one its fields were decoded for);
-        // nothing below removes a stream before its last use here.
-        let isHeaders = UInt32(header.type) == NGHTTP2_HEADERS.rawValue
-        let known: HTTP2StreamState?
-        if isHeaders, let current = self.headerStream, current.id == header.stream_id {
-            known = current
-        } else {
-            known = header.stream_id == 0 ? nil : self.streams[header.stream_id]
-        }
-        if isHeaders { self.headerStream = nil }
-        if self.role == .server, let stream = known {
-            if endStream {
-                stream.inboundDeadline = nil
-            } else if UInt32(header.type) == NGHTTP2_HEADERS.rawValue, !stream.receivedHeaders {
-                // The request's header block is complete; from here its body must keep coming, and end in time.
-                if let total = self.configuration.requestReceiptTimeout, let now = self.currentTime() {
-                    stream.receiptDeadline = now + total
-                }
-                self.requestProgressed(stream, within: self.configuration.requestBodyProgressTimeout)
-            }
-        }
         switch UInt32(header.type) {
         case NGHTTP2_HEADERS.rawValue:
-            guard let stream = known else { return }
-            // Swapped out and, below, moved to the spare: copies were a retain and a release of the block's storage
-            // each, atomic operations (issue 11).
-            var block = HTTP2Headers()
-            swap(&block, &stream.headerBlock)
-            defer {
-                // After the delegate: its storage is unshared unless the delegate kept the block. A large block's
-                // storage is let go: kept, every connection would hold its largest block's array for its life.
-                if block.capacity <= Self.spareHeaderBlockCapacity {
-                    block.removeAllKeepingCapacity()
-                    // Swapped, not `consume`d: Swift 6.3 destroys a value consumed in a `defer` again at the scope's
-                    // end (a crash; a 15-line reproduction crashes at -Onone).
-                    var spare = HTTP2Headers()
-                    swap(&spare, &block)
-                    self.spareHeaderBlock = spare
+            // The stream is read borrowed, and what goes to the delegate taken out of it first: the delegate may
+            // close the stream (issue 11: the strong lookup was a retain and a release, atomic operations).
+            let received = self.withFrameStream(header.stream_id) { stream in
+                self.receivedHeaderBlock(on: stream, endStream: endStream)
+            }
+            self.headerStream = nil
+            guard case .some((let event, var block)) = received else { return }
+            let id = HTTP2StreamID(header.stream_id)
+            switch event {
+            case .informational:
+                break  // RFC 9110 §15.2: wait for the final response
+            case .headers:
+                self.withDelegate { $0.session(self, didReceiveHeaders: block, stream: id, endStream: endStream) }
+            case .oversizedHeaders(let size):
+                self.withDelegate {
+                    $0.session(
+                        self, didReceiveOversizedHeaders: block, size: size, stream: id, endStream: endStream)
                 }
+            case .trailers:
+                self.withDelegate { $0.session(self, didReceiveTrailers: block, stream: id) }
             }
-            if self.role == .client, !stream.receivedHeaders, let status = block.first(name: ":status"),
-                status.utf8.first == UInt8(ascii: "1")
-            {
-                return  // informational response (RFC 9110 §15.2): wait for the final one
-            }
-            if stream.headerBlockOverflowed {
-                stream.headerBlockOverflowed = false
-                stream.receivedHeaders = true
-                stream.announced = true
-                self.delegate?.session(
-                    self,
-                    didReceiveOversizedHeaders: block,
-                    size: stream.headerBlockSize,
-                    stream: HTTP2StreamID(header.stream_id),
-                    endStream: endStream
-                )
-            } else if !stream.receivedHeaders {
-                stream.receivedHeaders = true
-                stream.announced = true
-                self.delegate?.session(
-                    self,
-                    didReceiveHeaders: block,
-                    stream: HTTP2StreamID(header.stream_id),
-                    endStream: endStream
-                )
-            } else {
-                // nghttp2's HTTP messaging checks make a second block carry END_STREAM (trailers).
-                self.delegate?.session(self, didReceiveTrailers: block, stream: HTTP2StreamID(header.stream_id))
+            // After the delegate: its storage is unshared unless the delegate kept the block. A large block's
+            // storage is let go: kept, every connection would hold its largest block's array for its life.
+            if block.capacity <= Self.spareHeaderBlockCapacity {
+                block.removeAllKeepingCapacity()
+                self.spareHeaderBlock = consume block
             }
 
         case NGHTTP2_DATA.rawValue:
-            guard let stream = known else { return }
-            let data = stream.inboundData.take() ?? self.allocator.buffer(capacity: 0)
+            // Taken out of the borrowed stream before the delegate runs (see HEADERS).
+            let received = self.withStream(header.stream_id) { stream -> ByteBuffer? in
+                if endStream, self.role == .server { stream.inboundDeadline = nil }
+                return stream.inboundData.take()
+            }
+            guard case .some(let taken) = received else { return }
+            let data = taken ?? self.allocator.buffer(capacity: 0)
             guard data.readableBytes > 0 || endStream else { return }
-            self.delegate?.session(
-                self,
-                didReceiveData: data,
-                stream: HTTP2StreamID(header.stream_id),
-                endStream: endStream
-            )
+            self.withDelegate {
+                $0.session(
+                    self,
+                    didReceiveData: data,
+                    stream: HTTP2StreamID(header.stream_id),
+                    endStream: endStream
+                )
+            }
 
         case NGHTTP2_RST_STREAM.rawValue:
             try self.receivedReset()
 
         case NGHTTP2_GOAWAY.rawValue:
             self.goAwayReceived = true
-            self.delegate?.session(
-                self,
-                didReceiveGoAway: HTTP2StreamID(frame.pointee.goaway.last_stream_id),
-                errorCode: HTTP2ErrorCode(frame.pointee.goaway.error_code)
-            )
+            self.withDelegate {
+                $0.session(
+                    self,
+                    didReceiveGoAway: HTTP2StreamID(frame.pointee.goaway.last_stream_id),
+                    errorCode: HTTP2ErrorCode(frame.pointee.goaway.error_code)
+                )
+            }
 
         case NGHTTP2_SETTINGS.rawValue:
             if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0, !self.receivedPeerSettings {
@@ -230,6 +199,66 @@ extension NGHTTP2Session {
         default:
             break
         }
+    }
+
+    /// What a complete header block is, for its delegate call.
+    enum HeaderBlockEvent {
+        /// Client: a 1xx response (RFC 9110 §15.2), not delivered.
+        case informational
+        case headers
+        /// The block exceeded the header list limit (its size in bytes, as libnghttp2 counts it).
+        case oversizedHeaders(Int)
+        /// A second block (nghttp2's HTTP messaging checks make it carry END_STREAM).
+        case trailers
+    }
+
+    /// `body` with the state of the stream a HEADERS frame completed, borrowed: ``headerStream`` when it is that
+    /// stream (the block's fields were decoded for it: no hash), else from ``streams``; nil when neither has it.
+    /// Same contract as ``withStream(_:_:)``.
+    @inline(__always)
+    private func withFrameStream<R>(_ id: Int32, _ body: (HTTP2StreamState) -> R) -> R? {
+        if let current = self.borrowedHeaderStream, current._withUnsafeGuaranteedRef({ $0.id }) == id {
+            return current._withUnsafeGuaranteedRef(body)
+        }
+        return self.withStream(id, body)
+    }
+
+    /// A HEADERS frame completed `stream`'s header block: the request deadlines (server), the stream's flags, and
+    /// the block taken out of the stream (swapped: a copy was a retain and a release of its storage, issue 11),
+    /// with what it is. Runs with `stream` borrowed (``withStream(_:_:)``): it calls nothing out.
+    private func receivedHeaderBlock(
+        on stream: HTTP2StreamState, endStream: Bool
+    ) -> (HeaderBlockEvent, HTTP2Headers) {
+        if self.role == .server {
+            if endStream {
+                stream.inboundDeadline = nil
+            } else if !stream.receivedHeaders {
+                // The request's header block is complete; from here its body must keep coming, and end in time.
+                if let total = self.configuration.requestReceiptTimeout, let now = self.currentTime() {
+                    stream.receiptDeadline = now + total
+                }
+                self.requestProgressed(stream, within: self.configuration.requestBodyProgressTimeout)
+            }
+        }
+        var block = HTTP2Headers()
+        swap(&block, &stream.headerBlock)
+        if self.role == .client, !stream.receivedHeaders, let status = block.first(name: ":status"),
+            status.utf8.first == UInt8(ascii: "1")
+        {
+            return (.informational, block)
+        }
+        if stream.headerBlockOverflowed {
+            stream.headerBlockOverflowed = false
+            stream.receivedHeaders = true
+            stream.announced = true
+            return (.oversizedHeaders(stream.headerBlockSize), block)
+        }
+        if !stream.receivedHeaders {
+            stream.receivedHeaders = true
+            stream.announced = true
+            return (.headers, block)
+        }
+        return (.trailers, block)
     }
 
     /// Server: a client RST_STREAM takes a token of ``HTTP2SessionConfiguration/streamResetRateLimit``.
@@ -308,7 +337,9 @@ extension NGHTTP2Session {
             self.pendingOperations.append(.consumeConnection(unreleased))
         }
         if stream.announced {
-            self.delegate?.session(self, streamClosed: HTTP2StreamID(streamID), errorCode: HTTP2ErrorCode(errorCode))
+            self.withDelegate {
+                $0.session(self, streamClosed: HTTP2StreamID(streamID), errorCode: HTTP2ErrorCode(errorCode))
+            }
         }
     }
 
@@ -321,7 +352,9 @@ extension NGHTTP2Session {
         else { return }
         self.releaseOutbound(of: stream)
         if stream.announced {
-            self.delegate?.session(self, streamClosed: HTTP2StreamID(header.stream_id), errorCode: .refusedStream)
+            self.withDelegate {
+                $0.session(self, streamClosed: HTTP2StreamID(header.stream_id), errorCode: .refusedStream)
+            }
         }
     }
 

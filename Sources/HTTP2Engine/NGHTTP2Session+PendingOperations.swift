@@ -82,7 +82,7 @@ extension NGHTTP2Session {
             }
             if rc < 0 {
                 if let stream = self.streams.removeValue(forKey: id) { self.releaseOutbound(of: stream) }
-                self.delegate?.session(self, streamClosed: HTTP2StreamID(id), errorCode: .refusedStream)
+                self.withDelegate { $0.session(self, streamClosed: HTTP2StreamID(id), errorCode: .refusedStream) }
                 return
             }
             precondition(rc == id, "nghttp2 assigned stream \(rc), expected \(id)")

@@ -98,7 +98,7 @@ extension NGHTTP2Session {
             return now - since >= timeout
         }.map(\.id).sorted()
         if !stalled.isEmpty {
-            for id in stalled { self.delegate?.session(self, idleTimeoutOn: HTTP2StreamID(id)) }
+            for id in stalled { self.withDelegate { $0.session(self, idleTimeoutOn: HTTP2StreamID(id)) } }
             if let transport = self.transport, !transport.isWritable {
                 if self.closeError == nil {
                     self.closeError = HTTP2EngineError(
@@ -181,7 +181,7 @@ extension NGHTTP2Session {
                         self.streamsResettingWhenAnswered -= 1
                     }
                 }
-                self.delegate?.session(self, idleTimeoutOn: HTTP2StreamID(id))
+                self.withDelegate { $0.session(self, idleTimeoutOn: HTTP2StreamID(id)) }
                 self.pendingOperations.append(.resetStream(id, .cancel))
             }
             if let next {

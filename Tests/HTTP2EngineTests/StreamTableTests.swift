@@ -16,12 +16,16 @@ struct StreamTableTests {
     func matchesDictionary() {
         var table = HTTP2StreamObjectTable()
         var reference: [HTTP2StreamID: Box] = [:]
+        // Held nowhere: `holds` answers by identity, never by the id alone.
+        let stranger = Box(0)
         func check() {
             #expect(table.count == reference.count)
             #expect(table.isEmpty == reference.isEmpty)
             for id in (0...9).map({ HTTP2StreamID(Int32($0)) }) {
                 #expect(table[id] === reference[id])
                 #expect(table.contains(id) == (reference[id] != nil))
+                if let held = reference[id] { #expect(table.holds(held, at: id)) }
+                #expect(!table.holds(stranger, at: id))
             }
             #expect(Set(table.map(\.key)) == Set(reference.keys))
         }
