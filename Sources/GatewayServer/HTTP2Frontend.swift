@@ -13,9 +13,6 @@ extension GatewayServer {
         refusal: GatewayError? = nil
     ) throws {
         let services = current.value
-        let frontend = HTTP2FrontendConnection(
-            services: current, eventLoop: channel.eventLoop, clientPrincipal: clientPrincipal, refusal: refusal)
-        frontend.peerAddress = channel.remoteAddress
         var configuration = HTTP2SessionConfiguration.defaults
         configuration.maxConcurrentStreams = services.maxConcurrentStreams
         configuration.maxHeaderListSize = services.maxHeaderBytes
@@ -31,8 +28,14 @@ extension GatewayServer {
         let sync = channel.pipeline.syncOperations
         // No `ReadIdleHandler` here: `timeouts.idle` is the frontend's own timer, which counts the time with no
         // stream open, not the time since the last read (review 24, M3).
-        frontend.session = try sync.configureHTTP2Session(
-            role: .server, configuration: configuration, delegate: frontend)
+        // The session first, its delegate attached at once (no event reaches it before the sniffer re-fires the
+        // preface, after this returns): the frontend holds its session in a constant.
+        let session = try sync.configureHTTP2Session(role: .server, configuration: configuration, delegate: nil)
+        let frontend = HTTP2FrontendConnection(
+            services: current, session: session, eventLoop: channel.eventLoop, clientPrincipal: clientPrincipal,
+            refusal: refusal)
+        frontend.peerAddress = channel.remoteAddress
+        session.attachDelegate(frontend)
         try sync.addHandler(frontend)
         frontend.startRefusalTimer(services.slowClients.prefaceTimeout)
     }

@@ -28,8 +28,10 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     private var servicesGeneration: Int
     private let currentServices: CurrentFrontendServices
     let eventLoop: any EventLoop
-    /// Set right after the engine is configured; the session keeps its delegate until the connection ends.
-    var session: NGHTTP2Session!
+    /// The connection's engine, made first (this connection is its delegate, attached right after): a constant,
+    /// so that calling it retains nothing (issue 11: a retain and a release per call through the `var` it was,
+    /// ~5 per proxied gRPC call). The session keeps its delegate until the connection ends.
+    let session: NGHTTP2Session
     var streams = StreamStates()
     /// Set when the shutdown grace ran out: the session ends once the last stream's answer is out.
     private var terminating = false
@@ -226,9 +228,10 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     private var refusalTimer: Scheduled<Void>?
 
     init(
-        services current: CurrentFrontendServices, eventLoop: any EventLoop, clientPrincipal: String? = nil,
-        refusal: GatewayError? = nil
+        services current: CurrentFrontendServices, session: NGHTTP2Session, eventLoop: any EventLoop,
+        clientPrincipal: String? = nil, refusal: GatewayError? = nil
     ) {
+        self.session = session
         self.currentServices = current
         self.servicesGeneration = current.generation
         self.clientPrincipal = clientPrincipal

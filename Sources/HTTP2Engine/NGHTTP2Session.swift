@@ -408,6 +408,14 @@ package final class NGHTTP2Session {
         self.delegateSlot = nil
     }
 
+    /// Sets the delegate of a session made without one: for an owner that is made after its session, so that it
+    /// can hold the session in a constant (a call through a `var` retains and releases it; issue 11). Before the
+    /// session has delivered any event; a second delegate is a programming error.
+    package func attachDelegate(_ delegate: any HTTP2SessionDelegate) {
+        precondition(self.delegateSlot == nil && self.delegateCallDepth == 0, "the session has a delegate already")
+        self.delegateSlot = DelegateSlot(delegate)
+    }
+
     /// `body` with the delegate borrowed, not retained (nothing when there is none). Each call's retain and
     /// release of the delegate were two atomic operations (~5 ns each here, issue 11). Safe because the slot
     /// outlives the call: ``transportClosed()`` is the only place that drops it, and it keeps it in
@@ -455,7 +463,10 @@ package final class NGHTTP2Session {
         // call): nothing is written to the channel until the loop ends, and only this session writes to it (a
         // delegate callback that starts a write on this session is queued, `isDraining`), so its writability
         // cannot change inside the loop.
-        let writable = self.transport?.isWritable ?? false
+        // One reference for the whole drain: each read of the `var` was a retain and a release (issue 11: two or
+        // three per drain). A handler detached meanwhile ignores the calls (it has no context then).
+        let transport = self.transport
+        let writable = transport?.isWritable ?? false
         while true {
             if !self.pendingOperations.isEmpty { self.applyPendingOperations() }
             guard writable, self.lifecycle == .active else { break }
@@ -493,14 +504,12 @@ package final class NGHTTP2Session {
         self.leaveClockBatch()
 
         if produced, let written = output {
-            if let transport = self.transport, transport.defersWrites,
-                written.readableBytes < Self.deferredOutputLimit
-            {
+            if let transport, transport.defersWrites, written.readableBytes < Self.deferredOutputLimit {
                 self.deferredOutput = written
                 transport.sessionOutputDeferred()
             } else {
                 if written.capacity <= Self.retainedOutputCapacity { self.outputBuffer = written }
-                self.transport?.sessionWrite(written)
+                transport?.sessionWrite(written)
             }
         } else if appending {
             self.deferredOutput = output
@@ -509,7 +518,7 @@ package final class NGHTTP2Session {
         }
         if let fatal {
             if self.closeError == nil { self.closeError = fatal }
-            self.transport?.sessionClose()
+            transport?.sessionClose()
             return
         }
         self.deliverWritabilityChanges()
