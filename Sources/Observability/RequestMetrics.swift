@@ -35,7 +35,10 @@ package final class RequestMetrics: RequestObserver, Sendable {
     let duration: ShardedHistogramFamily
     let requestSize: ShardedHistogramFamily
     let responseSize: ShardedHistogramFamily
-    private let inFlight: [Gauge]
+    /// `requests_in_flight` of each frontend: two constants, not an array (an element read from an array was
+    /// retained and released, two atomic operations per request; issue 11).
+    private let inFlightREST: Gauge
+    private let inFlightGRPC: Gauge
     /// `requests_cut_total`, indexed by frontend (rest, grpc) then termination (DC, SI, DPE, and DT for grpc
     /// only): seven atomics made up front.
     private let cut: [[Counter]]
@@ -67,13 +70,15 @@ package final class RequestMetrics: RequestObserver, Sendable {
             help: "Response body bytes sent (gRPC: message frames included).",
             bounds: MetricBuckets.bytes
         )
-        self.inFlight = [RequestRecord.Frontend.rest, .grpc].map {
+        let inFlight = [RequestRecord.Frontend.rest, .grpc].map {
             registry.gauge(
                 name: "trigger_gateway_requests_in_flight",
                 labels: [("frontend", $0.rawValue)],
                 help: "Requests received and not yet answered in full, by frontend."
             )
         }
+        self.inFlightREST = inFlight[0]
+        self.inFlightGRPC = inFlight[1]
         self.cut = [RequestRecord.Frontend.rest, .grpc].map { frontend in
             // In `requestFinished`'s column order; REST has no client deadline (DT).
             let flags: [RequestRecord.Termination] =
@@ -95,19 +100,23 @@ package final class RequestMetrics: RequestObserver, Sendable {
 
     /// A request's head arrived (pair with exactly one ``requestFinished(_:)``).
     package func requestStarted(_ frontend: RequestRecord.Frontend) {
-        inFlight[frontend == .rest ? 0 : 1].increment()
+        if frontend == .rest { inFlightREST.increment() } else { inFlightGRPC.increment() }
     }
 
     /// Counts one finished request (see the type's summary for the families and labels), and ends its
     /// ``requestStarted(_:)``.
     package func requestFinished(_ record: RequestRecord) {
-        inFlight[record.frontend == .rest ? 0 : 1].decrement()
-        // Through the entry, not a copy of its series (four references retained and released).
-        let entry = instruments(for: record)
-        entry.series.requests.increment()
-        entry.series.duration.record(Double(record.durationNanoseconds) / 1e9)
-        entry.series.requestSize.record(Double(record.bytesIn))
-        entry.series.responseSize.record(Double(record.bytesOut))
+        if record.frontend == .rest { inFlightREST.decrement() } else { inFlightGRPC.decrement() }
+        // Through the entry, not a copy of its series (four references retained and released), and the entry
+        // borrowed from the thread's cache (issue 11: its retain and release were atomic operations).
+        Self.caches.withValue(makingWith: Cache.init) { cache in
+            withInstruments(for: record, in: cache) { entry in
+                entry.series.requests.increment()
+                entry.series.duration.record(Double(record.durationNanoseconds) / 1e9)
+                entry.series.requestSize.record(Double(record.bytesIn))
+                entry.series.responseSize.record(Double(record.bytesOut))
+            }
+        }
         if let flag = record.termination {
             let row = cut[record.frontend == .rest ? 0 : 1]
             let column =
@@ -127,7 +136,9 @@ package final class RequestMetrics: RequestObserver, Sendable {
     }
 
     /// The in-flight gauge of `frontend` (for tests).
-    package func inFlight(_ frontend: RequestRecord.Frontend) -> Gauge { inFlight[frontend == .rest ? 0 : 1] }
+    package func inFlight(_ frontend: RequestRecord.Frontend) -> Gauge {
+        frontend == .rest ? inFlightREST : inFlightGRPC
+    }
 
     // MARK: Instruments
 
@@ -193,23 +204,23 @@ package final class RequestMetrics: RequestObserver, Sendable {
         var owner: UInt64 = 0
         var entries: [Key: Entry] = [:]
         /// The last combination this thread recorded: under load most requests repeat it, and comparing keys
-        /// costs less than hashing one (the operation is a gRPC method path of ~70 bytes).
-        var last: Entry?
+        /// costs less than hashing one (the operation is a gRPC method path of ~70 bytes). Not retained: `entries`
+        /// holds it (both are cleared together), so that reading it is not a retain and a release (issue 11).
+        var last: Unmanaged<Entry>?
     }
 
-    /// The instruments of `record`'s label combination on the calling thread (made on the thread's first request
-    /// of the combination).
-    func instruments(for record: RequestRecord) -> Entry {
-        Self.caches.withValue(makingWith: Cache.init) { instruments(for: record, in: $0) }
-    }
-
-    private func instruments(for record: RequestRecord, in cache: Cache) -> Entry {
+    /// `body` with the entry of `record`'s label combination on the calling thread, borrowed from its `cache` (made
+    /// on the thread's first request of the combination).
+    @inline(__always)
+    private func withInstruments<R>(for record: RequestRecord, in cache: Cache, _ body: (Entry) -> R) -> R {
         if cache.owner != id {
             cache.owner = id
-            cache.entries = [:]
             cache.last = nil
+            cache.entries = [:]
         }
-        if let last = cache.last, last.matches(record) { return last }
+        if let last = cache.last, last._withUnsafeGuaranteedRef({ $0.matches(record) }) {
+            return last._withUnsafeGuaranteedRef(body)
+        }
         let key = Key(record)
         let entry: Entry
         if let known = cache.entries[key] {
@@ -218,8 +229,8 @@ package final class RequestMetrics: RequestObserver, Sendable {
             entry = Entry(key: key, series: making.withLock { _ in make(key) })
             cache.entries[key] = entry
         }
-        cache.last = entry
-        return entry
+        cache.last = Unmanaged.passUnretained(entry)
+        return body(entry)
     }
 
     private func make(_ key: Key) -> Series {
