@@ -105,6 +105,8 @@ package final class NGHTTP2Session {
     /// once the connection has received one (issue 11). A delegate that keeps a block keeps its storage; the
     /// spare is then a fresh array, as the next block would have needed anyway.
     var spareHeaderBlock: HTTP2Headers?
+    /// Long field values received lately, reused when a block repeats one (issue 11; see the type).
+    var recentFieldValues = RecentFieldValues()
     /// The most fields a spare block keeps room for: above a typical request's (~10 to 30 fields), below what a
     /// block near ``HTTP2SessionConfiguration/maxHeaderListSize`` grows to (security review, H1).
     static let spareHeaderBlockCapacity = 64
@@ -504,9 +506,9 @@ package final class NGHTTP2Session {
         self.leaveClockBatch()
 
         if produced, let written = output {
-            if let transport, transport.defersWrites, written.readableBytes < Self.deferredOutputLimit {
+            if transport?.defersWrites == true, written.readableBytes < Self.deferredOutputLimit {
                 self.deferredOutput = written
-                transport.sessionOutputDeferred()
+                transport?.sessionOutputDeferred()
             } else {
                 if written.capacity <= Self.retainedOutputCapacity { self.outputBuffer = written }
                 transport?.sessionWrite(written)
