@@ -556,8 +556,7 @@ func withSafeRetries<T: Sendable>(
     return promise.futureResult
 }
 
-/// The same reporting the chain's outcome to `completion`, once, on `eventLoop`: no promise at all, for a
-/// caller that has its own (``BackendPool``'s, issue 11).
+/// The same reporting the chain's outcome to `completion`, once, on `eventLoop`: no promise at all.
 func withSafeRetries<T: Sendable>(
     _ balancer: EndpointBalancer,
     maxTries: Int,
@@ -567,62 +566,93 @@ func withSafeRetries<T: Sendable>(
     completion: @escaping @Sendable (Result<T, any Error>) -> Void,
     _ body: @escaping (_ index: Int, _ done: @escaping @Sendable (Result<T, any Error>) -> Void) -> Void
 ) {
-    let retries = SafeRetries(
-        balancer: balancer, maxTries: maxTries, deadline: deadline, eventLoop: eventLoop, completion: completion,
-        body: body)
-    if eventLoop.inEventLoop {
-        retries.attempt(cancellation: cancellation)
-    } else {
-        eventLoop.execute { retries.attempt(cancellation: cancellation) }
-    }
+    SafeRetries(
+        balancer: balancer, maxTries: maxTries, deadline: deadline, eventLoop: eventLoop,
+        call: ClosureRetriedCall(body: body, completion: completion)
+    ).start(cancellation: cancellation)
 }
 
-/// The state of one call's chain of tries on the event-loop path.
+/// A call tried under ``SafeRetries``: the retries start each try on it, it reports the try's end to them
+/// (``SafeRetries/tryEnded(_:)``), and they report the chain's outcome to it. Methods, not closures, between the
+/// two (issue 11): a closure typed with the generic result, called or stored by the generic retries, was wrapped
+/// in a reabstraction thunk for the concrete caller (a context allocated per call, and the result copied, a
+/// retain and a release of its storage, at each crossing). The unary transports' runs are such calls themselves;
+/// ``ClosureRetriedCall`` adapts the closure forms.
+protocol SafeRetriedCall: AnyObject {
+    associatedtype Value: Sendable
+    /// Starts a try on the endpoint at `index`, on the retries' event loop. The try's end is reported once, on
+    /// that loop, to `retries.tryEnded(_:)`; the call holds `retries` until then (which is what keeps them).
+    func startTry(endpoint index: Int, retries: SafeRetries<Self>)
+    /// The chain's outcome, once, on the retries' event loop.
+    func retriesEnded(_ result: Result<Value, any Error>)
+}
+
+/// ``SafeRetriedCall`` for the closure forms of ``withSafeRetries``.
+private final class ClosureRetriedCall<T: Sendable>: SafeRetriedCall, @unchecked Sendable {
+    let body: (Int, @escaping @Sendable (Result<T, any Error>) -> Void) -> Void
+    let completion: @Sendable (Result<T, any Error>) -> Void
+
+    init(
+        body: @escaping (Int, @escaping @Sendable (Result<T, any Error>) -> Void) -> Void,
+        completion: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) {
+        self.body = body
+        self.completion = completion
+    }
+
+    func startTry(endpoint index: Int, retries: SafeRetries<ClosureRetriedCall<T>>) {
+        body(index) { result in retries.tryEnded(result) }
+    }
+
+    func retriesEnded(_ result: Result<T, any Error>) { completion(result) }
+}
+
+/// The state of one call's chain of tries on the event-loop path: picks each try's endpoint, decides whether a
+/// failed try goes again (``withSafeRetries(_:maxTries:deadline:_:)``'s rules) and reports the outcome once.
 ///
 /// `@unchecked Sendable`: it is created off the loop at most to be handed to it once, and from then on only
-/// touched on `eventLoop` (`body` reports each try there).
-private final class SafeRetries<T: Sendable>: @unchecked Sendable {
+/// touched on `eventLoop` (each try reports there).
+final class SafeRetries<Call: SafeRetriedCall>: @unchecked Sendable {
     let balancer: EndpointBalancer
     let maxTries: Int
     let deadline: NIODeadline?
     let eventLoop: any EventLoop
-    let completion: @Sendable (Result<T, any Error>) -> Void
-    let body: (Int, @escaping @Sendable (Result<T, any Error>) -> Void) -> Void
+    let call: Call
     var avoiding: Int?
     var holdsBudget = false
     var tries = 0
 
-    init(
-        balancer: EndpointBalancer,
-        maxTries: Int,
-        deadline: NIODeadline?,
-        eventLoop: any EventLoop,
-        completion: @escaping @Sendable (Result<T, any Error>) -> Void,
-        body: @escaping (Int, @escaping @Sendable (Result<T, any Error>) -> Void) -> Void
-    ) {
+    init(balancer: EndpointBalancer, maxTries: Int, deadline: NIODeadline?, eventLoop: any EventLoop, call: Call) {
         self.balancer = balancer
         self.maxTries = maxTries
         self.deadline = deadline
         self.eventLoop = eventLoop
-        self.completion = completion
-        self.body = body
+        self.call = call
     }
 
-    func attempt(cancellation: TriggerCancellation) {
+    /// Starts the first try, on `eventLoop` (at once when called there).
+    func start(cancellation: TriggerCancellation) {
+        if eventLoop.inEventLoop {
+            attempt(cancellation: cancellation)
+        } else {
+            eventLoop.execute { self.attempt(cancellation: cancellation) }
+        }
+    }
+
+    private func attempt(cancellation: TriggerCancellation) {
         let index = balancer.pick(avoiding: avoiding)
         tries += 1
         // The name is the configuration's string, shared: no copy per call. Counted as a try (`attempts`).
         cancellation.tryStarted(endpoint: balancer.endpointName(index))
         current = (index, NIODeadline.now(), cancellation)
-        // The try's report captures this object alone, so it needs no context of its own (issue 11: one
-        // allocation per try); what it needs of the try is in `current`, tries being sequential.
-        body(index) { [self] result in tryEnded(result) }
+        call.startTry(endpoint: index, retries: self)
     }
 
     /// The current try: its endpoint, when it started, and the call's cancellation.
     private var current: (index: Int, start: NIODeadline, cancellation: TriggerCancellation)?
 
-    private func tryEnded(_ result: Result<T, any Error>) {
+    /// The current try ended with `result` (the call reports it once, on `eventLoop`; a second report is ignored).
+    func tryEnded(_ result: Result<Call.Value, any Error>) {
         eventLoop.assertInEventLoop()
         guard let (index, start, cancellation) = current.take() else { return }
         let elapsed = (NIODeadline.now() - start).nanoseconds
@@ -656,11 +686,11 @@ private final class SafeRetries<T: Sendable>: @unchecked Sendable {
         }
     }
 
-    private func finish(_ result: Result<T, any Error>) {
+    private func finish(_ result: Result<Call.Value, any Error>) {
         if holdsBudget {
             holdsBudget = false
             balancer.endRetry()
         }
-        completion(result)
+        call.retriesEnded(result)
     }
 }

@@ -137,7 +137,7 @@ extension GRPCBackendTransport: LoopCallingTransport {
     /// `eventLoop`'s own connections, with the deadline enforced by the caller (``BackendPool`` does, with one
     /// timer per call on this loop), so the call sets no timer of its own; otherwise on the shared connections,
     /// with the call's own deadline timer (`async` callers). A try that reached no backend (connect failed,
-    /// stream refused twice) goes to another endpoint under ``withSafeRetries(_:maxTries:deadline:on:cancellation:completion:_:)``.
+    /// stream refused twice) goes to another endpoint under ``SafeRetries`` (their rules: ``withSafeRetries(_:maxTries:deadline:_:)``).
     func call(
         _ request: consuming TriggerRequest,
         on eventLoop: any EventLoop,
@@ -150,20 +150,16 @@ extension GRPCBackendTransport: LoopCallingTransport {
         let deadline = request.deadline
         let run = UnaryRun(
             transport: self, request: request, message: message, eventLoop: eventLoop, pinned: pinned,
-            cancellation: cancellation)
-        withSafeRetries(
-            balancer,
-            maxTries: configuration.maxTries,
-            deadline: deadline,
-            on: eventLoop,
-            cancellation: cancellation,
-            completion: completion
-        ) { [run] index, done in run.begin(endpoint: index, done: done) }
+            cancellation: cancellation, completion: completion)
+        SafeRetries(
+            balancer: balancer, maxTries: configuration.maxTries, deadline: deadline, eventLoop: eventLoop, call: run
+        ).start(cancellation: cancellation)
     }
 
     /// One unary `Run`, from its first try to its last: what ``attempt(_:)``, ``start(_:on:)`` and
-    /// ``finishAttempt(_:_:)`` carry, and the current try's state. Tries are sequential (``withSafeRetries``
-    /// starts the next once `done` has been called), so one object serves them all.
+    /// ``finishAttempt(_:_:)`` carry, and the current try's state. Tries are sequential (``SafeRetries`` starts
+    /// the next once the last has reported), so one object serves them all; it is the retries' call itself
+    /// (``SafeRetriedCall``: no closure between the two, issue 11).
     ///
     /// Issue 11: one object per call, which every closure of the call captures alone (a closure that captures
     /// one object needs no context of its own), in place of a struct copied into a context per closure (the
@@ -171,7 +167,7 @@ extension GRPCBackendTransport: LoopCallingTransport {
     ///
     /// `@unchecked Sendable`: its state is only touched on `eventLoop` (the retries run there, the completion and
     /// the cancellation handler hop there first).
-    private final class UnaryRun: @unchecked Sendable {
+    private final class UnaryRun: SafeRetriedCall, @unchecked Sendable {
         let transport: GRPCBackendTransport
         let request: TriggerRequest
         let message: [ByteBuffer]
@@ -180,14 +176,16 @@ extension GRPCBackendTransport: LoopCallingTransport {
         /// The request's deadline bounds the stream locally unless `pinned` (the caller enforces it then).
         let pinned: Bool
         let cancellation: TriggerCancellation
+        /// Where the chain's outcome goes (the pool's call).
+        let completion: @Sendable (Result<TriggerResult, any Error>) -> Void
 
         // The current try.
         var endpoint: GRPCBackendEndpoint! = nil
         var headers = HTTP2Headers()
         /// This is the retry after a refused stream: a second refusal is final for this endpoint.
         var refusedBefore = false
-        /// ``withSafeRetries``'s report of this try, called once.
-        var done: (@Sendable (Result<TriggerResult, any Error>) -> Void)?
+        /// The retries this try reports to, once (``report(_:_:)`` takes them).
+        var retries: SafeRetries<UnaryRun>?
         /// The try's backend call once started, for the cancellation handler.
         var started: Started = .none
 
@@ -201,7 +199,8 @@ extension GRPCBackendTransport: LoopCallingTransport {
 
         init(
             transport: GRPCBackendTransport, request: TriggerRequest, message: [ByteBuffer], eventLoop: any EventLoop,
-            pinned: Bool, cancellation: TriggerCancellation
+            pinned: Bool, cancellation: TriggerCancellation,
+            completion: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
         ) {
             self.transport = transport
             self.request = request
@@ -209,26 +208,29 @@ extension GRPCBackendTransport: LoopCallingTransport {
             self.eventLoop = eventLoop
             self.pinned = pinned
             self.cancellation = cancellation
+            self.completion = completion
         }
 
-        /// A try on the endpoint at `index` (``withSafeRetries``'s body), on `eventLoop`.
-        func begin(endpoint index: Int, done: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void) {
+        /// A try on the endpoint at `index`, on `eventLoop`.
+        func startTry(endpoint index: Int, retries: SafeRetries<UnaryRun>) {
             let endpoint = transport.endpoints[index]
             do {
                 headers = try transport.requestHeaders(
                     path: GRPCBackendTransport.runPath, endpoint: endpoint,
                     request: request)
             } catch {
-                done(.failure(error))
+                retries.tryEnded(.failure(error))
                 return
             }
             self.endpoint = endpoint
-            self.done = done
+            self.retries = retries
             refusedBefore = false
             started = .none
             endpoint.health.outstanding.add(1, ordering: .relaxed)
             transport.attempt(self)
         }
+
+        func retriesEnded(_ result: Result<TriggerResult, any Error>) { completion(result) }
 
         /// The backend call's outcome, on the connection's loop.
         func callEnded(_ result: Result<TriggerResult, any Error>) {
@@ -342,8 +344,7 @@ extension GRPCBackendTransport: LoopCallingTransport {
         // the thirteenth session's start: RSS grew 19 MB per 10 000 gRPC calls).
         unary.started = .none
         unary.cancellation.clearHandler()
-        let done = unary.done.take()
-        done?(result)
+        unary.retries.take()?.tryEnded(result)
     }
 
     package func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {

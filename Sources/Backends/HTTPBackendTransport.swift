@@ -243,7 +243,7 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     /// `eventLoop` (no promise of its own: the pool's is the call's only one). `pinned`: on `eventLoop`'s own
     /// connections (the frontends' path); otherwise on the shared ones, which `async` callers (not on a loop)
     /// use. A try whose connect failed reached no backend and goes to another endpoint under
-    /// ``withSafeRetries(_:maxTries:deadline:on:cancellation:completion:_:)``.
+    /// ``SafeRetries`` (their rules: ``withSafeRetries(_:maxTries:deadline:_:)``).
     func call(
         _ request: consuming TriggerRequest,
         on eventLoop: any EventLoop,
@@ -253,19 +253,16 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     ) {
         let deadline = request.deadline
         let run = UnaryRun(
-            transport: self, request: request, eventLoop: eventLoop, pinned: pinned, cancellation: cancellation)
-        withSafeRetries(
-            balancer,
-            maxTries: configuration.maxTries,
-            deadline: deadline,
-            on: eventLoop,
-            cancellation: cancellation,
-            completion: completion
-        ) { [run] index, done in run.begin(endpoint: index, done: done) }
+            transport: self, request: request, eventLoop: eventLoop, pinned: pinned, cancellation: cancellation,
+            completion: completion)
+        SafeRetries(
+            balancer: balancer, maxTries: configuration.maxTries, deadline: deadline, eventLoop: eventLoop, call: run
+        ).start(cancellation: cancellation)
     }
 
     /// One `POST /run`, from its first try to its last, and the current try's state. Tries are sequential
-    /// (``withSafeRetries`` starts the next once `done` has been called), so one object serves them all.
+    /// (``SafeRetries`` starts the next once the last has reported), so one object serves them all; it is the
+    /// retries' call itself (``SafeRetriedCall``: no closure between the two).
     ///
     /// Issue 11 (as `GRPCBackendTransport`'s `UnaryRun`): every closure of the call (the retries' body, the
     /// connect's and the answer's completions, the cancellation handler) captures this object alone, so none
@@ -273,18 +270,20 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     ///
     /// `@unchecked Sendable`: its state is only touched on `eventLoop` (the retries run there, the connect and
     /// the answer are hopped there, the cancellation handler hops there first).
-    private final class UnaryRun: @unchecked Sendable {
+    private final class UnaryRun: SafeRetriedCall, @unchecked Sendable {
         let transport: HTTPBackendTransport
         let request: TriggerRequest
-        /// Where the tries run and report: `done` is called on it.
+        /// Where the tries run and report to ``retries``.
         let eventLoop: any EventLoop
         let pinned: Bool
         let cancellation: TriggerCancellation
+        /// Where the chain's outcome goes (the pool's call).
+        let completion: @Sendable (Result<TriggerResult, any Error>) -> Void
 
         // The current try.
         var endpoint: EndpointState! = nil
-        /// ``withSafeRetries``'s report of this try, called once.
-        var done: (@Sendable (Result<TriggerResult, any Error>) -> Void)?
+        /// The retries this try reports to, once (taken by the report).
+        var retries: SafeRetries<UnaryRun>?
         /// The request's head and body while a new connection is being made. Two fields, not an Optional of the
         /// pair: that Optional (~70 bytes) and the pair itself were destroyed through the runtime's generic
         /// witnesses (`tuple_destroy`), ~450 instructions per REST call on top of the body's own destroy
@@ -296,21 +295,23 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
 
         init(
             transport: HTTPBackendTransport, request: TriggerRequest, eventLoop: any EventLoop, pinned: Bool,
-            cancellation: TriggerCancellation
+            cancellation: TriggerCancellation,
+            completion: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
         ) {
             self.transport = transport
             self.request = request
             self.eventLoop = eventLoop
+            self.completion = completion
             self.pinned = pinned
             self.cancellation = cancellation
         }
 
-        /// A try on the endpoint at `index` (``withSafeRetries``'s body), on `eventLoop`, on an idle connection
-        /// when there is one (the common case: no future), or on a new one.
-        func begin(endpoint index: Int, done: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void) {
+        /// A try on the endpoint at `index`, on `eventLoop`, on an idle connection when there is one (the common
+        /// case: no future), or on a new one.
+        func startTry(endpoint index: Int, retries: SafeRetries<UnaryRun>) {
             let endpoint = transport.endpoints[index]
             self.endpoint = endpoint
-            self.done = done
+            self.retries = retries
             endpoint.health.outstanding.add(1, ordering: .relaxed)
             // Taken apart at once: each half is destroyed by its own type's code, not the pair's generic witness.
             let (head, body) = transport.requestParts(request, endpoint: endpoint, accept: "application/json")
@@ -429,8 +430,10 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             // in place (a failed try), the cycle would keep both and the request alive (the leak the gRPC
             // transport had, thirteenth session).
             cancellation.clearHandler()
-            done.take()?(result)
+            retries.take()?.tryEnded(result)
         }
+
+        func retriesEnded(_ result: Result<TriggerResult, any Error>) { completion(result) }
     }
 
     /// What a try (unary, or a stream's start) that failed on its connection tells ``withSafeRetries``:
