@@ -61,7 +61,7 @@ package final class GatewayApp: Sendable {
     private let group: any EventLoopGroup
     private let inProcessRunner: any TriggerRunner
     /// Told of every finished request, in order (`FrontendServices.requestObservers`), in every generation.
-    private let requestObservers: [any RequestObserver]
+    private let requestObservers: RequestObservers
     let logger: Logger
     /// The process's log level, when its handlers follow one (`serve`): a reload applies `log.level` to it. Nil (an
     /// in-process test's handler): `log.level` keeps its running value until a restart.
@@ -113,9 +113,9 @@ package final class GatewayApp: Sendable {
         self.inProcessRunner = inProcessRunner
         // The access log first: one line per request at `info`, while `log.access` holds; then the request metrics
         // (`/metrics`).
-        let requestObservers: [any RequestObserver] =
-            [AccessLog(logger: accessLogger ?? logger, enabled: accessLog), metrics.requests] + requestObservers
-        self.requestObservers = requestObservers
+        self.requestObservers = RequestObservers(
+            accessLog: AccessLog(logger: accessLogger ?? logger, enabled: accessLog), metrics: metrics.requests,
+            others: requestObservers)
         self.logger = logger
         self.metrics = metrics
         var collectors: [CollectorToken] = []
@@ -190,7 +190,7 @@ package final class GatewayApp: Sendable {
                 tls: tls,
                 logger: logger,
                 scheduler: scheduler,
-                requestObservers: requestObservers,
+                requestObservers: self.requestObservers,
                 metrics: metrics
             ),
             group: group
@@ -556,7 +556,7 @@ package final class GatewayApp: Sendable {
         tls: ListenerTLS?,
         logger: Logger,
         scheduler: Scheduler? = nil,
-        requestObservers: [any RequestObserver],
+        requestObservers: RequestObservers,
         metrics: GatewayMetrics
     ) -> FrontendServices {
         var services = FrontendServices(

@@ -48,7 +48,7 @@ package struct FrontendServices: Sendable {
     /// The Craft AI surface (`/api/v1/...`, `/endpoints/...`); nil answers its routes 404.
     package var craft: CraftSurface?
     /// Told of every finished request, in order (the access log, the request metrics); see `RequestRecord`.
-    package var requestObservers: [any RequestObserver] = []
+    package var requestObservers = RequestObservers.none
     /// The users and organizations Instill clients may look up and act for (`instill-requester-uid`).
     package var namespaces = NamespaceDirectory()
     /// The registry `/metrics` renders, and the open-connection gauges; nil answers `/metrics` with no metrics.

@@ -207,10 +207,10 @@ extension FrontendServices {
     /// its services in a class property, and calling a method on that copies the whole struct (two dozen
     /// references retained and released, ~1 000 instructions) where reading two fields does not.
     static func openRequest(
-        observers: [any RequestObserver], clock: @Sendable () -> NIODeadline, requestID: String,
+        observers: RequestObservers, clock: @Sendable () -> NIODeadline, requestID: String,
         frontend: RequestRecord.Frontend, httpVersion: String, method: String, path: String, peer: String?
     ) -> OpenRequest {
-        for observer in observers { observer.requestStarted(frontend) }
+        observers.requestStarted(frontend)
         // Returned as built: a local changed after it was built was copied out and destroyed (bench/README.md,
         // "Branch hotpath2").
         return OpenRequest(
@@ -278,11 +278,11 @@ extension FrontendServices {
     /// The request is consumed: its record is completed in place, not copied out of it first (issue 11: two
     /// dozen references retained and released per request).
     static func finish(
-        _ request: consuming OpenRequest, observers: [any RequestObserver], clock: @Sendable () -> NIODeadline
+        _ request: consuming OpenRequest, observers: RequestObservers, clock: @Sendable () -> NIODeadline
     ) {
         assert(request.isOpen, "no open request was finished")
         guard !observers.isEmpty else { return }
         request.record.durationNanoseconds = (clock() - request.start).nanoseconds
-        for observer in observers { observer.requestFinished(request.record) }
+        observers.requestFinished(request.record)
     }
 }

@@ -69,7 +69,7 @@ struct FrontendDeadlineTests {
             logger: Logger(label: "deadline-test", factory: { _ in SwiftLogNoOpLogHandler() })
         )
         services.clock = { loop.now }
-        services.requestObservers = observers
+        services.requestObservers = RequestObservers(others: observers)
         if let bodyProgress { services.slowClients.bodyProgressTimeout = bodyProgress }
         let current = CurrentFrontendServices(services)
         let channel = NIOAsyncTestingChannel(loop: loop)

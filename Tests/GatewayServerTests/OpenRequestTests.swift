@@ -60,7 +60,7 @@ struct OpenRequestTests {
                 requestID: "r-2", frontend: .rest, httpVersion: "HTTP/1.1", method: "GET", path: "/", operation: "o",
                 status: 200, durationNanoseconds: 0),
             start: .uptimeNanoseconds(1_000))
-        FrontendServices.finish(open, observers: [seen], clock: { .uptimeNanoseconds(3_500) })
+        FrontendServices.finish(open, observers: RequestObservers(others: [seen]), clock: { .uptimeNanoseconds(3_500) })
         #expect(seen.records.map(\.requestID) == ["r-2"])
         #expect(seen.records.first?.durationNanoseconds == 2_500)
     }
