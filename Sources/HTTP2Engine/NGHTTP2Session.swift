@@ -158,7 +158,20 @@ package final class NGHTTP2Session {
     /// The handler writing for this session. Strong, released by ``detachTransport()`` when the handler leaves
     /// its pipeline (NIO removes every handler of a closed channel): a weak reference gave the handler a side
     /// table, which sent each retain and release of it through the runtime's slow path (issue 11).
-    var transport: (any HTTP2SessionTransport)?
+    var transport: (any HTTP2SessionTransport)? { self.transportSlot?.transport }
+    /// Owns ``transport``, in a constant field, so that ``withTransport(_:)`` calls it borrowed: each read of a
+    /// `var` was a retain and a release, atomic operations (issue 11: a drain's write path read it three times,
+    /// ~9 drains per proxied gRPC call).
+    private var transportSlot: TransportSlot? {
+        didSet { self.borrowedTransportSlot = self.transportSlot.map { Unmanaged.passUnretained($0) } }
+    }
+    /// ``transportSlot``, not retained: valid while ``transportSlot`` or ``retiredTransportSlot`` holds it.
+    private var borrowedTransportSlot: Unmanaged<TransportSlot>?
+    /// The slot of a transport detached while one of its calls ran (a close inside a write can remove the handler
+    /// at once): kept until the outermost call returns, as ``retiredDelegateSlot``.
+    private var retiredTransportSlot: TransportSlot?
+    /// How many ``withTransport(_:)`` calls are on the stack.
+    private var transportCallDepth = 0
     private(set) var eventLoop: (any EventLoop)?
     /// Inside ``receive(_:)`` or ``drain()`` (how deep): ``currentTime()`` reads the clock once there.
     private var clockBatchDepth = 0
@@ -265,9 +278,22 @@ package final class NGHTTP2Session {
 
     /// Connects the session to its channel.
     func attach(transport: any HTTP2SessionTransport, eventLoop: any EventLoop, allocator: ByteBufferAllocator) {
-        self.transport = transport
+        self.transportSlot = TransportSlot(transport)
         self.eventLoop = eventLoop
         self.allocator = allocator
+    }
+
+    /// `body` with the transport borrowed, not retained; nil (and `body` not called) when there is none. Safe
+    /// because the slot outlives the call: ``detachTransport()`` is the only place that drops it, and it keeps it
+    /// in ``retiredTransportSlot`` until the outermost call has returned.
+    @inline(__always)
+    func withTransport<R>(_ body: (any HTTP2SessionTransport) -> R) -> R? {
+        guard let slot = self.borrowedTransportSlot else { return nil }
+        self.transportCallDepth &+= 1
+        let result = slot._withUnsafeGuaranteedRef { body($0.transport) }
+        self.transportCallDepth &-= 1
+        if self.transportCallDepth == 0, self.retiredTransportSlot != nil { self.retiredTransportSlot = nil }
+        return result
     }
 
     /// Queues our SETTINGS (peers such as gRPC clients wait for them) and the connection window increase,
@@ -380,7 +406,9 @@ package final class NGHTTP2Session {
 
     /// The handler left its pipeline: the reference cycle between it and the session ends here.
     func detachTransport() {
-        self.transport = nil
+        // Inside one of its calls (a close during a write): released when that call returns.
+        if self.transportCallDepth > 0 { self.retiredTransportSlot = self.transportSlot }
+        self.transportSlot = nil
     }
 
     /// The channel is gone: every open stream the owner knows is reported closed (`.cancel`), then the
@@ -465,10 +493,8 @@ package final class NGHTTP2Session {
         // call): nothing is written to the channel until the loop ends, and only this session writes to it (a
         // delegate callback that starts a write on this session is queued, `isDraining`), so its writability
         // cannot change inside the loop.
-        // One reference for the whole drain: each read of the `var` was a retain and a release (issue 11: two or
-        // three per drain). A handler detached meanwhile ignores the calls (it has no context then).
-        let transport = self.transport
-        let writable = transport?.isWritable ?? false
+        // The transport borrowed (``withTransport(_:)``): each read of the `var` was a retain and a release.
+        let writable = self.withTransport { $0.isWritable } ?? false
         while true {
             if !self.pendingOperations.isEmpty { self.applyPendingOperations() }
             guard writable, self.lifecycle == .active else { break }
@@ -506,12 +532,12 @@ package final class NGHTTP2Session {
         self.leaveClockBatch()
 
         if produced, let written = output {
-            if transport?.defersWrites == true, written.readableBytes < Self.deferredOutputLimit {
+            if self.withTransport({ $0.defersWrites }) == true, written.readableBytes < Self.deferredOutputLimit {
                 self.deferredOutput = written
-                transport?.sessionOutputDeferred()
+                self.withTransport { $0.sessionOutputDeferred() }
             } else {
                 if written.capacity <= Self.retainedOutputCapacity { self.outputBuffer = written }
-                transport?.sessionWrite(written)
+                self.withTransport { $0.sessionWrite(written) }
             }
         } else if appending {
             self.deferredOutput = output
@@ -520,7 +546,7 @@ package final class NGHTTP2Session {
         }
         if let fatal {
             if self.closeError == nil { self.closeError = fatal }
-            transport?.sessionClose()
+            self.withTransport { $0.sessionClose() }
             return
         }
         self.deliverWritabilityChanges()
@@ -610,4 +636,11 @@ final class DelegateSlot {
     let delegate: any HTTP2SessionDelegate
 
     init(_ delegate: any HTTP2SessionDelegate) { self.delegate = delegate }
+}
+
+/// Holds a session's transport in a constant field: see ``NGHTTP2Session/withTransport(_:)``.
+final class TransportSlot {
+    let transport: any HTTP2SessionTransport
+
+    init(_ transport: any HTTP2SessionTransport) { self.transport = transport }
 }
