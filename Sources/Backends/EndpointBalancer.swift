@@ -578,7 +578,7 @@ func withSafeRetries<T: Sendable>(
 /// in a reabstraction thunk for the concrete caller (a context allocated per call, and the result copied, a
 /// retain and a release of its storage, at each crossing). The unary transports' runs are such calls themselves;
 /// ``ClosureRetriedCall`` adapts the closure forms.
-protocol SafeRetriedCall: AnyObject {
+protocol SafeRetriedCall: AnyObject, Sendable {
     associatedtype Value: Sendable
     /// Starts a try on the endpoint at `index`, on the retries' event loop. The try's end is reported once, on
     /// that loop, to `retries.tryEnded(_:)`; the call holds `retries` until then (which is what keeps them).
