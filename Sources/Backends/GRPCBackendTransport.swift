@@ -171,7 +171,7 @@ extension GRPCBackendTransport: LoopCallingTransport {
         let transport: GRPCBackendTransport
         let request: TriggerRequest
         let message: [ByteBuffer]
-        /// Where the tries run and report: `done` is called on it.
+        /// Where the tries run and report to ``retries``.
         let eventLoop: any EventLoop
         /// The request's deadline bounds the stream locally unless `pinned` (the caller enforces it then).
         let pinned: Bool
@@ -184,7 +184,7 @@ extension GRPCBackendTransport: LoopCallingTransport {
         var headers = HTTP2Headers()
         /// This is the retry after a refused stream: a second refusal is final for this endpoint.
         var refusedBefore = false
-        /// The retries this try reports to, once (``report(_:_:)`` takes them).
+        /// The retries this try reports to, once (``GRPCBackendTransport/report(_:_:)`` takes them).
         var retries: SafeRetries<UnaryRun>?
         /// The try's backend call once started, for the cancellation handler.
         var started: Started = .none
@@ -322,7 +322,7 @@ extension GRPCBackendTransport: LoopCallingTransport {
     }
 
     /// The try's end: the endpoint's count of calls in flight and its health (a transport failure counts
-    /// against it; an answer, the pipeline's own error included, for it), then the try's `done`.
+    /// against it; an answer, the pipeline's own error included, for it), then the run's retries.
     private func report(_ result: Result<TriggerResult, any Error>, _ unary: UnaryRun) {
         let index = unary.endpoint.index
         unary.endpoint.health.outstanding.subtract(1, ordering: .relaxed)

@@ -436,7 +436,7 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         func retriesEnded(_ result: Result<TriggerResult, any Error>) { completion(result) }
     }
 
-    /// What a try (unary, or a stream's start) that failed on its connection tells ``withSafeRetries``:
+    /// What a try (unary, or a stream's start) that failed on its connection tells its retries (``SafeRetries``):
     /// ``transportError(_:pool:endpoint:)``, wrapped in ``NotSent`` when the connection had closed before the
     /// request was written (``HTTPBackendClientHandler/Failure/closedBeforeSend``, e.g. a pooled connection the
     /// runner closed at its keep-alive timeout): the runner saw nothing, so the call goes to another connection

@@ -11,7 +11,7 @@ import WireCodecs
 ///
 /// It is the session's delegate (stream events in) and a channel handler placed after the engine (to see
 /// quiesce and idle events). Everything runs on the connection's event loop, sync calls and stream relays
-/// included (``runSync(_:target:stream:deliver:)``, ``EventRelay``); only async-mode work (operations) runs in
+/// included (``runSync(_:target:state:stream:deliver:)``, ``EventRelay``); only async-mode work (operations) runs in
 /// tasks whose outcomes hop back here. Per-stream state lives in `streams` until the engine reports the stream
 /// closed, which is also when its call, relay or task is stopped (client RST_STREAM or connection loss).
 final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler {
@@ -121,7 +121,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         /// (issue 11: 24 retains and releases per call).
         var grpcCall: GRPCCall?
         var task: Task<Void, Never>?
-        /// A sync call running on this loop (``HTTP2FrontendConnection/runSync(_:target:stream:deliver:)``).
+        /// A sync call running on this loop (``HTTP2FrontendConnection/runSync(_:target:state:stream:deliver:)``).
         var call: TriggerCancellation?
         /// Where that call's outcome goes: set with ``call``, taken by the outcome or dropped by ``stopWork()``.
         /// Kept here so that the call's completion captures this state alone (issue 11: a closure capturing the

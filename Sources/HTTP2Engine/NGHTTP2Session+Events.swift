@@ -87,12 +87,15 @@ extension NGHTTP2Session {
         var trimmed = value[...]
         while let first = trimmed.first, first == 0x20 || first == 0x09 { trimmed = trimmed.dropFirst() }
         while let last = trimmed.last, last == 0x20 || last == 0x09 { trimmed = trimmed.dropLast() }
-        // Common names and values are literals, not decoded (``HTTP2CommonFields``); a long value this connection
-        // received lately is that string again (``RecentFieldValues``).
+        // Common names and values are literals, not decoded (``HTTP2CommonFields``); a long value of a field that
+        // repeats, received lately on this connection, is that string again (``RecentFieldValues``).
         let value = UnsafeBufferPointer(rebasing: trimmed)
+        let commonName = HTTP2CommonFields.name(name)
         stream.headerBlock.append(
-            name: HTTP2CommonFields.name(name) ?? String(decoding: name, as: UTF8.self),
-            value: HTTP2CommonFields.value(value) ?? self.recentFieldValues.string(value),
+            name: commonName ?? String(decoding: name, as: UTF8.self),
+            value: HTTP2CommonFields.value(value)
+                ?? (commonName.map(RecentFieldValues.repeats(name:)) == true
+                    ? self.recentFieldValues.string(value) : String(decoding: value, as: UTF8.self)),
             isPseudo: name.first == UInt8(ascii: ":")
         )
         return 0

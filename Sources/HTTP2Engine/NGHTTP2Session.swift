@@ -406,8 +406,9 @@ package final class NGHTTP2Session {
 
     /// The handler left its pipeline: the reference cycle between it and the session ends here.
     func detachTransport() {
-        // Inside one of its calls (a close during a write): released when that call returns.
-        if self.transportCallDepth > 0 { self.retiredTransportSlot = self.transportSlot }
+        // Inside one of its calls (a close during a write): released when that call returns. Only a slot still held
+        // is retired: a second detach inside the same call must not drop the one retired by the first.
+        if self.transportCallDepth > 0, let slot = self.transportSlot { self.retiredTransportSlot = slot }
         self.transportSlot = nil
     }
 
@@ -434,7 +435,7 @@ package final class NGHTTP2Session {
         }
         delegate?.sessionDidClose(self, error: error)
         // Inside a delegate call (the delegate closed the connection): released when that call returns.
-        if self.delegateCallDepth > 0 { self.retiredDelegateSlot = self.delegateSlot }
+        if self.delegateCallDepth > 0, let slot = self.delegateSlot { self.retiredDelegateSlot = slot }
         self.delegateSlot = nil
     }
 
@@ -443,6 +444,8 @@ package final class NGHTTP2Session {
     /// session has delivered any event; a second delegate is a programming error.
     package func attachDelegate(_ delegate: any HTTP2SessionDelegate) {
         precondition(self.delegateSlot == nil && self.delegateCallDepth == 0, "the session has a delegate already")
+        // A closed session has dropped its delegate for good: one attached now would never be let go (a cycle).
+        precondition(self.lifecycle != .closed, "the session is closed")
         self.delegateSlot = DelegateSlot(delegate)
     }
 

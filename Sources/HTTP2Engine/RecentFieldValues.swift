@@ -7,7 +7,9 @@
 /// field and request: a gRPC call's `:path` (a method path of ~70 bytes), the client's `user-agent`, a long
 /// `:authority`. A reused value costs a comparison and a retain.
 ///
-/// Bounded: ``slotCount`` values of at most ``maxLength`` bytes each (under 1 KiB per connection), replaced in
+/// Only the fields that repeat are kept (``repeats(name:)``): values new on every message (`request-id`,
+/// `traceparent`) would evict the ones that repeat, and a credential (`authorization`) is not kept past its request.
+/// Bounded: ``slotCount`` values of at most ``maxLength`` bytes each (about 1 KiB of text per connection), replaced in
 /// turn; shorter and longer values are decoded as before. A value is reused only when its bytes are those of the
 /// stored string exactly (so the result is the string decoding them would make: valid UTF-8 decodes to itself,
 /// and a repaired value's replacement bytes differ from the invalid bytes received).
@@ -35,6 +37,16 @@ package struct RecentFieldValues {
             self.nextSlot = (self.nextSlot + 1) % Self.slotCount
         }
         return made
+    }
+
+    /// Whether values of the field `name` (lowercase, as ``HTTP2CommonFields/name(_:)`` returns it) are kept: those a
+    /// client sends alike on every request of a connection (a gRPC method's `:path`, `:authority`, `user-agent`).
+    package static func repeats(name: String) -> Bool {
+        switch name.utf8.count {
+        case 5: name == ":path"
+        case 10: name == ":authority" || name == "user-agent"
+        default: false
+        }
     }
 
     /// The values held (for tests).

@@ -63,6 +63,39 @@ struct RecentFieldValuesTests {
         }
     }
 
+    @Test("only the fields that repeat are kept: not per-message values, not credentials")
+    func repeatingFields() {
+        #expect(RecentFieldValues.repeats(name: ":path"))
+        #expect(RecentFieldValues.repeats(name: ":authority"))
+        #expect(RecentFieldValues.repeats(name: "user-agent"))
+        for name in ["request-id", "traceparent", "idempotency-key", "authorization", ":status", "content-type", "x"] {
+            #expect(!RecentFieldValues.repeats(name: name), "\(name)")
+        }
+    }
+
+    @Test("on a connection, a repeated long :path arrives as one string; a repeated long request-id does not")
+    func onAConnection() throws {
+        let pair = try ConnectionPair()
+        pair.serveEcho()
+        let path = "/pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline"
+        let requestID = "0123456789abcdef0123456789abcdef"
+        for _ in 0..<2 {
+            _ = try pair.clientSession.startRequest(
+                headers: ConnectionPair.requestHeaders(path: path, extra: [("request-id", requestID)]),
+                endStream: true)
+        }
+        try pair.interact()
+        let blocks = pair.serverDelegate.events.compactMap { event -> HTTP2Headers? in
+            if case .headers(_, let headers, _) = event { return headers } else { return nil }
+        }
+        try #require(blocks.count == 2)
+        let paths = blocks.compactMap { $0.first(name: ":path") }
+        let ids = blocks.compactMap { $0.first(name: "request-id") }
+        #expect(paths == [path, path] && ids == [requestID, requestID])
+        #expect(storage(paths[0]) == storage(paths[1]))
+        #expect(storage(ids[0]) != storage(ids[1]))
+    }
+
     @Test("invalid UTF-8 is repaired as String(decoding:) does, and never matches its repaired copy")
     func invalidUTF8() {
         var values = RecentFieldValues()
