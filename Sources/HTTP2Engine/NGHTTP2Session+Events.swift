@@ -93,9 +93,7 @@ extension NGHTTP2Session {
         let commonName = HTTP2CommonFields.name(name)
         stream.headerBlock.append(
             name: commonName ?? String(decoding: name, as: UTF8.self),
-            value: HTTP2CommonFields.value(value)
-                ?? (commonName.map(RecentFieldValues.repeats(name:)) == true
-                    ? self.recentFieldValues.string(value) : String(decoding: value, as: UTF8.self)),
+            value: HTTP2CommonFields.value(value) ?? self.recentFieldValues.string(value, name: commonName),
             isPseudo: name.first == UInt8(ascii: ":")
         )
         return 0

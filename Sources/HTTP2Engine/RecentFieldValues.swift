@@ -23,9 +23,13 @@ package struct RecentFieldValues {
     /// The slot the next new value replaces once all are used.
     private var nextSlot = 0
 
-    /// The string of `bytes` (UTF-8; invalid sequences repaired, as `String(decoding:as:)` does).
-    package mutating func string(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
-        guard bytes.count > 15, bytes.count <= Self.maxLength else { return String(decoding: bytes, as: UTF8.self) }
+    /// The string of `bytes` (UTF-8; invalid sequences repaired, as `String(decoding:as:)` does), the value of the
+    /// field `name` (nil: a name ``HTTP2CommonFields`` does not know, never one that repeats).
+    package mutating func string(_ bytes: UnsafeBufferPointer<UInt8>, name: String?) -> String {
+        // The length first: most values are short, and then the name is not even compared.
+        guard bytes.count > 15, bytes.count <= Self.maxLength, let name, Self.repeats(name: name) else {
+            return String(decoding: bytes, as: UTF8.self)
+        }
         if let found = self.values.withUnsafeBufferPointer({ Self.index(of: bytes, in: $0) }) {
             return self.values[found]
         }

@@ -10,7 +10,7 @@ struct RecentFieldValuesTests {
     }
 
     private func string(_ text: [UInt8], in values: inout RecentFieldValues) -> String {
-        text.withUnsafeBufferPointer { values.string($0) }
+        text.withUnsafeBufferPointer { values.string($0, name: ":path") }
     }
 
     @Test("a repeated long value is the stored string; short and over-long values are decoded and not kept")
@@ -71,6 +71,16 @@ struct RecentFieldValuesTests {
         for name in ["request-id", "traceparent", "idempotency-key", "authorization", ":status", "content-type", "x"] {
             #expect(!RecentFieldValues.repeats(name: name), "\(name)")
         }
+        // A value of such a field, or of a name the engine does not know, is decoded and not kept.
+        var values = RecentFieldValues()
+        let id = Array("0123456789abcdef0123456789abcdef".utf8)
+        for name in ["request-id", nil] as [String?] {
+            let first = id.withUnsafeBufferPointer { values.string($0, name: name) }
+            let again = id.withUnsafeBufferPointer { values.string($0, name: name) }
+            #expect(first == String(decoding: id, as: UTF8.self) && again == first)
+            #expect(storage(first) != storage(again))
+        }
+        #expect(values.count == 0)
     }
 
     @Test("on a connection, a repeated long :path arrives as one string; a repeated long request-id does not")
