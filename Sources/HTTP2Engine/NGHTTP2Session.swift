@@ -48,21 +48,10 @@ package final class NGHTTP2Session {
     package let role: HTTP2SessionRole
     package let configuration: HTTP2SessionConfiguration
     /// Receives stream events; dropped when the connection closes (which breaks any reference cycle).
-    package var delegate: (any HTTP2SessionDelegate)? { self.delegateSlot?.delegate }
-    /// Owns ``delegate``. A class with a constant field so that ``withDelegate(_:)`` can call the delegate
-    /// through a borrowed reference: a call through the `var` retained and released the delegate around each
-    /// event, two atomic operations (issue 11: ~8 events per proxied gRPC call).
-    private var delegateSlot: DelegateSlot? {
-        didSet { self.borrowedDelegateSlot = self.delegateSlot.map { Unmanaged.passUnretained($0) } }
-    }
-    /// ``delegateSlot``, not retained: valid while ``delegateSlot`` or ``retiredDelegateSlot`` holds it.
-    private var borrowedDelegateSlot: Unmanaged<DelegateSlot>?
-    /// The slot of a delegate dropped (the connection closed) during a delegate call: kept until the outermost
-    /// call returns, so that no delegate is freed while one of its methods runs (the caller of a method keeps
-    /// its `self` alive; the retain that did so is what ``withDelegate(_:)`` saves).
-    private var retiredDelegateSlot: DelegateSlot?
-    /// How many ``withDelegate(_:)`` calls are on the stack.
-    private var delegateCallDepth = 0
+    package var delegate: (any HTTP2SessionDelegate)? { self.delegateReference.object?.delegate }
+    /// Owns ``delegate``, called borrowed by ``withDelegate(_:)``: a call through a `var` retained and released the
+    /// delegate around each event, two atomic operations (issue 11: ~8 events per proxied gRPC call).
+    private var delegateReference: BorrowedReference<DelegateSlot>
 
     /// The libnghttp2 session.
     ///
@@ -158,20 +147,11 @@ package final class NGHTTP2Session {
     /// The handler writing for this session. Strong, released by ``detachTransport()`` when the handler leaves
     /// its pipeline (NIO removes every handler of a closed channel): a weak reference gave the handler a side
     /// table, which sent each retain and release of it through the runtime's slow path (issue 11).
-    var transport: (any HTTP2SessionTransport)? { self.transportSlot?.transport }
-    /// Owns ``transport``, in a constant field, so that ``withTransport(_:)`` calls it borrowed: each read of a
-    /// `var` was a retain and a release, atomic operations (issue 11: a drain's write path read it three times,
-    /// ~9 drains per proxied gRPC call).
-    private var transportSlot: TransportSlot? {
-        didSet { self.borrowedTransportSlot = self.transportSlot.map { Unmanaged.passUnretained($0) } }
-    }
-    /// ``transportSlot``, not retained: valid while ``transportSlot`` or ``retiredTransportSlot`` holds it.
-    private var borrowedTransportSlot: Unmanaged<TransportSlot>?
-    /// The slot of a transport detached while one of its calls ran (a close inside a write can remove the handler
-    /// at once): kept until the outermost call returns, as ``retiredDelegateSlot``.
-    private var retiredTransportSlot: TransportSlot?
-    /// How many ``withTransport(_:)`` calls are on the stack.
-    private var transportCallDepth = 0
+    var transport: (any HTTP2SessionTransport)? { self.transportReference.object?.transport }
+    /// Owns ``transport``, called borrowed by ``withTransport(_:)``: each read of a `var` was a retain and a
+    /// release, atomic operations (issue 11: a drain's write path read it three times, ~9 drains per proxied gRPC
+    /// call). A close inside a write can remove the handler at once: the reference keeps it until that call returns.
+    private var transportReference = BorrowedReference<TransportSlot>()
     private(set) var eventLoop: (any EventLoop)?
     /// Inside ``receive(_:)`` or ``drain()`` (how deep): ``currentTime()`` reads the clock once there.
     private var clockBatchDepth = 0
@@ -235,10 +215,7 @@ package final class NGHTTP2Session {
     ) {
         self.role = role
         self.configuration = configuration
-        // `didSet` does not run in `init`: the borrowed reference is set here too.
-        let slot = delegate.map(DelegateSlot.init)
-        self.delegateSlot = slot
-        self.borrowedDelegateSlot = slot.map { Unmanaged.passUnretained($0) }
+        self.delegateReference = BorrowedReference(delegate.map(DelegateSlot.init))
 
         let tables = NGHTTP2Tables.shared
         let userData = Unmanaged.passUnretained(self).toOpaque()
@@ -278,21 +255,19 @@ package final class NGHTTP2Session {
 
     /// Connects the session to its channel.
     func attach(transport: any HTTP2SessionTransport, eventLoop: any EventLoop, allocator: ByteBufferAllocator) {
-        self.transportSlot = TransportSlot(transport)
+        self.transportReference.set(TransportSlot(transport))
         self.eventLoop = eventLoop
         self.allocator = allocator
     }
 
     /// `body` with the transport borrowed, not retained; nil (and `body` not called) when there is none. Safe
-    /// because the slot outlives the call: ``detachTransport()`` is the only place that drops it, and it keeps it
-    /// in ``retiredTransportSlot`` until the outermost call has returned.
+    /// because the slot outlives the call: ``detachTransport()`` is the only place that drops it, and
+    /// ``BorrowedReference`` keeps it until the outermost call has returned.
     @inline(__always)
     func withTransport<R>(_ body: (any HTTP2SessionTransport) -> R) -> R? {
-        guard let slot = self.borrowedTransportSlot else { return nil }
-        self.transportCallDepth &+= 1
+        guard let slot = self.transportReference.beginCall() else { return nil }
         let result = slot._withUnsafeGuaranteedRef { body($0.transport) }
-        self.transportCallDepth &-= 1
-        if self.transportCallDepth == 0, self.retiredTransportSlot != nil { self.retiredTransportSlot = nil }
+        self.transportReference.endCall()
         return result
     }
 
@@ -406,10 +381,8 @@ package final class NGHTTP2Session {
 
     /// The handler left its pipeline: the reference cycle between it and the session ends here.
     func detachTransport() {
-        // Inside one of its calls (a close during a write): released when that call returns. Only a slot still held
-        // is retired: a second detach inside the same call must not drop the one retired by the first.
-        if self.transportCallDepth > 0, let slot = self.transportSlot { self.retiredTransportSlot = slot }
-        self.transportSlot = nil
+        // Inside one of its calls (a close during a write): released when that call returns.
+        self.transportReference.drop()
     }
 
     /// The channel is gone: every open stream the owner knows is reported closed (`.cancel`), then the
@@ -435,31 +408,30 @@ package final class NGHTTP2Session {
         }
         delegate?.sessionDidClose(self, error: error)
         // Inside a delegate call (the delegate closed the connection): released when that call returns.
-        if self.delegateCallDepth > 0, let slot = self.delegateSlot { self.retiredDelegateSlot = slot }
-        self.delegateSlot = nil
+        self.delegateReference.drop()
     }
 
     /// Sets the delegate of a session made without one: for an owner that is made after its session, so that it
     /// can hold the session in a constant (a call through a `var` retains and releases it; issue 11). Before the
     /// session has delivered any event; a second delegate is a programming error.
     package func attachDelegate(_ delegate: any HTTP2SessionDelegate) {
-        precondition(self.delegateSlot == nil && self.delegateCallDepth == 0, "the session has a delegate already")
+        precondition(
+            self.delegateReference.object == nil && self.delegateReference.callDepth == 0,
+            "the session has a delegate already")
         // A closed session has dropped its delegate for good: one attached now would never be let go (a cycle).
         precondition(self.lifecycle != .closed, "the session is closed")
-        self.delegateSlot = DelegateSlot(delegate)
+        self.delegateReference.set(DelegateSlot(delegate))
     }
 
     /// `body` with the delegate borrowed, not retained (nothing when there is none). Each call's retain and
     /// release of the delegate were two atomic operations (~5 ns each here, issue 11). Safe because the slot
-    /// outlives the call: ``transportClosed()`` is the only place that drops it, and it keeps it in
-    /// ``retiredDelegateSlot`` until the outermost call has returned.
+    /// outlives the call: ``transportClosed()`` is the only place that drops it, and ``BorrowedReference`` keeps it
+    /// until the outermost call has returned.
     @inline(__always)
     func withDelegate(_ body: (any HTTP2SessionDelegate) -> Void) {
-        guard let slot = self.borrowedDelegateSlot else { return }
-        self.delegateCallDepth &+= 1
+        guard let slot = self.delegateReference.beginCall() else { return }
         slot._withUnsafeGuaranteedRef { body($0.delegate) }
-        self.delegateCallDepth &-= 1
-        if self.delegateCallDepth == 0, self.retiredDelegateSlot != nil { self.retiredDelegateSlot = nil }
+        self.delegateReference.endCall()
     }
 
     /// Records `error` as the reason, asks libnghttp2 for a last GOAWAY, sends what it can and closes.
@@ -633,17 +605,3 @@ func nghttpErrorString(_ code: Int32) -> String {
 
 @available(*, unavailable)
 extension NGHTTP2Session: Sendable {}
-
-/// Holds a session's delegate in a constant field: see ``NGHTTP2Session/withDelegate(_:)``.
-final class DelegateSlot {
-    let delegate: any HTTP2SessionDelegate
-
-    init(_ delegate: any HTTP2SessionDelegate) { self.delegate = delegate }
-}
-
-/// Holds a session's transport in a constant field: see ``NGHTTP2Session/withTransport(_:)``.
-final class TransportSlot {
-    let transport: any HTTP2SessionTransport
-
-    init(_ transport: any HTTP2SessionTransport) { self.transport = transport }
-}
