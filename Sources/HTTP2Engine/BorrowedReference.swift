@@ -13,7 +13,7 @@
 /// self.reference.endCall()
 /// ```
 /// `beginCall()` and `endCall()` are separate mutating accesses so that no access to the owner's stored property
-/// is open while the call runs: calls nest (a delegate call that closes the connection calls the delegate again),
+/// is open while the call runs: calls nest (a transport write whose writability change drains the session again),
 /// and a `mutating` method spanning the call would overlap with the nested one's (an exclusivity violation).
 package struct BorrowedReference<Object: AnyObject> {
     /// The object held; nil when there is none (never set, or dropped).

@@ -150,7 +150,8 @@ package final class NGHTTP2Session {
     var transport: (any HTTP2SessionTransport)? { self.transportReference.object?.transport }
     /// Owns ``transport``, called borrowed by ``withTransport(_:)``: each read of a `var` was a retain and a
     /// release, atomic operations (issue 11: a drain's write path read it three times, ~9 drains per proxied gRPC
-    /// call). A close inside a write can remove the handler at once: the reference keeps it until that call returns.
+    /// call). NIO removes a handler in a later task; were one removed inside a write, the reference keeps it until
+    /// that call returns.
     private var transportReference = BorrowedReference<TransportSlot>()
     private(set) var eventLoop: (any EventLoop)?
     /// Inside ``receive(_:)`` or ``drain()`` (how deep): ``currentTime()`` reads the clock once there.
