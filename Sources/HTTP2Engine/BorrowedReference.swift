@@ -10,11 +10,15 @@
 /// ```swift
 /// guard let object = self.reference.beginCall() else { return }
 /// object._withUnsafeGuaranteedRef { body($0) }
-/// self.reference.endCall()
+/// _ = self.reference.endCall()
 /// ```
 /// `beginCall()` and `endCall()` are separate mutating accesses so that no access to the owner's stored property
 /// is open while the call runs: calls nest (a transport write whose writability change drains the session again),
 /// and a `mutating` method spanning the call would overlap with the nested one's (an exclusivity violation).
+///
+/// For the same reason nothing is released inside a mutating access: ``drop()`` and ``endCall()`` hand back the
+/// object they let go, and the caller releases it after the access has ended. A deinit of that object (or of what
+/// it holds) may then use the same reference, which finds it already cleared.
 package struct BorrowedReference<Object: AnyObject> {
     /// The object held; nil when there is none (never set, or dropped).
     package private(set) var object: Object?
@@ -40,10 +44,19 @@ package struct BorrowedReference<Object: AnyObject> {
 
     /// Lets the object go: at once outside any call, else when the outermost call returns. A second drop inside the
     /// same call keeps the object the first one retired (there is nothing left to retire).
-    package mutating func drop() {
-        if self.callDepth > 0, let object = self.object { self.retired = object }
-        self.object = nil
+    ///
+    /// - Returns: the object let go now (outside any call), for the caller to release after this access; nil when
+    ///   none was held or when it was retired.
+    package mutating func drop() -> Object? {
+        // The borrowed pointer goes first: nothing can reach the object through it once it may be released.
         self.borrowed = nil
+        let object = self.object
+        self.object = nil
+        if self.callDepth > 0 {
+            if let object { self.retired = object }
+            return nil
+        }
+        return object
     }
 
     /// Starts a call: the object, borrowed; nil when there is none (then no ``endCall()``).
@@ -54,11 +67,18 @@ package struct BorrowedReference<Object: AnyObject> {
         return borrowed
     }
 
-    /// Ends a call ``beginCall()`` started; the outermost releases an object dropped meanwhile.
+    /// Ends a call ``beginCall()`` started.
+    ///
+    /// - Returns: the object dropped meanwhile, when this was the outermost call, for the caller to release after
+    ///   this access; else nil.
     @inline(__always)
-    package mutating func endCall() {
+    package mutating func endCall() -> Object? {
+        assert(self.callDepth > 0, "endCall() without its beginCall()")
         self.callDepth &-= 1
-        if self.callDepth == 0, self.retired != nil { self.retired = nil }
+        guard self.callDepth == 0, self.retired != nil else { return nil }
+        let retired = self.retired
+        self.retired = nil
+        return retired
     }
 }
 

@@ -268,7 +268,8 @@ package final class NGHTTP2Session {
     func withTransport<R>(_ body: (any HTTP2SessionTransport) -> R) -> R? {
         guard let slot = self.transportReference.beginCall() else { return nil }
         let result = slot._withUnsafeGuaranteedRef { body($0.transport) }
-        self.transportReference.endCall()
+        // A transport dropped during the call is released here, after the access to `transportReference` ended.
+        _ = self.transportReference.endCall()
         return result
     }
 
@@ -382,8 +383,9 @@ package final class NGHTTP2Session {
 
     /// The handler left its pipeline: the reference cycle between it and the session ends here.
     func detachTransport() {
-        // Inside one of its calls (a close during a write): released when that call returns.
-        self.transportReference.drop()
+        // Inside one of its calls (a close during a write): released when that call returns. Outside, released
+        // here, after the access to `transportReference` ended.
+        _ = self.transportReference.drop()
     }
 
     /// The channel is gone: every open stream the owner knows is reported closed (`.cancel`), then the
@@ -408,8 +410,9 @@ package final class NGHTTP2Session {
             error = HTTP2EngineError(.connectionClosed, "connection closed with \(open.count) open stream(s)")
         }
         delegate?.sessionDidClose(self, error: error)
-        // Inside a delegate call (the delegate closed the connection): released when that call returns.
-        self.delegateReference.drop()
+        // Inside a delegate call (the delegate closed the connection): released when that call returns. Outside,
+        // released here, after the access to `delegateReference` ended.
+        _ = self.delegateReference.drop()
     }
 
     /// Sets the delegate of a session made without one: for an owner that is made after its session, so that it
@@ -432,7 +435,8 @@ package final class NGHTTP2Session {
     func withDelegate(_ body: (any HTTP2SessionDelegate) -> Void) {
         guard let slot = self.delegateReference.beginCall() else { return }
         slot._withUnsafeGuaranteedRef { body($0.delegate) }
-        self.delegateReference.endCall()
+        // A delegate dropped during the call is released here, after the access to `delegateReference` ended.
+        _ = self.delegateReference.endCall()
     }
 
     /// Records `error` as the reason, asks libnghttp2 for a last GOAWAY, sends what it can and closes.

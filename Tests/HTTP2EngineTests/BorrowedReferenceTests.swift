@@ -23,7 +23,7 @@ struct BorrowedReferenceTests {
         var reference = BorrowedReference<Callee>()
         let object = self.holding(&reference)
         #expect(object() != nil)
-        reference.drop()
+        _ = reference.drop()
         #expect(object() == nil)
         let call = reference.beginCall()
         #expect(call == nil)
@@ -37,13 +37,13 @@ struct BorrowedReferenceTests {
         let outer = try #require(began)
         let inner = reference.beginCall()
         #expect(inner?.toOpaque() == outer.toOpaque())
-        reference.drop()
+        _ = reference.drop()
         #expect(reference.object == nil)
         let afterDrop = reference.beginCall()
         #expect(afterDrop == nil)  // no new call once dropped
-        reference.endCall()
+        _ = reference.endCall()
         #expect(object() != nil)  // the outer call still runs
-        reference.endCall()
+        _ = reference.endCall()
         #expect(object() == nil)
         #expect(reference.callDepth == 0)
     }
@@ -54,10 +54,10 @@ struct BorrowedReferenceTests {
         let object = self.holding(&reference)
         let call = reference.beginCall()
         #expect(call != nil)
-        reference.drop()
-        reference.drop()
+        _ = reference.drop()
+        _ = reference.drop()
         #expect(object() != nil)
-        reference.endCall()
+        _ = reference.endCall()
         #expect(object() == nil)
     }
 
@@ -65,12 +65,81 @@ struct BorrowedReferenceTests {
     func setAfterDrop() {
         var reference = BorrowedReference<Callee>()
         let first = self.holding(&reference)
-        reference.drop()
+        _ = reference.drop()
         #expect(first() == nil)
         let second = self.holding(&reference)
         let call = reference.beginCall()
         #expect(call?.takeUnretainedValue() === second())
-        reference.endCall()
+        _ = reference.endCall()
         #expect(second() != nil)
+    }
+
+    /// Holds a reference in a class, as the session does, so that a deinit can reach it.
+    final class Owner {
+        var reference = BorrowedReference<Reentrant>()
+        /// What each deinit found when it called into the reference: (a call began, depth).
+        var seen: [(began: Bool, depth: Int)] = []
+    }
+
+    /// An object whose deinit uses the reference that held it (review of session 38: a release inside the
+    /// reference's own mutating access would overlap this one, an exclusivity trap).
+    final class Reentrant {
+        unowned let owner: Owner
+
+        init(owner: Owner) { self.owner = owner }
+
+        deinit {
+            let call = self.owner.reference.beginCall()
+            if call != nil { _ = self.owner.reference.endCall() }
+            self.owner.seen.append((call != nil, self.owner.reference.callDepth))
+        }
+    }
+
+    @Test("a deinit that uses the same reference runs after the drop's access, and finds it cleared")
+    func reentrantDeinitOnDrop() {
+        let owner = Owner()
+        owner.reference.set(Reentrant(owner: owner))
+        let released = owner.reference.drop()
+        #expect(released != nil)
+        #expect(owner.seen.isEmpty)  // not released inside drop()
+        _ = consume released
+        #expect(owner.seen.count == 1)
+        #expect(owner.seen.first?.began == false)
+    }
+
+    @Test("a deinit that uses the same reference runs after the outermost endCall's access")
+    func reentrantDeinitOnEndCall() {
+        let owner = Owner()
+        owner.reference.set(Reentrant(owner: owner))
+        let call = owner.reference.beginCall()
+        #expect(call != nil)
+        let retired = owner.reference.drop()
+        #expect(retired == nil)  // retired, not handed back: the call still runs
+        let released = owner.reference.endCall()
+        #expect(owner.seen.isEmpty)
+        #expect(released != nil)
+        _ = consume released
+        #expect(owner.seen.count == 1)
+        #expect(owner.seen.first?.began == false)
+        #expect(owner.seen.first?.depth == 0)
+    }
+
+    @Test("setting an object while one is held is refused")
+    func setWhileHeldTraps() async {
+        await #expect(processExitsWith: .failure) {
+            var reference = BorrowedReference<Callee>(Callee())
+            reference.set(Callee())
+        }
+    }
+
+    @Test("setting an object inside a call is refused")
+    func setInsideCallTraps() async {
+        await #expect(processExitsWith: .failure) {
+            var reference = BorrowedReference<Callee>()
+            reference.set(Callee())
+            _ = reference.beginCall()
+            _ = reference.drop()
+            reference.set(Callee())
+        }
     }
 }
