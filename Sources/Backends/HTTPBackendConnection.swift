@@ -99,6 +99,13 @@ final class HTTPBackendConnection: Sendable {
         }
     }
 
+    /// ``pull()`` for a caller on the connection's own loop (``HTTPBackendStreamSource``): no task. The future is
+    /// already complete when a decoded event was waiting.
+    func pullOnLoop() -> EventLoopFuture<HTTPBackendStreamItem?> {
+        channel.eventLoop.assertInEventLoop()
+        return handler.value.pull(channel: channel)
+    }
+
     /// After a streamed answer: true (and the connection is ready for the pool again) when the response has
     /// fully arrived on a keep-alive connection; false when it must be closed instead.
     func finishStreaming() -> EventLoopFuture<Bool> {

@@ -74,43 +74,18 @@ final class HTTPBackendStreamConsumer: Sendable {
         } catch {
             finish(connection, reuse: false)
             if Task.isCancelled { throw CancellationError() }
-            let translated = translate(error)
-            if (translated as? GatewayError)?.code == .backendFailed {
-                transport.balancer.recordFailure(endpoint.index)
-            }
-            transport.balancer.streamFailed(endpoint.index, translated)
+            let translated = transport.streamFailure(error, endpoint: endpoint)
+            transport.recordStreamFailure(translated, endpoint: endpoint)
             throw translated
         }
         let event: TriggerEvent
         do {
-            switch item {
-            case nil:
-                // Closed by our own cancellation (the client left, review 10 #7): not the endpoint's failure.
-                if Task.isCancelled { throw CancellationError() }
-                throw BackendErrors.endpointFailure(
-                    pool: transport.poolName, endpoint: endpoint.endpoint.description,
-                    "an endpoint ended the stream before its final event"
-                )
-            case .event(let name, let data)?:
-                event = try SSEDecoder.triggerEvent(event: name, data: data, limits: transport.limits)
-            case .response(let response)?:
-                guard (200..<300).contains(response.status) else {
-                    throw BackendErrors.errorAnswer(
-                        pool: transport.poolName, endpoint: endpoint.endpoint.description, status: response.status,
-                        body: response.body)
-                }
-                do {
-                    event = .end(try BackendHTTPBody.decodeResult(response.body, limits: transport.limits))
-                } catch let error as GatewayError {
-                    throw BackendErrors.unreadableResult(
-                        pool: transport.poolName, endpoint: endpoint.endpoint.description, status: response.status,
-                        body: response.body, problem: error.message)
-                }
-            }
+            // Closed by our own cancellation (the client left, review 10 #7): not the endpoint's failure.
+            if item == nil, Task.isCancelled { throw CancellationError() }
+            event = try transport.streamEvent(item, endpoint: endpoint)
         } catch {
             finish(connection, reuse: false)
-            if (error as? GatewayError)?.code == .backendFailed { transport.balancer.recordFailure(endpoint.index) }
-            transport.balancer.streamFailed(endpoint.index, error)
+            transport.recordStreamFailure(error, endpoint: endpoint)
             throw error
         }
         switch event {
@@ -182,27 +157,64 @@ final class HTTPBackendStreamConsumer: Sendable {
             connection.close()
         }
     }
+}
 
-    private func translate(_ error: any Error) -> any Error {
+extension HTTPBackendTransport {
+    /// What one piece of a streamed answer from `endpoint` means (for ``HTTPBackendStreamConsumer`` and
+    /// ``HTTPBackendStreamSource`` alike): an SSE event decoded (API.md §5), or a whole non-SSE answer as its
+    /// final event. Throws for an answer that ended before its final event (`item` nil), a non-2xx answer and one
+    /// that cannot be read, each as the endpoint's failure (`.backendFailed`) or the pipeline's error.
+    func streamEvent(_ item: HTTPBackendStreamItem?, endpoint: EndpointState) throws -> TriggerEvent {
+        switch item {
+        case nil:
+            throw BackendErrors.endpointFailure(
+                pool: poolName, endpoint: endpoint.endpoint.description,
+                "an endpoint ended the stream before its final event"
+            )
+        case .event(let name, let data)?:
+            return try SSEDecoder.triggerEvent(event: name, data: data, limits: limits)
+        case .response(let response)?:
+            guard (200..<300).contains(response.status) else {
+                throw BackendErrors.errorAnswer(
+                    pool: poolName, endpoint: endpoint.endpoint.description, status: response.status,
+                    body: response.body)
+            }
+            do {
+                return .end(try BackendHTTPBody.decodeResult(response.body, limits: limits))
+            } catch let error as GatewayError {
+                throw BackendErrors.unreadableResult(
+                    pool: poolName, endpoint: endpoint.endpoint.description, status: response.status,
+                    body: response.body, problem: error.message)
+            }
+        }
+    }
+
+    /// Tells the balancer that a running stream from `endpoint` failed with `error` (what the client is told).
+    func recordStreamFailure(_ error: any Error, endpoint: EndpointState) {
+        if (error as? GatewayError)?.code == .backendFailed { balancer.recordFailure(endpoint.index) }
+        balancer.streamFailed(endpoint.index, error)
+    }
+
+    /// What a failed read of a running stream from `endpoint` tells the client.
+    func streamFailure(_ error: any Error, endpoint: EndpointState) -> any Error {
         switch error {
-        // (`closedBeforeSend` ends the stream's start, in `start()`: a stream never sees it.)
+        // (`closedBeforeSend` ends the stream's start: a running stream never sees it.)
         case HTTPBackendClientHandler.Failure.closedBeforeResponse, ChannelError.ioOnClosedChannel,
             ChannelError.alreadyClosed, ChannelError.eof:
             return BackendErrors.endpointFailure(
-                pool: transport.poolName, endpoint: endpoint.endpoint.description,
+                pool: poolName, endpoint: endpoint.endpoint.description,
                 "an endpoint closed the connection mid-stream"
             )
         case HTTPBackendClientHandler.Failure.responseTooLarge(let limit):
             return BackendErrors.badResponse(
-                pool: transport.poolName, endpoint: endpoint.endpoint.description,
+                pool: poolName, endpoint: endpoint.endpoint.description,
                 reason: "response larger than \(limit) bytes")
         case let error as GatewayError:
-            var named = GatewayError(error.code, "backend pool \"\(transport.poolName)\": \(error.message)")
+            var named = GatewayError(error.code, "backend pool \"\(poolName)\": \(error.message)")
             named.notSent = error.notSent
             return named
         default:
-            return BackendErrors.exchangeFailed(
-                pool: transport.poolName, endpoint: endpoint.endpoint.description, error)
+            return BackendErrors.exchangeFailed(pool: poolName, endpoint: endpoint.endpoint.description, error)
         }
     }
 }

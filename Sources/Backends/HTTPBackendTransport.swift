@@ -473,14 +473,9 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         return AsyncThrowingStream(unfolding: { try await consumer.next() })
     }
 
-    /// ``runStreaming(_:)`` for a frontend's loop, telling the endpoint the call went to (for the request's
-    /// record).
+    /// The loop-native stream: ``HTTPBackendStreamSource`` on `eventLoop`'s own connections.
     package func openStream(_ request: TriggerRequest, on eventLoop: any EventLoop) -> any TriggerEventSource {
-        let consumer = HTTPBackendStreamConsumer(
-            request: request, endpoint: endpoints[balancer.pick()], transport: self)
-        return AsyncStreamEventSource(
-            AsyncThrowingStream(unfolding: { try await consumer.next() }), on: eventLoop,
-            endpoint: { consumer.endpointName }, progress: { consumer.progress.last })
+        HTTPBackendStreamSource(request: request, transport: self, eventLoop: eventLoop)
     }
 
     var poolName: String { configuration.name }

@@ -26,6 +26,13 @@ import TriggerModel
 ///
 /// Loop-bound: built, started and cancelled on `eventLoop`.
 final class EventRelay: TriggerEventReceiver {
+    /// How many pulls may nest inside one another: a source hands an event it already holds over inside the
+    /// `next(to:)` that asks (the loop-native sources do: a read that decoded many events, a gRPC window of
+    /// buffered messages), and a write the client takes at once asks for the next from inside its completion, so
+    /// each such event would otherwise add a relay cycle to the stack (a 200-event read nested 200 deep). Past
+    /// this depth the next pull starts from a fresh loop task.
+    static let maxNestedPulls = 16
+
     private let source: any TriggerEventSource
     private let eventLoop: any EventLoop
     private let idleTimeout: TimeAmount
@@ -39,6 +46,8 @@ final class EventRelay: TriggerEventReceiver {
     /// When the event awaited now was asked for; nil while none is awaited.
     private var waitingSince: NIODeadline?
     private var idleTimer: Scheduled<Void>?
+    /// `pull()` calls on the stack now (see ``maxNestedPulls``).
+    private var nestedPulls = 0
     /// When `idleTimer` fires.
     private var idleTimerDue = NIODeadline.uptimeNanoseconds(0)
     /// No event has arrived yet: the wait is `firstEvent`'s.
@@ -93,6 +102,12 @@ final class EventRelay: TriggerEventReceiver {
 
     private func pull() {
         guard !stopped else { return }
+        guard nestedPulls < Self.maxNestedPulls else {
+            eventLoop.assumeIsolatedUnsafeUnchecked().execute { self.pull() }
+            return
+        }
+        nestedPulls += 1
+        defer { nestedPulls -= 1 }
         // The loop's clock (virtual under test), which the idle timer is scheduled on too.
         let since = eventLoop.now
         waitingSince = since

@@ -63,8 +63,9 @@ package final class PromiseEventReceiver: TriggerEventReceiver {
     package func receive(_ result: Result<TriggerEvent?, any Error>) { promise.completeWith(result) }
 }
 
-/// The bridge for runners that only have `runStreaming` (the in-process runner, the http transport): each
-/// `next()` is one task pulling the stream's iterator, its outcome handed back to the loop.
+/// The bridge for runners that only have `runStreaming` (the in-process runner; the grpc and http transports have
+/// loop-native sources of their own): each `next()` is one task pulling the stream's iterator, its outcome handed
+/// back to the loop.
 ///
 /// `@unchecked Sendable`: the iterator is only touched by the one pull task running at a time (the protocol's
 /// rule), the rest only on the loop. Cancelling cancels the pull in flight (the run sees its task cancelled);

@@ -58,7 +58,7 @@ struct EventRelayTests {
     }
 
     static func relay(
-        _ source: ScriptedSource, loop: EmbeddedEventLoop, idle: TimeAmount = .seconds(60),
+        _ source: any TriggerEventSource, loop: EmbeddedEventLoop, idle: TimeAmount = .seconds(60),
         firstEvent: TimeAmount? = nil, written: ((TriggerEvent) -> EventLoopFuture<Void>)? = nil
     ) -> Transcript {
         let transcript = Transcript()
@@ -219,5 +219,42 @@ struct EventRelayTests {
         let transcript = Self.relay(source, loop: loop)
         try source.send(nil)
         #expect(transcript.lines == ["begin", "finish clean began=true"])
+    }
+
+    /// A source holding all its events already, each handed over inside the `next(to:)` that asks (as a
+    /// loop-native source does with events one read decoded); records how deep those calls nest.
+    final class ReadySource: TriggerEventSource {
+        var events: [TriggerEvent]
+        var depth = 0
+        var maxDepth = 0
+
+        init(_ events: [TriggerEvent]) { self.events = events }
+
+        func next() -> EventLoopFuture<TriggerEvent?> { preconditionFailure("the relay pulls with next(to:)") }
+
+        func next(to receiver: any TriggerEventReceiver) {
+            depth += 1
+            maxDepth = max(maxDepth, depth)
+            defer { depth -= 1 }
+            receiver.receive(.success(events.isEmpty ? nil : events.removeFirst()))
+        }
+
+        func cancel() {}
+    }
+
+    @Test("events a source holds ready, to a client that takes each at once, nest at most maxNestedPulls deep")
+    func readyEventsBoundedNesting() throws {
+        let loop = EmbeddedEventLoop()
+        let count = 200
+        let source = ReadySource(
+            (0..<count).map { .output(name: "PIPELINE_OUTPUT_UPDATED", outputs: [["i": .number(Double($0))]]) }
+                + [.end(TriggerResult(outputs: []))])
+        let transcript = Self.relay(source, loop: loop)
+        // The pulls past the bound continue from loop tasks.
+        loop.run()
+        #expect(transcript.lines.filter { $0 == "deliver output" }.count == count)
+        #expect(transcript.lines.last == "finish clean began=true")
+        #expect(source.maxDepth <= EventRelay.maxNestedPulls)
+        #expect(source.maxDepth == EventRelay.maxNestedPulls, "the events did nest up to the bound")
     }
 }
