@@ -29,11 +29,8 @@ final class HTTPBackendStreamConsumer: Sendable {
 
     private var endpoint: HTTPBackendTransport.EndpointState { chosen.withLock { $0 } }
 
-    /// The endpoint of the call as configured (the one picked when it started).
-    var endpointName: String { endpoint.endpoint.description }
-
-    /// The runner's keep-alives (SSE comments) between events: see ``TriggerEventSource/lastProgress``.
-    let progress = StreamProgress()
+    /// The runner's keep-alives (SSE comments) between events, as the connection's reader records them.
+    private let progress = StreamProgress()
 
     init(request: TriggerRequest, endpoint: HTTPBackendTransport.EndpointState, transport: HTTPBackendTransport) {
         self.request = request

@@ -16,7 +16,8 @@ import WireCodecs
 /// retried. Each `next()` takes one event, reading the backend socket only when nothing decoded is waiting, so a
 /// slow client is a slow backend. After the final event (`.end` or `.error`) the connection goes back to its
 /// loop's idle list when the response is complete, and is closed otherwise. Cancelling, or dropping the source
-/// before its end, closes the connection, which is how the backend learns the client is gone.
+/// before its end, closes the connection, which is how the backend learns the client is gone (cancelled while the
+/// call is starting, once its connect or request write has completed).
 ///
 /// `@unchecked Sendable`: touched only on `eventLoop` (every continuation is there: the connection is one of its
 /// own), except `deinit`.

@@ -25,7 +25,8 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     /// The active health check's loop, when the pool has one; cancelled by ``retire()``.
     private let healthChecker = Mutex<Task<Void, Never>?>(nil)
     /// Tests only (nil in production, where it costs one nil check per streamed call): awaited with each
-    /// connection a streamed call took (``acquire(_:deadline:)``), before its request is written. A test has the
+    /// connection a streamed call took (``acquire(_:deadline:)`` for the async consumer, ``HTTPBackendStreamSource``
+    /// on a loop), before its request is written. A test has the
     /// runner close it there, which makes the race of a pooled connection closing between the pool's check and
     /// the write deterministic. Set once at init: no lock on the call path.
     let handedOut: (@Sendable (HTTPBackendConnection) async -> Void)?
@@ -528,7 +529,8 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     /// their own buffers, never copied.
     static let inlineBodyBytes = 4096
 
-    /// An idle connection, or a new one, for a streamed call (the only caller); see ``handedOut``.
+    /// An idle connection of the shared list, or a new one, for the async consumer's streamed call (its only
+    /// caller; ``HTTPBackendStreamSource`` takes one of its loop's); see ``handedOut``.
     func acquire(_ endpoint: EndpointState, deadline: NIODeadline?) async throws -> HTTPBackendConnection {
         let connection = try await acquire(endpoint, on: group.next(), pinned: false, deadline: deadline).get()
         if let handedOut { await handedOut(connection) }

@@ -75,23 +75,11 @@ package final class AsyncStreamEventSource: TriggerEventSource, @unchecked Senda
     private let eventLoop: any EventLoop
     private var pending: Task<Void, Never>?
     private var cancelled = false
-    private let endpointName: (@Sendable () -> String?)?
-    private let progress: (@Sendable () -> NIODeadline?)?
 
-    /// `endpoint`: asked for ``endpoint`` (the runner's endpoint of this stream, once it picked one);
-    /// `progress`: asked for ``lastProgress``.
-    package init(
-        _ events: AsyncThrowingStream<TriggerEvent, any Error>, on eventLoop: any EventLoop,
-        endpoint: (@Sendable () -> String?)? = nil, progress: (@Sendable () -> NIODeadline?)? = nil
-    ) {
+    package init(_ events: AsyncThrowingStream<TriggerEvent, any Error>, on eventLoop: any EventLoop) {
         self.iterator = events.makeAsyncIterator()
         self.eventLoop = eventLoop
-        self.endpointName = endpoint
-        self.progress = progress
     }
-
-    package var endpoint: String? { endpointName?() }
-    package var lastProgress: NIODeadline? { progress?() }
 
     package func next() -> EventLoopFuture<TriggerEvent?> {
         guard !cancelled else { return eventLoop.makeSucceededFuture(nil) }

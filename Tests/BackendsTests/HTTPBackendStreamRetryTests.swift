@@ -12,7 +12,8 @@ import WireCodecs
 /// as "an endpoint closed the connection mid-stream". A stream cut after its request was written is not retried.
 ///
 /// The race is made deterministic by the transport's ``HTTPBackendTransport/handedOut`` hook: the runner closes
-/// the connection there, and the hook returns once our side has seen it closed.
+/// the connection there, and the hook returns once our side has seen it closed. Each case runs on both paths: the
+/// async consumer (`runStreaming`) and the loop-native source a frontend reads (`openStream`, issue 11).
 @Suite("http backend: a stream's start on a pooled connection closed before its request was written")
 struct HTTPBackendStreamRetryTests {
     static let events = "event: result\ndata: {\"outputs\":[{\"x\":1}],\"metadata\":{}}\n\n"
@@ -30,11 +31,41 @@ struct HTTPBackendStreamRetryTests {
             healthCheckClock: ContinuousClock(), handedOut: handedOut)
     }
 
+    /// How a streamed call is read.
+    enum Path: String, CaseIterable, Sendable {
+        /// `runStreaming`: the async consumer, on the shared connections.
+        case consumer
+        /// `openStream` on one loop of the group: `HTTPBackendStreamSource`, on that loop's connections.
+        case loop
+    }
+
+    /// The loop the `loop` path's streams are read on (the same one for every stream of a test, so that a pooled
+    /// connection is found again).
+    static let loop = MultiThreadedEventLoopGroup.singleton.next()
+
+    /// Loop-bound: the source a `loop`-path stream reads (touched on ``loop`` only).
+    final class OpenedSource: @unchecked Sendable {
+        var source: (any TriggerEventSource)?
+    }
+
     /// One streamed call: its events, or the error it ended with.
-    static func stream(_ transport: HTTPBackendTransport) async -> (events: [TriggerEvent], error: (any Error)?) {
+    static func stream(_ transport: HTTPBackendTransport, _ path: Path) async -> (
+        events: [TriggerEvent], error: (any Error)?
+    ) {
         var events: [TriggerEvent] = []
         do {
-            for try await event in transport.runStreaming(makeRequest("echo")) { events.append(event) }
+            switch path {
+            case .consumer:
+                for try await event in transport.runStreaming(makeRequest("echo")) { events.append(event) }
+            case .loop:
+                let opened = OpenedSource()
+                while let event = try await loop.flatSubmit({
+                    if opened.source == nil { opened.source = transport.openStream(makeRequest("echo"), on: loop) }
+                    return opened.source!.next()
+                }).get() {
+                    events.append(event)
+                }
+            }
             return (events, nil)
         } catch {
             return (events, error)
@@ -43,7 +74,7 @@ struct HTTPBackendStreamRetryTests {
 
     /// A runner answering each streamed call with `answer`, a transport with one of its connections idle in the
     /// pool (a first stream's), and the hook that has the runner close that connection once it is handed out.
-    static func pooledConnectionClosedOnHandOut(maxTries: Int) async throws -> (
+    static func pooledConnectionClosedOnHandOut(maxTries: Int, path: Path) async throws -> (
         ScriptedBackend, HTTPBackendTransport
     ) {
         let backend = try await ScriptedBackend.start(.init(pieces: [answer], close: false))
@@ -56,17 +87,19 @@ struct HTTPBackendStreamRetryTests {
             // Our side has read the runner's close (its `isActive` is false): the write will find it closed.
             try? await connection.channel.closeFuture.get()
         }
-        let first = await Self.stream(transport)
+        let first = await Self.stream(transport, path)
         #expect(first.error == nil, "\(String(describing: first.error))")
         #expect(backend.accepted == 1 && backend.requests == 1)
         armed.store(true, ordering: .releasing)
         return (backend, transport)
     }
 
-    @Test("the runner closes the pooled connection before the request is written: the stream goes out on a new one")
-    func retriedOnNewConnection() async throws {
-        let (backend, transport) = try await Self.pooledConnectionClosedOnHandOut(maxTries: 3)
-        let (events, error) = await Self.stream(transport)
+    @Test(
+        "the runner closes the pooled connection before the request is written: the stream goes out on a new one",
+        arguments: Path.allCases)
+    func retriedOnNewConnection(path: Path) async throws {
+        let (backend, transport) = try await Self.pooledConnectionClosedOnHandOut(maxTries: 3, path: path)
+        let (events, error) = await Self.stream(transport, path)
         #expect(error == nil, "\(String(describing: error))")
         guard case .end(let result)? = events.last else {
             Issue.record("no final event: \(events)")
@@ -79,14 +112,18 @@ struct HTTPBackendStreamRetryTests {
         #expect(transport.balancer.retriesTotal == 1)
         // A connection the runner closed while idle is not the endpoint's failure.
         #expect(transport.balancer.isAvailable(0))
+        // Every try that counted as in flight on the endpoint stopped counting, once.
+        #expect(transport.endpoint(at: 0).health.outstanding.load(ordering: .relaxed) == 0)
         transport.retire()
         try await backend.stop()
     }
 
-    @Test("with maxTries 1 the same start is not tried again: the call fails as never sent, naming the lost connection")
-    func noTriesLeft() async throws {
-        let (backend, transport) = try await Self.pooledConnectionClosedOnHandOut(maxTries: 1)
-        let (events, error) = await Self.stream(transport)
+    @Test(
+        "with maxTries 1 the same start is not tried again: the call fails as never sent, naming the lost connection",
+        arguments: Path.allCases)
+    func noTriesLeft(path: Path) async throws {
+        let (backend, transport) = try await Self.pooledConnectionClosedOnHandOut(maxTries: 1, path: path)
+        let (events, error) = await Self.stream(transport, path)
         #expect(events.isEmpty)
         let failure = error as? GatewayError
         #expect(failure?.code == .backendFailed)
@@ -96,16 +133,20 @@ struct HTTPBackendStreamRetryTests {
         #expect(failure?.notSent == true, "a start that wrote nothing is marked never sent")
         #expect(backend.accepted == 1 && backend.requests == 1)
         #expect(transport.balancer.retriesTotal == 0)
+        // Every try that counted as in flight on the endpoint stopped counting, once.
+        #expect(transport.endpoint(at: 0).health.outstanding.load(ordering: .relaxed) == 0)
         transport.retire()
         try await backend.stop()
     }
 
-    @Test("a stream whose connection closes after its request was written fails mid-stream and is not tried again")
-    func notRetriedOnceWritten() async throws {
+    @Test(
+        "a stream whose connection closes after its request was written fails mid-stream and is not tried again",
+        arguments: Path.allCases)
+    func notRetriedOnceWritten(path: Path) async throws {
         // The runner reads the request whole, then closes without answering.
         let backend = try await ScriptedBackend.start(.init(pieces: [], close: true))
         let transport = Self.transport(port: backend.port, maxTries: 3)
-        let (events, error) = await Self.stream(transport)
+        let (events, error) = await Self.stream(transport, path)
         #expect(events.isEmpty)
         let failure = error as? GatewayError
         #expect(failure?.code == .backendFailed)
@@ -116,6 +157,8 @@ struct HTTPBackendStreamRetryTests {
         #expect(backend.accepted == 1)
         #expect(backend.requests == 1)
         #expect(transport.balancer.retriesTotal == 0)
+        // Every try that counted as in flight on the endpoint stopped counting, once.
+        #expect(transport.endpoint(at: 0).health.outstanding.load(ordering: .relaxed) == 0)
         transport.retire()
         try await backend.stop()
     }

@@ -70,7 +70,7 @@ struct HTTPBackendStreamSourceTests {
     }
 
     @Test("200 events from one answer arrive in order, on the loop, those already decoded inside the pull")
-    func manyEventsBoundedNesting() async throws {
+    func readyEventsInsidePull() async throws {
         let count = 200
         let backend = try await ScriptedBackend.start(.init(pieces: [Self.answer(events: count)], close: false))
         let transport = HTTPBackendFramingTests.transport(port: backend.port)
