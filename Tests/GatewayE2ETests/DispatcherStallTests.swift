@@ -23,11 +23,18 @@ struct DispatcherStallTests {
         ) { gateway, store in
             let client = try await gateway.client()
             #expect(try await ReadinessTests.waitForStatus(200, "/readyz?component=async", port: gateway.port) != nil)
-            // An idle loop steps every poll interval: the gauge moves.
-            let first = try #require(try await MetricsE2ETests.scrape(client).samples[Self.gauge])
+            // The gauge is absent until the dispatcher's first step, which readiness does not wait for (an async
+            // trigger is accepted and queued before it): wait for it, then an idle loop steps every poll interval.
+            var first: Double?
             #expect(
                 try await eventually(within: .seconds(20)) {
-                    try await MetricsE2ETests.scrape(client).samples[Self.gauge] ?? 0 > first
+                    first = try await MetricsE2ETests.scrape(client).samples[Self.gauge]
+                    return first != nil
+                })
+            let firstStep = try #require(first)
+            #expect(
+                try await eventually(within: .seconds(20)) {
+                    try await MetricsE2ETests.scrape(client).samples[Self.gauge] ?? 0 > firstStep
                 })
 
             store.hangsClaims.withLock { $0 = true }

@@ -16,6 +16,8 @@ struct HTTPSemanticsTests {
         var status: Int
         var headers: [String: String]
         var body: String
+        /// Whether all the bytes its content-length announced have arrived.
+        var isComplete: Bool
     }
 
     /// Splits a byte stream of keep-alive responses using each one's content-length (as a client would).
@@ -35,8 +37,12 @@ struct HTTPSemanticsTests {
             }
             let length = bodiless.contains(out.count) ? 0 : Int(headers["content-length"] ?? "0") ?? 0
             let bodyStart = end.upperBound
-            let bodyEnd = text.utf8.index(bodyStart, offsetBy: length, limitedBy: text.endIndex) ?? text.endIndex
-            out.append(RawResponse(status: status, headers: headers, body: String(text[bodyStart..<bodyEnd])))
+            let announcedEnd = text.utf8.index(bodyStart, offsetBy: length, limitedBy: text.endIndex)
+            let bodyEnd = announcedEnd ?? text.endIndex
+            out.append(
+                RawResponse(
+                    status: status, headers: headers, body: String(text[bodyStart..<bodyEnd]),
+                    isComplete: announcedEnd != nil))
             text = text[bodyEnd...]
         }
         return out
@@ -391,8 +397,10 @@ struct HTTPSemanticsTests {
         ] as [(String, Int)])
     func h1MessageRules(request: String, status: Int) async throws {
         try await withTestGateway { gateway in
+            // One complete answer is all this test reads: a 200 leaves the connection open.
             let reply = try await RawTCPClient.exchange(
-                port: gateway.port, sending: [Array(request.utf8)], timeout: .seconds(3))
+                port: gateway.port, sending: [Array(request.utf8)], timeout: .seconds(3),
+                until: { Self.responses($0).first?.isComplete ?? false })
             let answers = Self.responses(reply)
             try #require(answers.count >= 1, "no answer: \(String(decoding: reply, as: UTF8.self))")
             #expect(answers[0].status == status, "\(String(decoding: reply, as: UTF8.self))")

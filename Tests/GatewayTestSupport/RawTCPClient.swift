@@ -1,16 +1,20 @@
 import Foundation
 
-/// Sends raw bytes and reads what comes back until the peer closes or the timeout passes: for malformed
-/// requests no well-behaved client would send. Blocking sockets are fine here: tests only, off the loops.
+/// Sends raw bytes and reads what comes back until the peer closes, the timeout passes, or `until` says what has
+/// arrived is all the test needs (a kept-alive connection stays open: without it, each exchange lasts the whole
+/// timeout): for malformed requests no well-behaved client would send. Blocking sockets are fine here: tests only,
+/// off the loops.
 package enum RawTCPClient {
     package static func exchange(
         port: Int,
         sending chunks: [[UInt8]],
         pauseBetweenChunks: Duration = .zero,
-        timeout: Duration = .seconds(5)
+        timeout: Duration = .seconds(5),
+        until enough: @escaping @Sendable ([UInt8]) -> Bool = { _ in false }
     ) async throws -> [UInt8] {
         try await blocking {
-            try exchangeBlocking(port: port, sending: chunks, pauseBetweenChunks: pauseBetweenChunks, timeout: timeout)
+            try exchangeBlocking(
+                port: port, sending: chunks, pauseBetweenChunks: pauseBetweenChunks, timeout: timeout, until: enough)
         }
     }
 
@@ -18,7 +22,8 @@ package enum RawTCPClient {
         port: Int,
         sending chunks: [[UInt8]],
         pauseBetweenChunks: Duration,
-        timeout: Duration
+        timeout: Duration,
+        until enough: ([UInt8]) -> Bool
     ) throws -> [UInt8] {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         precondition(fd >= 0)
@@ -49,6 +54,7 @@ package enum RawTCPClient {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n <= 0 { break }
             received.append(contentsOf: buffer[0..<n])
+            if enough(received) { break }
         }
         return received
     }
