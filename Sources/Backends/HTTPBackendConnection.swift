@@ -99,11 +99,11 @@ final class HTTPBackendConnection: Sendable {
         }
     }
 
-    /// ``pull()`` for a caller on the connection's own loop (``HTTPBackendStreamSource``): no task. The future is
-    /// already complete when a decoded event was waiting.
-    func pullOnLoop() -> EventLoopFuture<HTTPBackendStreamItem?> {
+    /// ``pull()`` for a caller on the connection's own loop (``HTTPBackendStreamSource``): no task, no promise;
+    /// `receiver` is told inside this call when a decoded event was waiting.
+    func pullOnLoop(to receiver: any HTTPBackendStreamReceiver) {
         channel.eventLoop.assertInEventLoop()
-        return handler.value.pull(channel: channel)
+        handler.value.pull(to: receiver, channel: channel)
     }
 
     /// After a streamed answer: true (and the connection is ready for the pool again) when the response has
@@ -324,6 +324,12 @@ final class HTTPBackendClientHandler: ChannelDuplexHandler {
         let promise = channel.eventLoop.makePromise(of: HTTPBackendStreamItem?.self)
         if stream.pull(promise) { channel.read() }
         return promise.futureResult
+    }
+
+    /// ``pull(channel:)`` told to `receiver` (``HTTPBackendConnection/pullOnLoop(to:)``).
+    func pull(to receiver: any HTTPBackendStreamReceiver, channel: any Channel) {
+        guard let stream else { return receiver.receive(.failure(Failure.closedBeforeResponse)) }
+        if stream.pull(to: receiver) { channel.read() }
     }
 
     /// Ends streaming mode; true when the whole response was read and the connection may be reused: nothing

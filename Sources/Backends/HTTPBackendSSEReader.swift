@@ -2,6 +2,14 @@ import NIOCore
 import Synchronization
 import WireCodecs
 
+/// Takes a streamed answer's next item on the backend connection's loop (``HTTPBackendConnection/pullOnLoop(to:)``):
+/// how the loop-native ``HTTPBackendStreamSource`` pulls, with no promise and no callback made per event (issue 11:
+/// they were ~10 % of an SSE event's relay, a future's deinit alone ~1 k instructions). Called at most once per pull,
+/// possibly inside it (an item already decoded).
+protocol HTTPBackendStreamReceiver: AnyObject {
+    func receive(_ item: Result<HTTPBackendStreamItem?, any Error>)
+}
+
 /// The event-loop side of one streamed answer from an HTTP backend: decodes SSE as the body arrives and
 /// hands events to the consumer one `pull` at a time.
 ///
@@ -13,7 +21,19 @@ final class HTTPBackendSSEReader {
     private var decoder: SSEDecoder
     private let maxResponseBytes: Int
     private var pending = CircularBuffer<HTTPBackendStreamItem>()
-    private var waiter: EventLoopPromise<HTTPBackendStreamItem?>?
+    /// Who waits for the next item: the async consumer's promise or the loop-native source.
+    private enum Waiter {
+        case promise(EventLoopPromise<HTTPBackendStreamItem?>)
+        case receiver(any HTTPBackendStreamReceiver)
+
+        func complete(_ result: Result<HTTPBackendStreamItem?, any Error>) {
+            switch self {
+            case .promise(let promise): promise.completeWith(result)
+            case .receiver(let receiver): receiver.receive(result)
+            }
+        }
+    }
+    private var waiter: Waiter?
     /// Set from the response head; nil until it arrived.
     private var whole: HTTPBackendResponse?
     /// The body of `whole`, gathered as it arrives (linear: see `BodyGatherer`).
@@ -43,20 +63,29 @@ final class HTTPBackendSSEReader {
 
     /// Registers the consumer's wait; true when the caller must issue a read to make progress.
     func pull(_ promise: EventLoopPromise<HTTPBackendStreamItem?>) -> Bool {
+        pull(.promise(promise))
+    }
+
+    /// ``pull(_:)`` for the loop-native source: `receiver` is told at once when an item is ready.
+    func pull(to receiver: any HTTPBackendStreamReceiver) -> Bool {
+        pull(.receiver(receiver))
+    }
+
+    private func pull(_ next: Waiter) -> Bool {
         precondition(waiter == nil, "one pull at a time")
-        if let next = pending.popFirst() {
-            promise.succeed(next)
+        if let item = pending.popFirst() {
+            next.complete(.success(item))
             return false
         }
         if let failure {
-            promise.fail(failure)
+            next.complete(.failure(failure))
             return false
         }
         if ended {
-            promise.succeed(nil)
+            next.complete(.success(nil))
             return false
         }
-        waiter = promise
+        waiter = next
         return true
     }
 
@@ -103,7 +132,7 @@ final class HTTPBackendSSEReader {
             }
             if let waiter, pending.isEmpty {
                 self.waiter = nil
-                waiter.succeed(nil)
+                waiter.complete(.success(nil))
             }
         case .needMoreBytes:
             break  // never handed here: the connection's read loop stops at it
@@ -115,14 +144,14 @@ final class HTTPBackendSSEReader {
         failure = error
         if let waiter {
             self.waiter = nil
-            waiter.fail(error)
+            waiter.complete(.failure(error))
         }
     }
 
     private func deliver(_ item: HTTPBackendStreamItem) {
         if let waiter {
             self.waiter = nil
-            waiter.succeed(item)
+            waiter.complete(.success(item))
         } else {
             pending.append(item)
         }

@@ -21,7 +21,7 @@ import WireCodecs
 ///
 /// `@unchecked Sendable`: touched only on `eventLoop` (every continuation is there: the connection is one of its
 /// own), except `deinit`.
-final class HTTPBackendStreamSource: TriggerEventSource, @unchecked Sendable {
+final class HTTPBackendStreamSource: TriggerEventSource, HTTPBackendStreamReceiver, @unchecked Sendable {
     private enum State {
         case idle
         case starting
@@ -35,6 +35,8 @@ final class HTTPBackendStreamSource: TriggerEventSource, @unchecked Sendable {
     private let cancellation = TriggerCancellation()
     private let progress = StreamProgress()
     private var state = State.idle
+    /// The pull in flight (`pull`): its connection and endpoint, and who gets its event.
+    private var pulling: (HTTPBackendConnection, HTTPBackendTransport.EndpointState, any TriggerEventReceiver)?
 
     init(request: TriggerRequest, transport: HTTPBackendTransport, eventLoop: any EventLoop) {
         self.request = request
@@ -175,46 +177,57 @@ final class HTTPBackendStreamSource: TriggerEventSource, @unchecked Sendable {
         _ connection: HTTPBackendConnection, _ endpoint: HTTPBackendTransport.EndpointState,
         to receiver: any TriggerEventReceiver
     ) {
-        let pulled =
-            connection.channel.eventLoop.inEventLoop ? connection.pullOnLoop() : connection.pull().hop(to: eventLoop)
-        pulled.assumeIsolatedUnsafeUnchecked().whenComplete { [self] pulled in
-            let event: TriggerEvent
-            do {
-                event = try transport.streamEvent(pulled.get(), endpoint: endpoint)
-            } catch {
-                guard case .running = state, !cancellation.isCancelled else {
-                    // Closed by our own cancellation (the client left): not the endpoint's failure.
-                    return receiver.receive(.failure(CancellationError()))
-                }
-                markDone()
-                connection.close()
-                // A failed read is told as the connection's failure; an answer that was read, as itself.
-                let failure: any Error
-                if case .failure = pulled {
-                    failure = transport.streamFailure(error, endpoint: endpoint)
-                } else {
-                    failure = error
-                }
-                transport.recordStreamFailure(failure, endpoint: endpoint)
-                return receiver.receive(.failure(failure))
+        pulling = (connection, endpoint, receiver)
+        if connection.channel.eventLoop.inEventLoop {
+            connection.pullOnLoop(to: self)
+        } else {
+            connection.pull().hop(to: eventLoop).assumeIsolatedUnsafeUnchecked().whenComplete { [self] item in
+                receive(item)
             }
-            switch event {
-            case .end, .error:
-                transport.balancer.recordSuccess(endpoint.index)
-                markDone()
-                // Nothing follows the final event; the connection is reusable only if the response is complete.
-                let transport = self.transport
-                connection.finishStreaming().whenComplete { reusable in
-                    if (try? reusable.get()) == true {
-                        transport.release(connection, to: endpoint)
-                    } else {
-                        connection.close()
-                    }
-                }
-            case .status, .output:
-                break
-            }
-            receiver.receive(.success(event))
         }
     }
+
+    /// The connection's answer to `pull`: interpreted as the consumer does, handed to the waiting receiver.
+    func receive(_ pulled: Result<HTTPBackendStreamItem?, any Error>) {
+        guard let (connection, endpoint, receiver) = pulling else { return }
+        pulling = nil
+        let event: TriggerEvent
+        do {
+            event = try transport.streamEvent(pulled.get(), endpoint: endpoint)
+        } catch {
+            guard case .running = state, !cancellation.isCancelled else {
+                // Closed by our own cancellation (the client left): not the endpoint's failure.
+                return receiver.receive(.failure(CancellationError()))
+            }
+            markDone()
+            connection.close()
+            // A failed read is told as the connection's failure; an answer that was read, as itself.
+            let failure: any Error
+            if case .failure = pulled {
+                failure = transport.streamFailure(error, endpoint: endpoint)
+            } else {
+                failure = error
+            }
+            transport.recordStreamFailure(failure, endpoint: endpoint)
+            return receiver.receive(.failure(failure))
+        }
+        switch event {
+        case .end, .error:
+            transport.balancer.recordSuccess(endpoint.index)
+            markDone()
+            // Nothing follows the final event; the connection is reusable only if the response is complete.
+            let transport = self.transport
+            connection.finishStreaming().whenComplete { reusable in
+                if (try? reusable.get()) == true {
+                    transport.release(connection, to: endpoint)
+                } else {
+                    connection.close()
+                }
+            }
+        case .status, .output:
+            break
+        }
+        receiver.receive(.success(event))
+    }
 }
+

@@ -4,8 +4,9 @@ import TriggerModel
 
 /// The one relay from a backend's event stream to a client, for gRPC server streaming and SSE over HTTP/2
 /// and HTTP/1.1 alike (DESIGN.md "Threading model"): on the connection's event loop it pulls one event,
-/// hands it to the frontend's `deliver` (which encodes and writes it, and completes when the client can take
-/// more), then pulls the next. A slow client is thereby a slow backend, never a growing buffer.
+/// hands it to the frontend's `deliver` (which encodes and writes it, and says whether the client can take
+/// more now or when it can), then pulls the next. A slow client is thereby a slow backend, never a growing
+/// buffer.
 ///
 /// The stream *begins* with the backend's first event that is not an error (`begin`, where SSE writes its
 /// `200` head): until then the client has been sent nothing, so an error known before any output (a pipeline
@@ -38,7 +39,7 @@ final class EventRelay: TriggerEventReceiver {
     private let idleTimeout: TimeAmount
     private let firstEvent: FirstEventBound?
     private let begin: () -> Void
-    private let deliver: (TriggerEvent) -> EventLoopFuture<Void>
+    private let deliver: (TriggerEvent) -> EventLoopFuture<Void>?
     private let finish: (GatewayError?) -> Void
     private var stopped = false
     /// `begin` was called: the client has been (or is being) sent the stream's head.
@@ -61,7 +62,10 @@ final class EventRelay: TriggerEventReceiver {
 
     /// `begin` is called once, right before the first event is delivered (or before `finish(nil)` of a stream
     /// that ended with no event at all). `deliver` writes one event (`.status`, `.output`, `.end` or `.error`:
-    /// what to send is the frontend's choice); its future fails when the client went away. `finish` ends the
+    /// what to send is the frontend's choice) and returns nil when the client can take the next one now (its
+    /// connection's queued output under the high water mark, the stream's window open), else a future that
+    /// completes when it can and fails when the client went away (issue 11: a future, a scheduled timer and a
+    /// callback per event were a quarter of an SSE event's relay cost; now only a client that lags makes one). `finish` ends the
     /// client's stream: nil after the backend's last event, or the error that cut it (transport failure, idle
     /// timeout, or an `.error` event that came first). When ``began`` is still false at `finish`, nothing was
     /// delivered: the frontend answers the error as a plain error response.
@@ -71,7 +75,7 @@ final class EventRelay: TriggerEventReceiver {
         idleTimeout: TimeAmount,
         firstEvent: FirstEventBound? = nil,
         begin: @escaping () -> Void = {},
-        deliver: @escaping (TriggerEvent) -> EventLoopFuture<Void>,
+        deliver: @escaping (TriggerEvent) -> EventLoopFuture<Void>?,
         finish: @escaping (GatewayError?) -> Void
     ) {
         self.source = source
@@ -138,7 +142,8 @@ final class EventRelay: TriggerEventReceiver {
                 begin()
                 guard !stopped else { return }  // writing the head found the client gone
             }
-            deliver(event).assumeIsolated().whenComplete { written in
+            guard let clientLags = deliver(event) else { return pull() }
+            clientLags.assumeIsolated().whenComplete { written in
                 switch written {
                 case .success: self.pull()
                 case .failure: self.cancel()  // the client is gone

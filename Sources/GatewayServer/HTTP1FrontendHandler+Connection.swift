@@ -142,6 +142,7 @@ extension HTTP1FrontendHandler {
     /// held for it resume (see ``read(context:)``).
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         outputBlocked = !context.channel.isWritable
+        if !outputBlocked { endClientLag(clientGone: false) }
         if !outputBlocked, !unanswered, !decoding {
             resumeHeldRequest(context: context)
         }
@@ -161,6 +162,7 @@ extension HTTP1FrontendHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         stopTimer()
+        endClientLag(clientGone: true)
         drainTimer?.cancel()
         drainTimer = nil
     }

@@ -119,6 +119,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     /// mark. Between requests, no request is taken and no read passes until it is writable again (review 24, H4).
     /// A stored flag rather than `channel.isWritable`, an existential call on every read and request.
     var outputBlocked = false
+    /// A stream's relay waits for the client to take its queued output, and the write-progress timer bounds the
+    /// wait (``clientLag(context:)``); nil otherwise.
+    var streamLag: (waiter: EventLoopPromise<Void>, timer: Scheduled<Void>)?
     /// A graceful stop asked the connection to end after the request in progress (`ChannelShouldQuiesceEvent`).
     var quiescing = false
     /// A drain's grace for an idle connection (``drainIdleGrace``): when it fires, the connection closes in
@@ -472,9 +475,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
                 if open.isOpen { open.sentHead = true }
             },
             deliver: { [unowned self] event in
-                var encoded = channel.allocator.buffer(capacity: 256)
-                SSEEncoder.encode(event, into: &encoded)
-                return writeEvent(encoded, chunked: chunked, context: context)
+                writeEvent(event, chunked: chunked, context: context)
             },
             finish: { [unowned self] error in
                 guard case .streaming(let relay) = state else { return }
@@ -510,24 +511,55 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         relay.start()
     }
 
-    /// Writes one SSE event. A client that has not taken it within the write-progress timeout (it stopped
-    /// reading) is disconnected, which ends the stream and cancels the backend call (issue 10, item 4).
-    private func writeEvent(_ buffer: ByteBuffer, chunked: Bool, context: ChannelHandlerContext)
-        -> EventLoopFuture<Void>
+    /// Writes one SSE event, chunk-framed in its own buffer unless the stream is HTTP/1.0's, and answers as
+    /// `EventRelay`'s `deliver` does: nil when the client can take the next event now, else ``clientLag(context:)``.
+    private func writeEvent(_ event: TriggerEvent, chunked: Bool, context: ChannelHandlerContext)
+        -> EventLoopFuture<Void>?
     {
+        let allocator = context.channel.allocator
+        var buffer =
+            chunked
+            ? HTTP1ResponseEncoder.chunkBuffer(capacity: 256, allocator: allocator) : allocator.buffer(capacity: 256)
+        SSEEncoder.encode(event, into: &buffer)
         if open.isOpen { open.record.bytesOut += buffer.readableBytes }
-        let written = context.writeAndFlush(
-            wrapOutboundOut(chunked ? HTTP1ResponseEncoder.chunk(buffer, allocator: context.channel.allocator) : buffer)
-        )
+        if chunked { HTTP1ResponseEncoder.frameChunk(&buffer) }
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        return clientLag(context: context)
+    }
+
+    /// The relay's wait for a client that lags: nil while the connection's queued output is under its high water
+    /// mark (NIO's, 64 KiB: `outputBlocked`), else a future that completes once it falls under the low mark
+    /// (`channelWritabilityChanged`) and fails when the connection closes. A client that takes nothing of it for
+    /// `timeouts.write_progress` (it stopped reading) is disconnected, which ends the stream and cancels the backend
+    /// call (issue 10, item 4). One future and one timer per stall, none per event (issue 11: a write promise, a
+    /// scheduled timer and its cancel for each event were a quarter of the relay's instructions per SSE event).
+    private func clientLag(context: ChannelHandlerContext) -> EventLoopFuture<Void>? {
+        guard outputBlocked else { return nil }
+        if let lag = streamLag { return lag.waiter.futureResult }
         let channel = context.channel
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let timer = context.eventLoop.scheduleTask(in: services.slowClients.writeProgressTimeout) {
-            // The gateway's decision, not the client leaving: the record says `SI`, not `DC`.
+            // The gateway's decision, not the client leaving: the record says `SI`, not `DC`. The close's
+            // `channelInactive` fails the wait, which cancels the relay.
             if handler.value.open.isOpen { handler.value.open.record.termination = .streamIdleTimeout }
             channel.close(promise: nil)
         }
-        written.whenComplete { _ in timer.cancel() }
-        return written
+        let waiter = context.eventLoop.makePromise(of: Void.self)
+        streamLag = (waiter, timer)
+        return waiter.futureResult
+    }
+
+    /// Ends the wait ``clientLag(context:)`` made, if any: succeeded when the client took its output, failed when
+    /// the connection is going.
+    func endClientLag(clientGone: Bool) {
+        guard let lag = streamLag else { return }
+        streamLag = nil
+        lag.timer.cancel()
+        if clientGone {
+            lag.waiter.fail(ChannelError.ioOnClosedChannel)
+        } else {
+            lag.waiter.succeed()
+        }
     }
 
     /// Writes a whole answer in one buffer and flush, ending the request's exchange. `keepAlive` false (or a
@@ -601,6 +633,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         stopTimer()
+        endClientLag(clientGone: true)
         drainTimer?.cancel()
         drainTimer = nil
         endOfInput(context: context)

@@ -374,20 +374,20 @@ extension HTTP2FrontendConnection {
                 let message: ByteBuffer
                 switch event {
                 // Instill's stream response has no status message.
-                case .status: return eventLoop.makeSucceededVoidFuture()
+                case .status: return nil
                 case .output(_, let result): message = InstillCodec.encodeTriggerResponse(result)
                 case .end(let result): message = InstillCodec.encodeTriggerResponse(result)
                 case .error(let error):
                     grpcFinish(stream, error: error)
-                    return eventLoop.makeSucceededVoidFuture()
+                    return nil
                 }
                 if let tooLarge = grpcMessageTooLarge(message) {
                     grpcFinish(stream, error: tooLarge)
-                    return eventLoop.makeSucceededVoidFuture()
+                    return nil
                 }
                 grpcSendHeaders(stream)
                 sendBody(stream: stream, GRPCMessageFramer.frame(message, compression: compression), endStream: false)
-                return waitUntilWritable(stream)
+                return lagWait(stream)
             },
             finish: { [unowned self] error in
                 if let state = streams[stream] {

@@ -168,7 +168,7 @@ extension HTTP2FrontendConnection {
                 var encoded = ByteBuffer()
                 SSEEncoder.encode(event, into: &encoded)
                 sendBody(stream: stream, encoded, endStream: false)
-                return waitUntilWritable(stream)
+                return lagWait(stream)
             },
             finish: { [unowned self] error in
                 if let state = streams[stream] {

@@ -776,8 +776,15 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// Completes when `stream` can take more bytes: how a slow reader slows the producer (no unbounded
     /// queue between the backend and the client).
     func waitUntilWritable(_ stream: HTTP2StreamID) -> EventLoopFuture<Void> {
+        lagWait(stream) ?? eventLoop.makeSucceededVoidFuture()
+    }
+
+    /// ``waitUntilWritable(_:)`` as `EventRelay`'s `deliver` answers: nil when `stream` can take more bytes now
+    /// (no future, no callback: the common case, once per relayed event), else the wait; failed when the stream
+    /// is gone.
+    func lagWait(_ stream: HTTP2StreamID) -> EventLoopFuture<Void>? {
         guard let state = streams[stream] else { return eventLoop.makeFailedFuture(CancellationError()) }
-        if session.isWritable(stream: stream) { return eventLoop.makeSucceededVoidFuture() }
+        if session.isWritable(stream: stream) { return nil }
         let promise = eventLoop.makePromise(of: Void.self)
         state.writableWaiters.append(promise)
         return promise.futureResult

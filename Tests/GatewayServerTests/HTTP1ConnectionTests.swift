@@ -338,6 +338,18 @@ struct HTTP1ConnectionTests {
             ByteBuffer(string: String(repeating: "x", count: 26)), allocator: allocator)
         #expect(String(buffer: chunk) == "1a\r\n" + String(repeating: "x", count: 26) + "\r\n")
         #expect(HTTP1ResponseEncoder.chunk(ByteBuffer(), allocator: allocator).readableBytes == 0)
+        // Framed in place: the size line written into the room before the data, at each hex digit count's edges.
+        for size in [1, 9, 15, 16, 255, 256, 4095, 4096, 65535, 65536, 1 << 20] {
+            var framed = HTTP1ResponseEncoder.chunkBuffer(capacity: 8, allocator: allocator)
+            framed.writeRepeatingByte(UInt8(ascii: "y"), count: size)
+            HTTP1ResponseEncoder.frameChunk(&framed)
+            #expect(
+                String(buffer: framed) == String(size, radix: 16) + "\r\n" + String(repeating: "y", count: size) + "\r\n",
+                "\(size)")
+        }
+        var empty = HTTP1ResponseEncoder.chunkBuffer(capacity: 8, allocator: allocator)
+        HTTP1ResponseEncoder.frameChunk(&empty)
+        #expect(empty.readableBytes == 0, "an empty chunk would end the body")
         let noContent = HTTP1ResponseEncoder.response(
             status: 204, fields: [("request-id", "r")], body: ByteBuffer(string: "x"), keepAlive: false,
             omitsBody: false, allocator: allocator)
