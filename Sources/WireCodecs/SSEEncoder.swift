@@ -42,8 +42,11 @@ package enum SSEEncoder {
 
     private static func writeHeader(_ name: String, into buffer: inout ByteBuffer) {
         buffer.writeStaticString("event: ")
-        // A line break in the name would end the field early and corrupt the stream.
-        if name.utf8.contains(where: { $0 == 0x0A || $0 == 0x0D }) {
+        // A line break in the name would end the field early and corrupt the stream. (Over the contiguous bytes:
+        // `utf8.contains(where:)` cost ~35 instructions a byte, issue 11.)
+        var name = name
+        let breaksLine = name.withUTF8 { bytes in bytes.contains { $0 == 0x0A || $0 == 0x0D } }
+        if breaksLine {
             buffer.writeString(String(name.map { $0.isNewline ? " " : $0 }))
         } else {
             buffer.writeString(name)

@@ -64,6 +64,34 @@ struct SSETests {
         #expect(try decoder.feed(buffer("data: partial\n")).isEmpty)
     }
 
+    /// The line-end search (memchr for LF, the next CR remembered until passed) against every way a stream can be
+    /// cut: LF-ended lines before a CR-ended one, a CR at a chunk's end before the LF that completes it, CRLF and a
+    /// lone CR in one chunk.
+    @Test("Mixed LF, CR and CRLF lines decode the same fed whole, byte by byte, or cut anywhere in two")
+    func mixedLineEndsAnyCut() throws {
+        let text =
+            "event: PIPELINE_OUTPUT_UPDATED\ndata: {\"a\":1}\n\n: ping\r\nevent: custom\rdata: x\ndata: y\r\r"
+            + "data: z\r\n\r\nevent: message\ndata: m\n\nevent: PIPELINE_STATUS_UPDATED\r\ndata: s\r\n\r\n"
+        let bytes = Array(text.utf8)
+        func decode(_ pieces: [ArraySlice<UInt8>]) throws -> [String] {
+            var decoder = SSEDecoder()
+            var out: [String] = []
+            for piece in pieces {
+                out += try decoder.feed(ByteBuffer(bytes: piece)).map { "\($0.event)|\(String(buffer: $0.data))" }
+            }
+            #expect(decoder.comments == 1)
+            return out
+        }
+        let expected = [
+            "PIPELINE_OUTPUT_UPDATED|{\"a\":1}", "custom|x\ny", "|z", "|m", "PIPELINE_STATUS_UPDATED|s",
+        ]
+        #expect(try decode([bytes[...]]) == expected)
+        #expect(try decode(bytes.indices.map { bytes[$0...$0] }) == expected)
+        for cut in 1..<bytes.count {
+            #expect(try decode([bytes[..<cut], bytes[cut...]]) == expected, "cut at \(cut)")
+        }
+    }
+
     /// Review 17, finding 2: a runner's events without an `event:` line (sse-starlette's default) were relayed as
     /// `event: message`, so Instill clients dispatching on PIPELINE_STATUS_UPDATED / PIPELINE_OUTPUT_UPDATED missed
     /// them. `event: message` is the same SSE event type, and is relayed the same way.
