@@ -106,6 +106,24 @@ enum RESTFuzzing {
         default:
             preconditionFailure("the passthrough accepts what decoding refuses, or the other way round")
         }
+        // The same body as an SSE event's data: `SSEDecoder.triggerEvent`'s passthrough against its tree.
+        for event in [SSEEncoder.outputEvent, SSEEncoder.errorEvent] {
+            let passed = Result { try SSEDecoder.triggerEvent(event: event, data: body, limits: limits) }
+            let tree = Result { try SSEDecoder.triggerEventTree(event: event, data: body, limits: limits) }
+            switch (passed, tree) {
+            case (.success(let passed), .success(let tree)):
+                var encoded = ByteBuffer()
+                SSEEncoder.encode(passed, into: &encoded)
+                var reference = ByteBuffer()
+                SSEEncoder.encode(tree, into: &reference)
+                precondition(encoded == reference, "a passed-through SSE event differs from its re-encoding")
+                precondition(passed == tree, "a passed-through SSE event decodes to other outputs")
+            case (.failure(let error), .failure(let reference)):
+                precondition("\(error)" == "\(reference)", "the passthrough changed an SSE event's error")
+            default:
+                preconditionFailure("the SSE passthrough accepts what decoding refuses, or the other way round")
+            }
+        }
         _ = BackendHTTPBody.pipelineError(in: body)
         _ = BackendHTTPBody.logSnippet(body)
     }

@@ -24,6 +24,7 @@ package struct TriggerResult: Sendable, Equatable {
     /// Which client protocol's message the `wire` storage holds.
     private enum WireForm: Sendable {
         case restJSON
+        case restOutputsJSON
         case instillProto
     }
 
@@ -37,6 +38,16 @@ package struct TriggerResult: Sendable, Equatable {
     /// that text into `outputs` the first time they are read, at most once.
     package init(restJSON: ByteBuffer, decodeOutputs: @escaping @Sendable (ByteBuffer) -> [ValueObject]) {
         self.storage = .wire(.restJSON, WireBacked(wire: restJSON, source: restJSON, decoder: .outputs(decodeOutputs)))
+        self.metadata = TriggerMetadata()
+    }
+
+    /// A partial result (an SSE output event's, before the final one) whose REST form is `restOutputsJSON`
+    /// (`{"outputs":[...]}` in `RESTResponseBody`'s canonical form; the caller has checked it); `decodeOutputs`
+    /// turns that text into `outputs` the first time they are read, at most once.
+    package init(restOutputsJSON: ByteBuffer, decodeOutputs: @escaping @Sendable (ByteBuffer) -> [ValueObject]) {
+        self.storage = .wire(
+            .restOutputsJSON,
+            WireBacked(wire: restOutputsJSON, source: restOutputsJSON, decoder: .outputs(decodeOutputs)))
         self.metadata = TriggerMetadata()
     }
 
@@ -67,6 +78,13 @@ package struct TriggerResult: Sendable, Equatable {
     /// The sync-response body a REST client gets for this result, when the runner's text is that body already.
     package var restJSON: ByteBuffer? {
         if case .wire(.restJSON, let lazy) = storage { return lazy.wire }
+        return nil
+    }
+
+    /// The data of the SSE output event a REST client gets for this partial result (`{"outputs":[...]}`), when the
+    /// runner's event data is that text already.
+    package var restOutputsJSON: ByteBuffer? {
+        if case .wire(.restOutputsJSON, let lazy) = storage { return lazy.wire }
         return nil
     }
 

@@ -32,13 +32,22 @@ enum CanonicalSyncResponse {
     /// Objects with more keys are left to the parser: the duplicate check here is quadratic.
     static let maxCheckedKeys = 16
 
+    /// The documents the scan recognises.
+    enum Shape {
+        /// `{"outputs":[<objects>],"metadata":{}}`: a sync response, and an SSE stream's final event's data.
+        case syncResponse
+        /// `{"outputs":[<objects>]}`: the data of an SSE output event before the final one (`SSEEncoder`'s
+        /// `.output`), under the same rules.
+        case outputsEvent
+    }
+
     /// The body to send for `body` (the same bytes, or a copy without its whitespace), or nil when `body` is
-    /// not a canonical sync response.
-    static func passthroughBody(_ body: ByteBuffer, maxDepth: Int) -> ByteBuffer? {
+    /// not a canonical document of `shape`.
+    static func passthroughBody(_ body: ByteBuffer, maxDepth: Int, shape: Shape = .syncResponse) -> ByteBuffer? {
         guard body.readableBytes > 0 else { return nil }
         let scan = body.withUnsafeReadableBytes { raw -> (canonical: Bool, sawWhitespace: Bool) in
             var scanner = Scanner(raw, maxDepth: maxDepth)
-            return (scanner.syncResponse(), scanner.sawWhitespace)
+            return (scanner.document(shape), scanner.sawWhitespace)
         }
         guard scan.canonical else { return nil }
         return scan.sawWhitespace ? compacted(body) : body
@@ -93,8 +102,8 @@ enum CanonicalSyncResponse {
             keys.reserveCapacity(8)
         }
 
-        /// The whole document is `{"outputs":[<objects>],"metadata":{}}` in canonical form.
-        mutating func syncResponse() -> Bool {
+        /// The whole document is one of `shape` in canonical form.
+        mutating func document(_ shape: Shape) -> Bool {
             skipWhitespace()
             guard enterContainer(), literal("{"), member("outputs"), enterContainer(), literal("[") else {
                 return false
@@ -108,11 +117,13 @@ enum CanonicalSyncResponse {
             }
             depth -= 1
             skipWhitespace()
-            guard literal(","), member("metadata"), enterContainer(), literal("{") else { return false }
-            skipWhitespace()
-            guard literal("}") else { return false }
-            depth -= 1
-            skipWhitespace()
+            if shape == .syncResponse {
+                guard literal(","), member("metadata"), enterContainer(), literal("{") else { return false }
+                skipWhitespace()
+                guard literal("}") else { return false }
+                depth -= 1
+                skipWhitespace()
+            }
             guard literal("}") else { return false }
             skipWhitespace()
             return pos == count

@@ -157,8 +157,40 @@ package struct SSEDecoder {
     /// `PIPELINE_ERROR_UPDATED` → `.error`; data with `outputs` and `metadata` → `.end`; with `outputs` only →
     /// `.output`; any other object → `.status` under the event's name.
     ///
+    /// Output data already in the form the SSE encoder writes (`CanonicalSyncResponse`: `{"outputs":[...]}`, or
+    /// the sync response of the final event) is kept as that text (`TriggerResult.restOutputsJSON`, `restJSON`) and
+    /// decoded only if a consumer reads the outputs: a REST client's stream then gets the runner's bytes as they
+    /// are (issue 11: parsing and re-encoding were ~40 % of a relayed event's instructions). Any other data takes
+    /// ``triggerEventTree(event:data:limits:)``, with the same result and errors either way.
+    ///
     /// - Throws: `GatewayError(.backendFailed)` when the data is not a JSON object of the expected shape.
     package static func triggerEvent(event: String, data: ByteBuffer, limits: CodecLimits) throws -> TriggerEvent {
+        if event != SSEEncoder.errorEvent {
+            let decode: @Sendable (ByteBuffer) -> [ValueObject] = { json in
+                do {
+                    switch try triggerEventTree(event: "", data: json, limits: limits) {
+                    case .output(_, let result), .end(let result): return result.outputs
+                    case .status, .error: return []
+                    }
+                } catch {
+                    // Unreachable: the scan accepts only what the parser accepts and the shape check passes.
+                    assertionFailure("canonical SSE event data failed to decode: \(error)")
+                    return []
+                }
+            }
+            if let json = CanonicalSyncResponse.passthroughBody(data, maxDepth: limits.maxDepth, shape: .outputsEvent) {
+                return .output(name: event, result: TriggerResult(restOutputsJSON: json, decodeOutputs: decode))
+            }
+            if let json = CanonicalSyncResponse.passthroughBody(data, maxDepth: limits.maxDepth) {
+                return .end(TriggerResult(restJSON: json, decodeOutputs: decode))
+            }
+        }
+        return try triggerEventTree(event: event, data: data, limits: limits)
+    }
+
+    /// ``triggerEvent(event:data:limits:)`` through a `Value` tree, never keeping the runner's text: the reference
+    /// the passthrough must agree with (tests and the fuzzers compare the two).
+    package static func triggerEventTree(event: String, data: ByteBuffer, limits: CodecLimits) throws -> TriggerEvent {
         let object: ValueObject
         do {
             guard case .object(let o) = try JSONValueCodec.parse(data, limits: limits.forBackendAnswers, path: "")

@@ -27,9 +27,14 @@ package enum SSEEncoder {
             JSONValueCodec.write(data, into: &buffer)
         case .output(let name, let result):
             writeHeader(name.isEmpty ? outputEvent : name, into: &buffer)
-            buffer.writeStaticString("{\"outputs\":")
-            RESTResponseBody.writeObjects(result.outputs, into: &buffer)
-            buffer.writeInteger(UInt8(ascii: "}"))
+            // The runner's event data when it is this text already (`SSEDecoder.triggerEvent`, issue 11).
+            if let json = result.restOutputsJSON {
+                buffer.writeImmutableBuffer(json)
+            } else {
+                buffer.writeStaticString("{\"outputs\":")
+                RESTResponseBody.writeObjects(result.outputs, into: &buffer)
+                buffer.writeInteger(UInt8(ascii: "}"))
+            }
         case .error(let error):
             writeHeader(errorEvent, into: &buffer)
             RESTResponseBody.encode(error: error, into: &buffer)

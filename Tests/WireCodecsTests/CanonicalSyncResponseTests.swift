@@ -299,3 +299,106 @@ struct LazyTriggerResultTests {
         #expect(lazy.restJSON == Self.text)
     }
 }
+
+/// SSE event data carried through to the REST client's stream as the runner's bytes (issue 11,
+/// `SSEDecoder.triggerEvent`): only when those bytes are what decoding and re-encoding would produce.
+@Suite("SSE event data passthrough")
+struct SSEPassthroughTests {
+
+    /// The client's SSE block for `data` under `event`: through `triggerEvent` (which may pass the text through)
+    /// and through the tree; the error each gives instead.
+    static func sseEncodings(_ data: ByteBuffer, event: String) -> (
+        passthrough: Result<(TriggerEvent, ByteBuffer), GatewayError>, tree: Result<(TriggerEvent, ByteBuffer), GatewayError>
+    ) {
+        func run(_ decode: () throws -> TriggerEvent) -> Result<(TriggerEvent, ByteBuffer), GatewayError> {
+            do {
+                let decoded = try decode()
+                var block = ByteBuffer()
+                SSEEncoder.encode(decoded, into: &block)
+                return .success((decoded, block))
+            } catch {
+                return .failure(error as? GatewayError ?? GatewayError(.internalError, "\(error)"))
+            }
+        }
+        return (
+            run { try SSEDecoder.triggerEvent(event: event, data: data, limits: .defaults) },
+            run { try SSEDecoder.triggerEventTree(event: event, data: data, limits: .defaults) }
+        )
+    }
+
+    @Test(
+        "SSE output data in the encoder's form is relayed as its own bytes, partial and final events alike",
+        arguments: [
+            (#"{"outputs":[]}"#, false), (#"{"outputs":[{"chunk":"xxxx"}]}"#, false),
+            (#"{"outputs":[{"a":1},{"b":[true,null,{}]}]}"#, false),
+            (#"{"outputs":[{"s":"nl \n quote \" é 😀"}]}"#, false),
+            (#"{"outputs":[],"metadata":{}}"#, true), (#"{"outputs":[{"text":"done"}],"metadata":{}}"#, true),
+        ])
+    func ssePassedThrough(text: String, final: Bool) throws {
+        let (passthrough, tree) = Self.sseEncodings(CanonicalSyncResponseTests.body(text), event: "PIPELINE_OUTPUT_UPDATED")
+        let (decoded, block) = try passthrough.get()
+        let (reference, referenceBlock) = try tree.get()
+        #expect(decoded == reference)
+        #expect(block == referenceBlock)
+        #expect(String(buffer: block) == "event: PIPELINE_OUTPUT_UPDATED\ndata: \(text)\n\n")
+        switch decoded {
+        case .output(_, let result) where !final: #expect(result.restOutputsJSON == CanonicalSyncResponseTests.body(text))
+        case .end(let result) where final: #expect(result.restJSON == CanonicalSyncResponseTests.body(text))
+        default: Issue.record("\(decoded)")
+        }
+    }
+
+    @Test(
+        "SSE data not in the encoder's form, and error events, give the tree's event or error",
+        arguments: [
+            (#" { "outputs" : [ {"a" : 1} ] } "#, "PIPELINE_OUTPUT_UPDATED"),  // compacted, then passed through
+            (#"{"metadata":{},"outputs":[]}"#, "PIPELINE_OUTPUT_UPDATED"),
+            (#"{"outputs":[{"a":1}],"metadata":{"traces":{}}}"#, "PIPELINE_OUTPUT_UPDATED"),
+            (#"{"outputs":[{"a":1,"a":2}]}"#, "PIPELINE_OUTPUT_UPDATED"),
+            (#"{"outputs":[{"img":"data:image/png;base64,aGk="}]}"#, "PIPELINE_OUTPUT_UPDATED"),
+            (#"{"outputs":[{"n":1.0}]}"#, "custom"), (#"{"status":"RUNNING"}"#, "PIPELINE_STATUS_UPDATED"),
+            (#"{"outputs":1}"#, "PIPELINE_OUTPUT_UPDATED"), (#"{"outputs":[1]}"#, "PIPELINE_OUTPUT_UPDATED"),
+            (#"{"outputs":[]"#, "PIPELINE_OUTPUT_UPDATED"), (#"[]"#, "PIPELINE_OUTPUT_UPDATED"),
+            (#"{"outputs":[]}"#, "PIPELINE_ERROR_UPDATED"),
+            (#"{"code":3,"message":"bad","details":[]}"#, "PIPELINE_ERROR_UPDATED"),
+        ])
+    func sseTreeAgrees(text: String, event: String) {
+        let (passthrough, tree) = Self.sseEncodings(CanonicalSyncResponseTests.body(text), event: event)
+        switch (passthrough, tree) {
+        case (.success(let (decoded, block)), .success(let (reference, referenceBlock))):
+            #expect(decoded == reference)
+            #expect(block == referenceBlock, "\(String(buffer: block)) vs \(String(buffer: referenceBlock))")
+        case (.failure(let error), .failure(let reference)):
+            #expect(error == reference)
+        default:
+            Issue.record("the passthrough and the tree disagree on \(text): \(passthrough) vs \(tree)")
+        }
+    }
+
+    @Test("Whatever the SSE encoder writes for outputs (no blobs, no traces) passes through: 300 seeded events")
+    func sseEncoderOutputPassesThrough() throws {
+        var random = SplitMix64(seed: 12)
+        for round in 0..<300 {
+            let outputs = (0..<Int.random(in: 0...3, using: &random)).map { _ in
+                CanonicalSyncResponseTests.randomObject(depth: 0, using: &random)
+            }
+            let event: TriggerEvent =
+                round % 2 == 0
+                ? .output(name: "PIPELINE_OUTPUT_UPDATED", outputs: outputs) : .end(TriggerResult(outputs: outputs))
+            var block = ByteBuffer()
+            SSEEncoder.encode(event, into: &block)
+            var decoder = SSEDecoder()
+            let raw = try #require(try decoder.feed(block).first)
+            let decoded = try SSEDecoder.triggerEvent(event: raw.event, data: raw.data, limits: .defaults)
+            #expect(decoded == event)
+            switch decoded {
+            case .output(_, let result): #expect(result.restOutputsJSON == raw.data)
+            case .end(let result): #expect(result.restJSON == raw.data)
+            default: Issue.record("\(decoded)")
+            }
+            var again = ByteBuffer()
+            SSEEncoder.encode(decoded, into: &again)
+            #expect(again == block)
+        }
+    }
+}
