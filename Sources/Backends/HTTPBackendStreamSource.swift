@@ -230,4 +230,3 @@ final class HTTPBackendStreamSource: TriggerEventSource, HTTPBackendStreamReceiv
         receiver.receive(.success(event))
     }
 }
-

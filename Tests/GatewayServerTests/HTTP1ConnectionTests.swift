@@ -344,7 +344,8 @@ struct HTTP1ConnectionTests {
             framed.writeRepeatingByte(UInt8(ascii: "y"), count: size)
             HTTP1ResponseEncoder.frameChunk(&framed)
             #expect(
-                String(buffer: framed) == String(size, radix: 16) + "\r\n" + String(repeating: "y", count: size) + "\r\n",
+                String(buffer: framed) == String(size, radix: 16) + "\r\n" + String(repeating: "y", count: size)
+                    + "\r\n",
                 "\(size)")
         }
         var empty = HTTP1ResponseEncoder.chunkBuffer(capacity: 8, allocator: allocator)

@@ -308,7 +308,8 @@ struct SSEPassthroughTests {
     /// The client's SSE block for `data` under `event`: through `triggerEvent` (which may pass the text through)
     /// and through the tree; the error each gives instead.
     static func sseEncodings(_ data: ByteBuffer, event: String) -> (
-        passthrough: Result<(TriggerEvent, ByteBuffer), GatewayError>, tree: Result<(TriggerEvent, ByteBuffer), GatewayError>
+        passthrough: Result<(TriggerEvent, ByteBuffer), GatewayError>,
+        tree: Result<(TriggerEvent, ByteBuffer), GatewayError>
     ) {
         func run(_ decode: () throws -> TriggerEvent) -> Result<(TriggerEvent, ByteBuffer), GatewayError> {
             do {
@@ -335,14 +336,16 @@ struct SSEPassthroughTests {
             (#"{"outputs":[],"metadata":{}}"#, true), (#"{"outputs":[{"text":"done"}],"metadata":{}}"#, true),
         ])
     func ssePassedThrough(text: String, final: Bool) throws {
-        let (passthrough, tree) = Self.sseEncodings(CanonicalSyncResponseTests.body(text), event: "PIPELINE_OUTPUT_UPDATED")
+        let (passthrough, tree) = Self.sseEncodings(
+            CanonicalSyncResponseTests.body(text), event: "PIPELINE_OUTPUT_UPDATED")
         let (decoded, block) = try passthrough.get()
         let (reference, referenceBlock) = try tree.get()
         #expect(decoded == reference)
         #expect(block == referenceBlock)
         #expect(String(buffer: block) == "event: PIPELINE_OUTPUT_UPDATED\ndata: \(text)\n\n")
         switch decoded {
-        case .output(_, let result) where !final: #expect(result.restOutputsJSON == CanonicalSyncResponseTests.body(text))
+        case .output(_, let result) where !final:
+            #expect(result.restOutputsJSON == CanonicalSyncResponseTests.body(text))
         case .end(let result) where final: #expect(result.restJSON == CanonicalSyncResponseTests.body(text))
         default: Issue.record("\(decoded)")
         }
