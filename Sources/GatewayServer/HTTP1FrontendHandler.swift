@@ -433,8 +433,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     }
 
     /// SSE (API.md §2): one `event:`/`data:` block per backend event, flushed as it arrives. The next event
-    /// is taken from the backend only once the previous one has been written to the socket, so a slow reader
-    /// slows the relay (and, through the pull-based transports, the backend) instead of growing memory.
+    /// is taken from the backend only while the connection's queued output is under its high water mark
+    /// (``clientLag(context:)``), so a slow reader slows the relay (and, through the pull-based transports, the
+    /// backend) instead of growing memory.
     ///
     /// The `200` head waits for the stream's first event (`EventRelay`'s `begin`): an error before it (unknown
     /// pipeline, backend down, the idle timeout) is answered as in sync mode, a JSON error with its status.
@@ -504,7 +505,17 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
                 context.writeAndFlush(wrapOutboundOut(end), promise: promise)
                 finishRequest()
                 responseEnded(keepAlive: !closes, context: context)
-                promise?.futureResult.whenComplete { _ in channel.close(promise: nil) }
+                guard let promise else { return }
+                // The relay no longer waits for each write, so up to the high water mark may still be queued here;
+                // a client that stops reading now would hold the connection for good: the close waits for the
+                // last write at most `timeouts.write_progress` (one timer per stream, not per event).
+                let lastWrite = context.eventLoop.scheduleTask(in: services.slowClients.writeProgressTimeout) {
+                    channel.close(promise: nil)
+                }
+                promise.futureResult.whenComplete { _ in
+                    lastWrite.cancel()
+                    channel.close(promise: nil)
+                }
             }
         )
         state = .streaming(relay)
@@ -535,7 +546,8 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     /// scheduled timer and its cancel for each event were a quarter of the relay's instructions per SSE event).
     private func clientLag(context: ChannelHandlerContext) -> EventLoopFuture<Void>? {
         guard outputBlocked else { return nil }
-        if let lag = streamLag { return lag.waiter.futureResult }
+        // The relay delivers nothing while it waits: one wait at a time.
+        assert(streamLag == nil, "deliver while the relay waits for the client")
         let channel = context.channel
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let timer = context.eventLoop.scheduleTask(in: services.slowClients.writeProgressTimeout) {
