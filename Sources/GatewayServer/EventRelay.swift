@@ -22,15 +22,15 @@ import TriggerModel
 /// held its slot until the client gave up), then each next one within `idleTimeout` (`timeouts.stream_idle`).
 /// Past either, the stream ends with `.deadlineExceeded` and its run is cancelled. A runner's keep-alives between
 /// events (SSE comments, ``TriggerEventSource/lastProgress``) count as activity for the idle rule, not for the
-/// first event's. Time spent waiting for the *client* (a slow reader) counts for neither. The timer is lazy: one scheduled task re-arms itself while
-/// events keep coming, rather than one per event.
+/// first event's. Time spent waiting for the *client* (a slow reader) counts for neither. The timer is lazy: one
+/// scheduled task re-arms itself while events keep coming, rather than one per event.
 ///
 /// Loop-bound: built, started and cancelled on `eventLoop`.
 final class EventRelay: TriggerEventReceiver {
     /// How many pulls may nest inside one another: a source hands an event it already holds over inside the
     /// `next(to:)` that asks (the loop-native sources do: a read that decoded many events, a gRPC window of
-    /// buffered messages), and a write the client takes at once asks for the next from inside its completion, so
-    /// each such event would otherwise add a relay cycle to the stack (a 200-event read nested 200 deep). Past
+    /// buffered messages), and an event the client can take at once (`deliver` answers nil) is followed by the next
+    /// pull right away, so each such event would otherwise add a relay cycle to the stack (a 200-event read nested 200 deep). Past
     /// this depth the next pull starts from a fresh loop task.
     static let maxNestedPulls = 16
 
@@ -65,8 +65,8 @@ final class EventRelay: TriggerEventReceiver {
     /// what to send is the frontend's choice) and returns nil when the client can take the next one now (its
     /// connection's queued output under the high water mark, the stream's window open), else a future that
     /// completes when it can and fails when the client went away (issue 11: a future, a scheduled timer and a
-    /// callback per event were a quarter of an SSE event's relay cost; now only a client that lags makes one). `finish` ends the
-    /// client's stream: nil after the backend's last event, or the error that cut it (transport failure, idle
+    /// callback per event were a quarter of an SSE event's relay cost; now only a client that lags makes one).
+    /// `finish` ends the client's stream: nil after the backend's last event, or the error that cut it (transport failure, idle
     /// timeout, or an `.error` event that came first). When ``began`` is still false at `finish`, nothing was
     /// delivered: the frontend answers the error as a plain error response.
     init(

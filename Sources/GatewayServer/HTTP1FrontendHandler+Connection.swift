@@ -163,6 +163,7 @@ extension HTTP1FrontendHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         stopTimer()
         endClientLag(clientGone: true)
+        stopWriteProgress()
         drainTimer?.cancel()
         drainTimer = nil
     }

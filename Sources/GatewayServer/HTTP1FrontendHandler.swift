@@ -116,12 +116,15 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     /// M4). Read only while its body is read (a body timer is armed for no later than it).
     var uploadDeadline = NIODeadline.distantFuture
     /// The channel is not writable (`channelWritabilityChanged`): its queued answers are over the high water
-    /// mark. Between requests, no request is taken and no read passes until it is writable again (review 24, H4).
+    /// mark. Between requests, no request is taken and no read passes until it is writable again (review 24, H4);
+    /// a stream's relay takes no next event (``clientLag(context:)``).
     /// A stored flag rather than `channel.isWritable`, an existential call on every read and request.
     var outputBlocked = false
-    /// A stream's relay waits for the client to take its queued output, and the write-progress timer bounds the
-    /// wait (``clientLag(context:)``); nil otherwise.
-    var streamLag: (waiter: EventLoopPromise<Void>, timer: Scheduled<Void>)?
+    /// A stream's relay waits for the client to take its queued output (``clientLag(context:)``); nil otherwise.
+    var streamLag: EventLoopPromise<Void>?
+    /// The write-progress watch (``watchWriteProgress(context:)``): its timer, and the connection's queued output
+    /// when it was armed; nil when nothing waits for the client to read.
+    var writeProgress: (timer: Scheduled<Void>, queued: Int)?
     /// A graceful stop asked the connection to end after the request in progress (`ChannelShouldQuiesceEvent`).
     var quiescing = false
     /// A drain's grace for an idle connection (``drainIdleGrace``): when it fires, the connection closes in
@@ -492,28 +495,25 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
                     write(.error(error, requestID: request.requestID), keepAlive: keepAlive, context: context)
                     return
                 }
-                var end = channel.allocator.buffer(capacity: 8)
-                if let error {
-                    var encoded = channel.allocator.buffer(capacity: 256)
-                    SSEEncoder.encode(.error(error), into: &encoded)
-                    if open.isOpen { open.record.bytesOut += encoded.readableBytes }
-                    end = chunked ? HTTP1ResponseEncoder.chunk(encoded, allocator: channel.allocator) : encoded
+                let end = streamEnd(error: error, chunked: chunked, allocator: channel.allocator)
+                if keepAlive && !quiescing {
+                    context.writeAndFlush(wrapOutboundOut(end), promise: nil)
+                    finishRequest()
+                    responseEnded(keepAlive: true, context: context)
+                    return
                 }
-                if chunked { end.writeStaticString(HTTP1ResponseEncoder.lastChunk) }
-                let closes = !keepAlive || quiescing
-                let promise = closes ? context.eventLoop.makePromise(of: Void.self) : nil
-                context.writeAndFlush(wrapOutboundOut(end), promise: promise)
-                finishRequest()
-                responseEnded(keepAlive: !closes, context: context)
-                guard let promise else { return }
-                // The relay no longer waits for each write, so up to the high water mark may still be queued here;
-                // a client that stops reading now would hold the connection for good: the close waits for the
-                // last write at most `timeouts.write_progress` (one timer per stream, not per event).
-                let lastWrite = context.eventLoop.scheduleTask(in: services.slowClients.writeProgressTimeout) {
-                    channel.close(promise: nil)
-                }
-                promise.futureResult.whenComplete { _ in
-                    lastWrite.cancel()
+                // The relay does not wait for each write, so up to the high water mark may still be queued: the
+                // close waits for the last byte to leave, watched like the stream's events (a client that stops
+                // reading at the tail is cut, `SI`); the record ends when that byte has left, or with the cut.
+                let written = context.eventLoop.makePromise(of: Void.self)
+                context.writeAndFlush(wrapOutboundOut(end), promise: written)
+                responseEnded(keepAlive: false, context: context)
+                watchWriteProgress(context: context)
+                let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+                written.futureResult.whenComplete { result in
+                    handler.value.stopWriteProgress()
+                    // A failed write is the connection closing: its `channelInactive` records who cut it.
+                    if case .success = result { handler.value.finishRequest() }
                     channel.close(promise: nil)
                 }
             }
@@ -540,38 +540,89 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
 
     /// The relay's wait for a client that lags: nil while the connection's queued output is under its high water
     /// mark (NIO's, 64 KiB: `outputBlocked`), else a future that completes once it falls under the low mark
-    /// (`channelWritabilityChanged`) and fails when the connection closes. A client that takes nothing of it for
-    /// `timeouts.write_progress` (it stopped reading) is disconnected, which ends the stream and cancels the backend
-    /// call (issue 10, item 4). One future and one timer per stall, none per event (issue 11: a write promise, a
-    /// scheduled timer and its cancel for each event were a quarter of the relay's instructions per SSE event).
+    /// (`channelWritabilityChanged`) and fails when the connection closes, which a client that stops reading
+    /// brings about (``watchWriteProgress(context:)``) and so ends the stream and cancels the backend call. One
+    /// future and one timer per stall, none per event (issue 11: a write promise, a scheduled timer and its
+    /// cancel for each event were a quarter of the relay's instructions per SSE event).
     private func clientLag(context: ChannelHandlerContext) -> EventLoopFuture<Void>? {
         guard outputBlocked else { return nil }
         // The relay delivers nothing while it waits: one wait at a time.
         assert(streamLag == nil, "deliver while the relay waits for the client")
-        let channel = context.channel
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let timer = context.eventLoop.scheduleTask(in: services.slowClients.writeProgressTimeout) {
-            // The gateway's decision, not the client leaving: the record says `SI`, not `DC`. The close's
-            // `channelInactive` fails the wait, which cancels the relay.
-            if handler.value.open.isOpen { handler.value.open.record.termination = .streamIdleTimeout }
-            channel.close(promise: nil)
-        }
         let waiter = context.eventLoop.makePromise(of: Void.self)
-        streamLag = (waiter, timer)
+        streamLag = waiter
+        watchWriteProgress(context: context)
         return waiter.futureResult
     }
 
     /// Ends the wait ``clientLag(context:)`` made, if any: succeeded when the client took its output, failed when
     /// the connection is going.
     func endClientLag(clientGone: Bool) {
-        guard let lag = streamLag else { return }
+        guard let waiter = streamLag else { return }
         streamLag = nil
-        lag.timer.cancel()
+        stopWriteProgress()
         if clientGone {
-            lag.waiter.fail(ChannelError.ioOnClosedChannel)
+            waiter.fail(ChannelError.ioOnClosedChannel)
         } else {
-            lag.waiter.succeed()
+            waiter.succeed()
         }
+    }
+
+    /// Cuts a client that takes none of the connection's queued output for `timeouts.write_progress` (it stopped
+    /// reading; issue 10, item 4): the gateway's decision, so the record says `SI`, not `DC`. Progress, as
+    /// HTTP/2's streams count it (`NGHTTP2Session`'s write-progress check): each time the timer fires, queued
+    /// output that shrank since it was armed re-arms it, so a slow but steady reader is served however slowly it
+    /// drains the high water mark (NIO's `bufferedWritableBytes`: what the socket has not taken).
+    func watchWriteProgress(context: ChannelHandlerContext) {
+        writeProgress?.timer.cancel()
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let timer = context.eventLoop.scheduleTask(in: services.slowClients.writeProgressTimeout) {
+            handler.value.writeProgressTimerFired(context: bound.value)
+        }
+        writeProgress = (timer, Self.queuedOutput(context.channel))
+    }
+
+    private func writeProgressTimerFired(context: ChannelHandlerContext) {
+        guard let watch = writeProgress else { return }
+        writeProgress = nil
+        if Self.queuedOutput(context.channel) < watch.queued {
+            watchWriteProgress(context: context)
+            return
+        }
+        // The close's `channelInactive` fails a relay's wait, which cancels the relay.
+        if open.isOpen { open.record.termination = .streamIdleTimeout }
+        context.channel.close(promise: nil)
+    }
+
+    func stopWriteProgress() {
+        writeProgress?.timer.cancel()
+        writeProgress = nil
+    }
+
+    /// Bytes written to the channel that its socket has not taken; `Int.max` where the channel cannot say (no
+    /// progress is then ever seen, so the watch cuts at its first firing, as it did before it measured).
+    private static func queuedOutput(_ channel: any Channel) -> Int {
+        guard let options = channel.syncOptions, let queued = try? options.getOption(.bufferedWritableBytes) else {
+            return .max
+        }
+        return queued
+    }
+
+    /// The end of an SSE response: an `error` event if it ended with one, then the last chunk (RFC 9112 §7.1)
+    /// unless it is HTTP/1.0's, whose end is the close. Its bytes are counted into the record.
+    private func streamEnd(error: GatewayError?, chunked: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var end =
+            chunked
+            ? HTTP1ResponseEncoder.chunkBuffer(capacity: 256, allocator: allocator) : allocator.buffer(capacity: 256)
+        if let error {
+            SSEEncoder.encode(.error(error), into: &end)
+            if open.isOpen { open.record.bytesOut += end.readableBytes }
+        }
+        if chunked {
+            HTTP1ResponseEncoder.frameChunk(&end)
+            end.writeStaticString(HTTP1ResponseEncoder.lastChunk)
+        }
+        return end
     }
 
     /// Writes a whole answer in one buffer and flush, ending the request's exchange. `keepAlive` false (or a
@@ -646,6 +697,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         stopTimer()
         endClientLag(clientGone: true)
+        stopWriteProgress()
         drainTimer?.cancel()
         drainTimer = nil
         endOfInput(context: context)
@@ -710,14 +762,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             if open.isOpen { open.record.endpoint = relay.endpoint }
             cut()
             relay.cancel()
-            var encoded = context.channel.allocator.buffer(capacity: 128)
-            SSEEncoder.encode(.error(error), into: &encoded)
-            if open.isOpen { open.record.bytesOut += encoded.readableBytes }
-            var end = encoded
-            if !requestIsHTTP10 {
-                end = HTTP1ResponseEncoder.chunk(encoded, allocator: context.channel.allocator)
-                end.writeStaticString(HTTP1ResponseEncoder.lastChunk)
-            }
+            let end = streamEnd(error: error, chunked: !requestIsHTTP10, allocator: context.channel.allocator)
             let channel = context.channel
             inputDone = true
             // Recorded first: a write that completes at once closes the channel inside `writeAndFlush`, whose

@@ -881,6 +881,57 @@ struct SlowClientTests {
         }
     }
 
+    @Test(
+        "h1 SSE, Connection: close → in-process flood: a client that stops reading at the stream's tail is cut at write_progress (SI)"
+    )
+    func h1StalledTailClosed() async throws {
+        let probe = DemoPipelines.CancellationProbe()
+        let observer = RecordingObserver()
+        try await withTestGateway(
+            yaml: "timeouts: {write_progress: 300ms}", inProcessRunner: DemoPipelines(cancellations: probe),
+            requestObservers: [observer]
+        ) {
+            gateway in
+            func stalledStream(bytes: Int, close: Bool) async throws -> SlowSocket {
+                let socket = try await SlowSocket.connect(port: gateway.port, receiveBuffer: 4096)
+                let body = Self.floodBody(bytes: bytes)
+                socket.send(
+                    "POST \(Self.floodPath) HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+                        + "Accept: text/event-stream\r\n\(close ? "Connection: close\r\n" : "")"
+                        + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                )
+                return socket
+            }
+            // What a stalled connection takes before the relay waits for its client: the kernel's buffers (MiBs on
+            // loopback, autotuned) and the channel's 64 KiB high water mark. Measured with a stream cut mid-way.
+            let measuring = try await stalledStream(bytes: 256 << 20, close: false)
+            try await withTimeout(.seconds(5)) { await probe.waitForCount(atLeast: 1) }
+            #expect(await eventually(within: .seconds(10)) { observer.all.count == 1 })
+            let absorbed = try #require(observer.all.first).bytesOut
+            _ = try await measuring.waitForClose(timeout: .seconds(10))
+            // Streams whose whole answer ends 24-56 KiB short of that: the relay never waits for their client, so
+            // they end with their tail queued under the mark, and the close after it is what the client holds.
+            var tails: [SlowSocket] = []
+            for short in [56, 40, 24] {
+                tails.append(try await stalledStream(bytes: absorbed - short << 10, close: true))
+            }
+            // Recorded when the connection closes: the gateway's cut (nothing here reads until then).
+            #expect(
+                await eventually(within: .seconds(10)) { observer.all.count == 4 },
+                "a stalled tail held its connection: \(observer.all.count - 1) of 3 closed")
+            let records = observer.all.dropFirst()
+            #expect(records.allSatisfy { $0.termination == .streamIdleTimeout && $0.status == 200 }, "\(records)")
+            // At least one of them cut at its tail, its run complete (the others, if the estimate is off by a
+            // chunk, cut while the relay waited, their runs cancelled).
+            #expect(probe.count < 4, "every stream was cut while its relay waited: none reached its tail")
+            for socket in tails {
+                let outcome = try await socket.waitForClose(timeout: .seconds(10))
+                #expect(outcome.closedByServer)
+                #expect(!outcome.text.hasSuffix("0\r\n\r\n"))
+            }
+        }
+    }
+
     @Test("h1 SSE → in-process flood: a client that reads in small sips gets the whole stream")
     func h1SlowSSEReaderServed() async throws {
         try await withTestGateway(yaml: "timeouts: {write_progress: 300ms}") { gateway in
