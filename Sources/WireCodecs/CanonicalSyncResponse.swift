@@ -42,15 +42,24 @@ enum CanonicalSyncResponse {
     }
 
     /// The body to send for `body` (the same bytes, or a copy without its whitespace), or nil when `body` is
-    /// not a canonical document of `shape`.
-    static func passthroughBody(_ body: ByteBuffer, maxDepth: Int, shape: Shape = .syncResponse) -> ByteBuffer? {
-        guard body.readableBytes > 0 else { return nil }
-        let scan = body.withUnsafeReadableBytes { raw -> (canonical: Bool, sawWhitespace: Bool) in
-            var scanner = Scanner(raw, maxDepth: maxDepth)
-            return (scanner.document(shape), scanner.sawWhitespace)
+    /// not a canonical sync response.
+    static func passthroughBody(_ body: ByteBuffer, maxDepth: Int) -> ByteBuffer? {
+        guard let document = passthrough(body, maxDepth: maxDepth), document.shape == .syncResponse else {
+            return nil
         }
-        guard scan.canonical else { return nil }
-        return scan.sawWhitespace ? compacted(body) : body
+        return document.body
+    }
+
+    /// The body to send for `body` (as ``passthroughBody(_:maxDepth:)``) and which canonical document it is, in
+    /// one scan; nil when it is neither.
+    static func passthrough(_ body: ByteBuffer, maxDepth: Int) -> (body: ByteBuffer, shape: Shape)? {
+        guard body.readableBytes > 0 else { return nil }
+        let scan = body.withUnsafeReadableBytes { raw -> (shape: Shape?, sawWhitespace: Bool) in
+            var scanner = Scanner(raw, maxDepth: maxDepth)
+            return (scanner.document(), scanner.sawWhitespace)
+        }
+        guard let shape = scan.shape else { return nil }
+        return (scan.sawWhitespace ? compacted(body) : body, shape)
     }
 
     /// `body` without whitespace outside strings; only called on text the scanner accepted.
@@ -103,30 +112,33 @@ enum CanonicalSyncResponse {
         }
 
         /// The whole document is one of `shape` in canonical form.
-        mutating func document(_ shape: Shape) -> Bool {
+        /// Which canonical document the text is, or nil when it is neither.
+        mutating func document() -> Shape? {
             skipWhitespace()
             guard enterContainer(), literal("{"), member("outputs"), enterContainer(), literal("[") else {
-                return false
+                return nil
             }
             skipWhitespace()
             if !literal("]") {
                 let outputs = elements(closing: "]") {
                     $0.pos < $0.count && $0.bytes[$0.pos] == UInt8(ascii: "{") && $0.object()
                 }
-                guard outputs else { return false }
+                guard outputs else { return nil }
             }
             depth -= 1
             skipWhitespace()
-            if shape == .syncResponse {
-                guard literal(","), member("metadata"), enterContainer(), literal("{") else { return false }
+            var shape = Shape.outputsEvent
+            if literal(",") {
+                guard member("metadata"), enterContainer(), literal("{") else { return nil }
                 skipWhitespace()
-                guard literal("}") else { return false }
+                guard literal("}") else { return nil }
                 depth -= 1
                 skipWhitespace()
+                shape = .syncResponse
             }
-            guard literal("}") else { return false }
+            guard literal("}") else { return nil }
             skipWhitespace()
-            return pos == count
+            return pos == count ? shape : nil
         }
 
         /// `"name"` and its colon, with the whitespace around them.

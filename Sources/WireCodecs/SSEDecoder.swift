@@ -165,7 +165,9 @@ package struct SSEDecoder {
     ///
     /// - Throws: `GatewayError(.backendFailed)` when the data is not a JSON object of the expected shape.
     package static func triggerEvent(event: String, data: ByteBuffer, limits: CodecLimits) throws -> TriggerEvent {
-        if event != SSEEncoder.errorEvent {
+        if event != SSEEncoder.errorEvent,
+            let document = CanonicalSyncResponse.passthrough(data, maxDepth: limits.maxDepth)
+        {
             let decode: @Sendable (ByteBuffer) -> [ValueObject] = { json in
                 do {
                     switch try triggerEventTree(event: "", data: json, limits: limits) {
@@ -178,11 +180,12 @@ package struct SSEDecoder {
                     return []
                 }
             }
-            if let json = CanonicalSyncResponse.passthroughBody(data, maxDepth: limits.maxDepth, shape: .outputsEvent) {
-                return .output(name: event, result: TriggerResult(restOutputsJSON: json, decodeOutputs: decode))
-            }
-            if let json = CanonicalSyncResponse.passthroughBody(data, maxDepth: limits.maxDepth) {
-                return .end(TriggerResult(restJSON: json, decodeOutputs: decode))
+            switch document.shape {
+            case .outputsEvent:
+                return .output(
+                    name: event, result: TriggerResult(restOutputsJSON: document.body, decodeOutputs: decode))
+            case .syncResponse:
+                return .end(TriggerResult(restJSON: document.body, decodeOutputs: decode))
             }
         }
         return try triggerEventTree(event: event, data: data, limits: limits)
