@@ -508,7 +508,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
                 let written = context.eventLoop.makePromise(of: Void.self)
                 context.writeAndFlush(wrapOutboundOut(end), promise: written)
                 responseEnded(keepAlive: false, context: context)
-                watchWriteProgress(context: context)
+                if Self.queuedOutput(channel) > 0 { watchWriteProgress(context: context) }
                 let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
                 written.futureResult.whenComplete { result in
                     handler.value.stopWriteProgress()
@@ -599,8 +599,8 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         writeProgress = nil
     }
 
-    /// Bytes written to the channel that its socket has not taken; `Int.max` where the channel cannot say (no
-    /// progress is then ever seen, so the watch cuts at its first firing, as it did before it measured).
+    /// Bytes written to the channel that its socket has not taken; `Int.max` where the channel cannot say (the
+    /// watch is then armed, and sees no progress: it cuts at its first firing).
     private static func queuedOutput(_ channel: any Channel) -> Int {
         guard let options = channel.syncOptions, let queued = try? options.getOption(.bufferedWritableBytes) else {
             return .max
@@ -657,12 +657,17 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         }
         if let promise {
             let channel = context.channel
+            // A client that stops reading an answer the socket could not take at once would hold the connection
+            // for good: watched as a stream's tail is (``watchWriteProgress(context:)``).
+            let watched = Self.queuedOutput(channel) > 0
+            if watched { watchWriteProgress(context: context) }
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
             // A drain (only `quiescing` said close): the client sent its whole request and reads its answer; a
             // plain close after it, as NIO's pipeline handler did, so the stop does not wait for a lingering close.
-            if lingering && !requested {
-                promise.futureResult.whenComplete { _ in Self.lingeringClose(channel) }
-            } else {
-                promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
+            let linger = lingering && !requested
+            promise.futureResult.whenComplete { _ in
+                if watched { handler.value.stopWriteProgress() }
+                if linger { Self.lingeringClose(channel) } else { channel.close(promise: nil) }
             }
         }
         // Last: on a persisting connection this may decode (and answer) the next pipelined request.

@@ -932,6 +932,36 @@ struct SlowClientTests {
         }
     }
 
+    @Test(
+        "h1, Connection: close: a client that stops reading a sync answer too large for the socket is cut at write_progress"
+    )
+    func h1StalledAnswerClosed() async throws {
+        try await withTestGateway(yaml: "timeouts: {write_progress: 300ms}\nlimits: {max_connections: 1}") {
+            gateway in
+            let socket = try await SlowSocket.connect(port: gateway.port, receiveBuffer: 4096)
+            // 8 MiB echoed back: more than the kernel's buffers take (~3 MB on loopback), so the rest waits in the
+            // channel for a client that reads nothing.
+            let body = #"{"data":[{"variable":{"text":"\#(String(repeating: "x", count: 8 << 20))"}}]}"#
+            #expect(
+                socket.send(
+                    "POST /v1beta/namespaces/demo/pipelines/echo/trigger HTTP/1.1\r\nHost: gw\r\n"
+                        + "Content-Type: application/json\r\nConnection: close\r\n"
+                        + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"))
+            // Held, the stalled connection is the one `max_connections` allows: another is served once it is cut.
+            let served = await eventually(within: .seconds(10), interval: .milliseconds(100)) {
+                guard let next = try? await SlowSocket.connect(port: gateway.port) else { return false }
+                next.send(Self.health)
+                let outcome = try? await next.waitForClose(timeout: .seconds(2), stopAfter: "SERVING")
+                return outcome?.text.hasPrefix("HTTP/1.1 200") == true
+            }
+            #expect(served, "the stalled connection was not cut")
+            // What it had not taken was dropped with it.
+            let outcome = try await socket.waitForClose(timeout: .seconds(10))
+            #expect(outcome.closedByServer)
+            #expect(outcome.received.count < 8 << 20, "\(outcome.received.count) bytes")
+        }
+    }
+
     @Test("h1 SSE → in-process flood: a client that reads in small sips gets the whole stream")
     func h1SlowSSEReaderServed() async throws {
         try await withTestGateway(yaml: "timeouts: {write_progress: 300ms}") { gateway in
