@@ -488,7 +488,8 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
                     open.record.upstreamFailure = error.upstreamFailure
                     services.logFailure(error, of: open)
                 }
-                state = keepAlive ? .idle : .closed
+                // A drain closes after this stream: `.closed`, so the grace's end finds its tail (below) as one.
+                state = keepAlive && !quiescing ? .idle : .closed
                 guard relay.began else {
                     // Nothing was sent: the error is the whole answer, as in sync mode.
                     let error = error ?? GatewayError(.internalError, "the stream ended before it began")
@@ -568,10 +569,10 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     }
 
     /// Cuts a client that takes none of the connection's queued output for `timeouts.write_progress` (it stopped
-    /// reading; issue 10, item 4): the gateway's decision, so the record says `SI`, not `DC`. Progress, as
-    /// HTTP/2's streams count it (`NGHTTP2Session`'s write-progress check): each time the timer fires, queued
-    /// output that shrank since it was armed re-arms it, so a slow but steady reader is served however slowly it
-    /// drains the high water mark (NIO's `bufferedWritableBytes`: what the socket has not taken).
+    /// reading; issue 10, item 4): the gateway's decision, so the record says `SI`, not `DC`. Progress is checked
+    /// when the timer fires: queued output (NIO's `bufferedWritableBytes`, what the socket has not taken) that
+    /// shrank since it was armed re-arms it, so a slow but steady reader is served however slowly it drains; a
+    /// client that takes nothing more is cut between one and two `write_progress` after its last progress.
     func watchWriteProgress(context: ChannelHandlerContext) {
         writeProgress?.timer.cancel()
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -611,9 +612,12 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     /// The end of an SSE response: an `error` event if it ended with one, then the last chunk (RFC 9112 §7.1)
     /// unless it is HTTP/1.0's, whose end is the close. Its bytes are counted into the record.
     private func streamEnd(error: GatewayError?, chunked: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+        // Room for an error event's usual size, else for the last chunk alone.
+        let capacity = error == nil ? 8 : 256
         var end =
             chunked
-            ? HTTP1ResponseEncoder.chunkBuffer(capacity: 256, allocator: allocator) : allocator.buffer(capacity: 256)
+            ? HTTP1ResponseEncoder.chunkBuffer(capacity: capacity, allocator: allocator)
+            : allocator.buffer(capacity: capacity)
         if let error {
             SSEEncoder.encode(.error(error), into: &end)
             if open.isOpen { open.record.bytesOut += end.readableBytes }
@@ -809,6 +813,12 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             if context.channel.isActive, !closedHere { closeConnection(context: context) }
             return
         case .idle, .discarding, .closed:
+            // A record still open here is a stream's tail still queued for a client that reads slowly: the stop
+            // cuts it, recorded as such before the close (whose `channelInactive` would flag a client gone).
+            if open.isOpen {
+                cut()
+                finishRequest()
+            }
             closeConnection(context: context)
             return
         }

@@ -63,23 +63,13 @@ enum HTTP1ResponseEncoder {
         return buffer
     }
 
-    /// One chunk of a chunked body (RFC 9112 §7.1): its size in hex, the bytes, CRLF. Empty data makes no chunk
-    /// (an empty chunk would end the body).
-    static func chunk(_ data: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
-        guard data.readableBytes > 0 else { return allocator.buffer(capacity: 0) }
-        var buffer = chunkBuffer(capacity: data.readableBytes, allocator: allocator)
-        buffer.writeImmutableBuffer(data)
-        frameChunk(&buffer)
-        return buffer
-    }
-
     /// Room kept in front of a chunk's data for its size line: 8 hex digits (a chunk under 4 GiB) and CRLF.
     static let chunkSizeRoom = 10
 
     /// An empty buffer for one chunk's data, with ``chunkSizeRoom`` bytes kept in front of its reader index: the
     /// data is written into it, then ``frameChunk(_:)`` writes the size line into that room and the closing CRLF
-    /// after it. One buffer and no copy per chunk (issue 11: ``chunk(_:allocator:)``'s second buffer, copy and
-    /// hex `String` were ~1 k instructions of each relayed SSE event).
+    /// after it. One buffer and no copy per chunk (issue 11: a second buffer, a copy and a hex `String` per chunk
+    /// were ~1 k instructions of each relayed SSE event).
     static func chunkBuffer(capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: chunkSizeRoom + capacity + 2)
         // Only reserved: the bytes before the reader index are never sent; `frameChunk` sets those it uses.

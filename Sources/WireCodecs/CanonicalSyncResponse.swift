@@ -44,22 +44,24 @@ enum CanonicalSyncResponse {
     /// The body to send for `body` (the same bytes, or a copy without its whitespace), or nil when `body` is
     /// not a canonical sync response.
     static func passthroughBody(_ body: ByteBuffer, maxDepth: Int) -> ByteBuffer? {
-        guard let document = passthrough(body, maxDepth: maxDepth), document.shape == .syncResponse else {
-            return nil
-        }
-        return document.body
+        guard let scan = scan(body, maxDepth: maxDepth), scan.shape == .syncResponse else { return nil }
+        return scan.sawWhitespace ? compacted(body) : body
     }
 
     /// The body to send for `body` (as ``passthroughBody(_:maxDepth:)``) and which canonical document it is, in
     /// one scan; nil when it is neither.
     static func passthrough(_ body: ByteBuffer, maxDepth: Int) -> (body: ByteBuffer, shape: Shape)? {
+        guard let scan = scan(body, maxDepth: maxDepth) else { return nil }
+        return (scan.sawWhitespace ? compacted(body) : body, scan.shape)
+    }
+
+    /// Which canonical document `body` is, and whether it has whitespace to drop; nil when it is neither.
+    private static func scan(_ body: ByteBuffer, maxDepth: Int) -> (shape: Shape, sawWhitespace: Bool)? {
         guard body.readableBytes > 0 else { return nil }
-        let scan = body.withUnsafeReadableBytes { raw -> (shape: Shape?, sawWhitespace: Bool) in
+        return body.withUnsafeReadableBytes { raw in
             var scanner = Scanner(raw, maxDepth: maxDepth)
-            return (scanner.document(), scanner.sawWhitespace)
+            return scanner.document().map { ($0, scanner.sawWhitespace) }
         }
-        guard let shape = scan.shape else { return nil }
-        return (scan.sawWhitespace ? compacted(body) : body, shape)
     }
 
     /// `body` without whitespace outside strings; only called on text the scanner accepted.
@@ -111,7 +113,6 @@ enum CanonicalSyncResponse {
             keys.reserveCapacity(8)
         }
 
-        /// The whole document is one of `shape` in canonical form.
         /// Which canonical document the text is, or nil when it is neither.
         mutating func document() -> Shape? {
             skipWhitespace()

@@ -6,6 +6,8 @@ import NIOCore
 import Observability
 import Synchronization
 import Testing
+import TriggerModel
+import WireCodecs
 
 /// Time and memory held by clients that do not progress (issue 10, items 1, 2 and 4), over real sockets:
 /// each limit set small in the config, a client just inside it served, one just past it cut.
@@ -867,12 +869,7 @@ struct SlowClientTests {
             requestObservers: [observer]
         ) {
             gateway in
-            let socket = try await SlowSocket.connect(port: gateway.port, receiveBuffer: 4096)
-            let body = Self.floodBody(bytes: 256 << 20)
-            socket.send(
-                "POST \(Self.floodPath) HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
-                    + "Accept: text/event-stream\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-            )
+            let socket = try await Self.stalledStream(port: gateway.port, bytes: 256 << 20, close: false)
             try await withTimeout(.seconds(5)) { await probe.waitForCount(atLeast: 1) }
             let outcome = try await socket.waitForClose(timeout: .seconds(10))
             #expect(outcome.closedByServer)
@@ -881,10 +878,61 @@ struct SlowClientTests {
         }
     }
 
+    /// What a stalled SSE connection takes before the relay waits for its client, in the flood's payload bytes:
+    /// the kernel's buffers (MiBs on loopback, autotuned) and the channel's 64 KiB high water mark, measured on a
+    /// gateway of its own with a stream cut mid-way at write_progress.
+    static func stalledConnectionAbsorbs() async throws -> Int {
+        let probe = DemoPipelines.CancellationProbe()
+        let observer = RecordingObserver()
+        return try await withTestGateway(
+            yaml: "timeouts: {write_progress: 300ms}", inProcessRunner: DemoPipelines(cancellations: probe),
+            requestObservers: [observer]
+        ) {
+            gateway in
+            let measuring = try await stalledStream(port: gateway.port, bytes: 256 << 20, close: false)
+            try await withTimeout(.seconds(5)) { await probe.waitForCount(atLeast: 1) }
+            #expect(await eventually(within: .seconds(10)) { observer.all.count == 1 })
+            _ = try await measuring.waitForClose(timeout: .seconds(10))
+            // The record counts SSE bytes; the flood's `bytes` counts payload: converted per 16 KiB event (each
+            // event's framing is ~0.4 %, which over MiBs is more than the 8 KiB steps of `stalledTails`).
+            var event = ByteBuffer()
+            SSEEncoder.encode(
+                .output(
+                    name: DemoPipelines.outputEvent,
+                    outputs: [["chunk": .string(String(repeating: "x", count: 16384))]]),
+                into: &event)
+            return try #require(observer.all.first).bytesOut * 16384 / event.readableBytes
+        }
+    }
+
+    /// An SSE request for a flood of `bytes` whose client reads nothing (a 4 KiB receive buffer).
+    static func stalledStream(port: Int, bytes: Int, close: Bool) async throws -> SlowSocket {
+        let socket = try await SlowSocket.connect(port: port, receiveBuffer: 4096)
+        let body = Self.floodBody(bytes: bytes)
+        socket.send(
+            "POST \(Self.floodPath) HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+                + "Accept: text/event-stream\r\n\(close ? "Connection: close\r\n" : "")"
+                + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        )
+        return socket
+    }
+
+    /// `Connection: close` streams 8-64 KiB shorter than what a stalled connection absorbs (`absorbed`): those the
+    /// estimate fits end with their tail queued under the mark, so the close after it is what the client holds;
+    /// the others wait in the relay.
+    static func stalledTails(port: Int, absorbed: Int) async throws -> [SlowSocket] {
+        var tails: [SlowSocket] = []
+        for short in stride(from: 64, through: 8, by: -8) {
+            tails.append(try await stalledStream(port: port, bytes: absorbed - short << 10, close: true))
+        }
+        return tails
+    }
+
     @Test(
         "h1 SSE, Connection: close → in-process flood: a client that stops reading at the stream's tail is cut at write_progress (SI)"
     )
     func h1StalledTailClosed() async throws {
+        let absorbed = try await Self.stalledConnectionAbsorbs()
         let probe = DemoPipelines.CancellationProbe()
         let observer = RecordingObserver()
         try await withTestGateway(
@@ -892,43 +940,49 @@ struct SlowClientTests {
             requestObservers: [observer]
         ) {
             gateway in
-            func stalledStream(bytes: Int, close: Bool) async throws -> SlowSocket {
-                let socket = try await SlowSocket.connect(port: gateway.port, receiveBuffer: 4096)
-                let body = Self.floodBody(bytes: bytes)
-                socket.send(
-                    "POST \(Self.floodPath) HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
-                        + "Accept: text/event-stream\r\n\(close ? "Connection: close\r\n" : "")"
-                        + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
-                )
-                return socket
-            }
-            // What a stalled connection takes before the relay waits for its client: the kernel's buffers (MiBs on
-            // loopback, autotuned) and the channel's 64 KiB high water mark. Measured with a stream cut mid-way.
-            let measuring = try await stalledStream(bytes: 256 << 20, close: false)
-            try await withTimeout(.seconds(5)) { await probe.waitForCount(atLeast: 1) }
-            #expect(await eventually(within: .seconds(10)) { observer.all.count == 1 })
-            let absorbed = try #require(observer.all.first).bytesOut
-            _ = try await measuring.waitForClose(timeout: .seconds(10))
-            // Streams whose whole answer ends 24-56 KiB short of that: the relay never waits for their client, so
-            // they end with their tail queued under the mark, and the close after it is what the client holds.
-            var tails: [SlowSocket] = []
-            for short in [56, 40, 24] {
-                tails.append(try await stalledStream(bytes: absorbed - short << 10, close: true))
-            }
+            let tails = try await Self.stalledTails(port: gateway.port, absorbed: absorbed)
             // Recorded when the connection closes: the gateway's cut (nothing here reads until then).
             #expect(
-                await eventually(within: .seconds(10)) { observer.all.count == 4 },
-                "a stalled tail held its connection: \(observer.all.count - 1) of 3 closed")
-            let records = observer.all.dropFirst()
+                await eventually(within: .seconds(10)) { observer.all.count == tails.count },
+                "a stalled tail held its connection: \(observer.all.count) of \(tails.count) closed")
+            let records = observer.all
             #expect(records.allSatisfy { $0.termination == .streamIdleTimeout && $0.status == 200 }, "\(records)")
             // At least one of them cut at its tail, its run complete (the others, if the estimate is off by a
             // chunk, cut while the relay waited, their runs cancelled).
-            #expect(probe.count < 4, "every stream was cut while its relay waited: none reached its tail")
+            #expect(probe.count < tails.count, "every stream was cut while its relay waited: none reached its tail")
             for socket in tails {
                 let outcome = try await socket.waitForClose(timeout: .seconds(10))
                 #expect(outcome.closedByServer)
                 #expect(!outcome.text.hasSuffix("0\r\n\r\n"))
             }
+        }
+    }
+
+    @Test(
+        "h1 SSE, Connection: close: a stream's tail still queued when the shutdown grace runs out is the stop's cut, not a client gone"
+    )
+    func h1StalledTailCutAtShutdown() async throws {
+        let absorbed = try await Self.stalledConnectionAbsorbs()
+        let probe = DemoPipelines.CancellationProbe()
+        let observer = RecordingObserver()
+        // No write_progress cut: the tails are held until the grace (300 ms) runs out.
+        try await withTestGateway(
+            yaml: "timeouts: {write_progress: 1h, shutdown_grace: 300ms}",
+            inProcessRunner: DemoPipelines(cancellations: probe), requestObservers: [observer]
+        ) {
+            gateway in
+            let tails = try await Self.stalledTails(port: gateway.port, absorbed: absorbed)
+            // Nothing marks a stream that reached its stall (a tail holds its record open): a window for them all.
+            try await Task.sleep(for: Self.stalledStreamsWindow)
+            #expect(observer.all.isEmpty, "a stalled stream ended before the stop: \(observer.all)")
+            await gateway.beginShutdown()
+            #expect(
+                await eventually(within: .seconds(10)) { observer.all.count == tails.count },
+                "\(observer.all.count) of \(tails.count) recorded")
+            let records = observer.all
+            #expect(records.allSatisfy { $0.cutAtShutdown && $0.status == 200 }, "\(records)")
+            #expect(records.allSatisfy { $0.termination == nil }, "recorded as a client gone: \(records)")
+            #expect(probe.count < tails.count, "every stream was cut while its relay waited: none reached its tail")
         }
     }
 

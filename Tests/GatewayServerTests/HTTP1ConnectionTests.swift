@@ -334,10 +334,13 @@ struct HTTP1ConnectionTests {
         #expect(
             String(buffer: head)
                 == "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
-        let chunk = HTTP1ResponseEncoder.chunk(
-            ByteBuffer(string: String(repeating: "x", count: 26)), allocator: allocator)
+        var chunk = HTTP1ResponseEncoder.chunkBuffer(capacity: 26, allocator: allocator)
+        chunk.writeString(String(repeating: "x", count: 26))
+        HTTP1ResponseEncoder.frameChunk(&chunk)
         #expect(String(buffer: chunk) == "1a\r\n" + String(repeating: "x", count: 26) + "\r\n")
-        #expect(HTTP1ResponseEncoder.chunk(ByteBuffer(), allocator: allocator).readableBytes == 0)
+        var noData = HTTP1ResponseEncoder.chunkBuffer(capacity: 0, allocator: allocator)
+        HTTP1ResponseEncoder.frameChunk(&noData)
+        #expect(noData.readableBytes == 0, "an empty chunk would end the body")
         // Framed in place: the size line written into the room before the data, at each hex digit count's edges.
         for size in [1, 9, 15, 16, 255, 256, 4095, 4096, 65535, 65536, 1 << 20] {
             var framed = HTTP1ResponseEncoder.chunkBuffer(capacity: 8, allocator: allocator)
