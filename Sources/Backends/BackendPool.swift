@@ -32,7 +32,7 @@ package final class BackendPool: TriggerRunner {
     /// deadlines this pool's calls arm on a loop are the arrival plus one timeout (`request_timeout`), in about
     /// arrival order, so each loop's are a FIFO behind one NIO timer (``LoopDeadlineQueue``). By the loop's
     /// identity, fixed here: reading it needs no lock, and each queue is only touched on its own loop.
-    private let deadlineQueues: [ObjectIdentifier: LoopDeadlineQueue]
+    private let deadlineQueues: LoopTable<LoopDeadlineQueue>
 
     package init(
         configuration: BackendPoolConfiguration,
@@ -45,13 +45,11 @@ package final class BackendPool: TriggerRunner {
         self.loopTransport = transport as? any LoopCallingTransport
         self.metrics = metrics
         self.eventLoopGroup = eventLoopGroup
-        var deadlineQueues: [ObjectIdentifier: LoopDeadlineQueue] = [:]
         if let group = eventLoopGroup ?? (transport as? any LoopCallingTransport)?.group {
-            for loop in group.makeIterator() {
-                deadlineQueues[ObjectIdentifier(loop)] = LoopDeadlineQueue(eventLoop: loop)
-            }
+            deadlineQueues = LoopTable(group: group) { LoopDeadlineQueue(eventLoop: $0) }
+        } else {
+            deadlineQueues = LoopTable()
         }
-        self.deadlineQueues = deadlineQueues
         self.limiter = ConcurrencyLimiter(
             name: configuration.name,
             maxConcurrency: configuration.maxConcurrency,
@@ -241,7 +239,7 @@ package final class BackendPool: TriggerRunner {
             return
         }
         do {
-            try call.armTimer(deadline: deadline, queue: deadlineQueues[ObjectIdentifier(eventLoop)])
+            try call.armTimer(deadline: deadline, queue: deadlineQueues[eventLoop])
         } catch {
             // The loop is shutting down: nothing can run on it any more.
             limiter.release()

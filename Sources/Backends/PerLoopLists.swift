@@ -11,21 +11,19 @@ final class PerLoopLists<Element: Sendable>: Sendable {
     }
 
     /// By the loop's identity; fixed at init, so reading it needs no lock.
-    private let slots: [ObjectIdentifier: Slot]
+    private let slots: LoopTable<Slot>
     private let elsewhere = Slot()
 
     init(group: any EventLoopGroup) {
-        var slots: [ObjectIdentifier: Slot] = [:]
-        for loop in group.makeIterator() { slots[ObjectIdentifier(loop)] = Slot() }
-        self.slots = slots
+        slots = LoopTable(group: group) { _ in Slot() }
     }
 
     /// Whether `loop` is a loop of the group (has a list of its own).
-    func hasList(for loop: any EventLoop) -> Bool { slots[ObjectIdentifier(loop)] != nil }
+    func hasList(for loop: any EventLoop) -> Bool { slots[loop] != nil }
 
     /// Runs `body` on `loop`'s list under that list's lock.
     func withList<R>(on loop: any EventLoop, _ body: (inout [Element]) throws -> R) rethrows -> R {
-        try (slots[ObjectIdentifier(loop)] ?? elsewhere).list.withLock { try body(&$0) }
+        try (slots[loop] ?? elsewhere).list.withLock { try body(&$0) }
     }
 
     /// Runs `body` on the shared list under its lock.
@@ -35,14 +33,14 @@ final class PerLoopLists<Element: Sendable>: Sendable {
 
     /// The elements of every list matching `isIncluded`, counted.
     func count(where isIncluded: (Element) -> Bool) -> Int {
-        (Array(slots.values) + [elsewhere]).reduce(0) { total, slot in
+        (slots.all + [elsewhere]).reduce(0) { total, slot in
             total + slot.list.withLock { $0.filter(isIncluded).count }
         }
     }
 
     /// Empties every list and returns what they held.
     func takeAll() -> [Element] {
-        (Array(slots.values) + [elsewhere]).flatMap { slot in
+        (slots.all + [elsewhere]).flatMap { slot in
             slot.list.withLock { list in
                 defer { list.removeAll() }
                 return list
