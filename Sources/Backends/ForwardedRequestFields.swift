@@ -12,9 +12,9 @@ extension TriggerRequest {
     /// issue 11).
     func forEachForwardedField(_ body: (_ name: String, _ value: String) -> Void) {
         func forward(_ name: String, _ value: String?) {
-            guard var value, !value.isEmpty else { return }
+            guard let value, !value.isEmpty else { return }
             // Eight bytes at a time (`utf8.contains(where:)` cost ~700 instructions per value, a byte loop ~400).
-            if value.withUTF8({ isFieldValue(UnsafeRawBufferPointer($0)) }) { body(name, value) }
+            if value.withUTF8Bytes({ isFieldValue(UnsafeRawBufferPointer($0)) }) { body(name, value) }
         }
         forward("request-id", requestID)
         forward("traceparent", traceParent)

@@ -80,8 +80,7 @@ enum RESTPath: Equatable {
     }
 
     private static func isNamespaceKind(_ kind: Substring) -> Bool {
-        var kind = kind
-        return kind.withUTF8 { isNamespaceKind($0) }
+        return kind.withUTF8Bytes { isNamespaceKind($0) }
     }
 
     /// The paths ``parse(_:)`` matches whole, and what each is. One table, so the length gate below
@@ -180,8 +179,7 @@ enum RESTPath: Equatable {
     /// `_stringCompareInternal`; with the query search and the ASCII check, ~5 k instructions per REST call
     /// (bench/README.md, "Branch hotpath3"). `RESTTargetFastPathTests.triggerOnBytes` checks both agree.
     static func triggerOnBytes(_ target: String) -> RESTPath? {
-        var target = target
-        return target.withUTF8 { bytes in
+        return target.withUTF8Bytes { bytes in
             // The offsets of the path's slashes: 6 or 8 in a trigger's path.
             withUnsafeTemporaryAllocation(of: Int.self, capacity: 8) { slashes in
                 triggerOnBytes(bytes, slashes: slashes)
@@ -325,8 +323,7 @@ enum RESTPath: Equatable {
     /// The index of `target`'s first `?` (where its query begins), found by a plain loop over its contiguous
     /// UTF-8: the generic `utf8.firstIndex(of:)` cost ~1 400 instructions on a 50-byte target (issue 11).
     static func queryStart(of target: String) -> String.Index? {
-        var target = target
-        guard let offset = target.withUTF8({ $0.firstIndex(of: UInt8(ascii: "?")) }) else { return nil }
+        guard let offset = target.withUTF8Bytes({ $0.firstIndex(of: UInt8(ascii: "?")) }) else { return nil }
         return target.utf8.index(target.utf8.startIndex, offsetBy: offset)
     }
 
@@ -368,7 +365,6 @@ enum RESTPath: Equatable {
     }
 
     private static func triggerKind(_ verb: Substring) -> TriggerKind? {
-        var verb = verb
-        return verb.withUTF8 { triggerKind($0) }
+        return verb.withUTF8Bytes { triggerKind($0) }
     }
 }

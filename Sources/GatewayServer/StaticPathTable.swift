@@ -1,3 +1,5 @@
+import TriggerModel
+
 /// A fixed set of ASCII keys (gRPC `:path`s), each with a value, looked up on a key's UTF-8 bytes: a
 /// multiply-xor hash a word at a time and a word-wise comparison of the one or few candidates, with the stored
 /// key itself handed back (the same `String` object on every lookup).
@@ -49,8 +51,7 @@ struct StaticPathTable<Value: Sendable>: Sendable {
 
     /// The stored key equal to `key` byte for byte, and its value; nil when there is none.
     func lookup(_ key: String) -> (key: String, value: Value)? {
-        var key = key
-        guard let index = key.withUTF8({ index(of: UnsafeRawBufferPointer($0)) }) else { return nil }
+        guard let index = key.withUTF8Bytes({ index(of: UnsafeRawBufferPointer($0)) }) else { return nil }
         return (entries[index].key, entries[index].value)
     }
 

@@ -37,11 +37,11 @@ struct TraceContext {
             let span = Self.nonZero(random)
             return continued == nil ? (span, Self.nonZero(random), random.next()) : (span, 0, 0)
         }
-        if let received, var traceID = continued {
+        if let received, let traceID = continued {
             var flags = received.utf8.dropFirst(53).makeIterator()  // two hex digits: TraceParent checked them
             let zero = UInt8(ascii: "0")
             self.traceParent = Self.format(span: span, flags: (flags.next() ?? zero, flags.next() ?? zero)) { target in
-                traceID.withUTF8 { id in
+                traceID.withUTF8Bytes { id in
                     // 32 hex digits (TraceParent checked them); anything shorter is padded, never read past. Copied
                     // whole, not byte by byte with a bounds check each (~250 instructions per trigger).
                     let copied = min(id.count, 32)

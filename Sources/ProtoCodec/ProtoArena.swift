@@ -1,5 +1,6 @@
 import CTriggerProtos
 import NIOCore
+import TriggerModel
 
 /// Owns every piece of C memory behind one protobuf-c message tree that Swift builds for packing.
 ///
@@ -56,8 +57,7 @@ final class ProtoArena {
     /// A NUL-terminated copy of `s`. protobuf-c measures strings with `strlen`, so an embedded NUL ends
     /// the string on the wire.
     func cString(_ s: String) -> UnsafeMutablePointer<CChar> {
-        var s = s
-        return s.withUTF8 { utf8 in
+        return s.withUTF8Bytes { utf8 in
             let raw = memory.allocate(byteCount: utf8.count + 1, alignment: 1)
             if let base = utf8.baseAddress { raw.copyMemory(from: base, byteCount: utf8.count) }
             raw.storeBytes(of: 0, toByteOffset: utf8.count, as: UInt8.self)

@@ -95,8 +95,7 @@ package enum RunnerCodec {
 
     /// A proto3 `string` field with a one-byte tag at `at` (advanced past it): nothing for an empty string.
     private static func writeString(_ string: String, tag: UInt8, at: inout UnsafeMutablePointer<UInt8>) {
-        var string = string
-        string.withUTF8 { utf8 in
+        string.withUTF8Bytes { utf8 in
             guard let base = utf8.baseAddress else { return }
             let count =
                 memchr(base, 0, utf8.count).map { UnsafeRawPointer(base).distance(to: UnsafeRawPointer($0)) }

@@ -75,8 +75,7 @@ package struct RouteTable: Sendable {
 
     /// Whether `id` has a "/" byte; a plain byte scan (this runs for every trigger).
     private static func hasSlash(_ id: String) -> Bool {
-        var id = id
-        return id.withUTF8 { $0.contains(UInt8(ascii: "/")) }
+        return id.withUTF8Bytes { $0.contains(UInt8(ascii: "/")) }
     }
 
     /// The releases routes name for `ref`'s pipeline (its own release ignored), sorted and unique: the release

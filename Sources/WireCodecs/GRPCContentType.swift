@@ -1,3 +1,5 @@
+import TriggerModel
+
 /// Which requests are gRPC, by `content-type` (gRPC PROTOCOL-HTTP2.md "Requests":
 /// `Content-Type → "content-type" "application/grpc" [("+proto" / "+json" / {custom})]`).
 ///
@@ -49,8 +51,7 @@ package enum GRPCContentType: Equatable, Sendable {
 
     /// Whether `header`, past leading spaces and tabs, starts with "application/grpc" in any case.
     private static func mayStartWithGRPC(_ header: String) -> Bool {
-        var header = header  // `withUTF8` is mutating; a native string is not copied
-        return header.withUTF8 { bytes in
+        return header.withUTF8Bytes { bytes in
             var index = 0
             while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x09 { index += 1 }
             let prefix = grpcPrefix.utf8Start

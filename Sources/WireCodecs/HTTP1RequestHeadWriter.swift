@@ -1,4 +1,5 @@
 package import NIOCore
+import TriggerModel
 
 /// The head of a request the gateway sends to an http runner (RFC 9112 §3, §5.1), written straight into one
 /// buffer: `method SP request-target SP HTTP/1.1 CRLF`, then one `name: value CRLF` per field, then the blank
@@ -33,17 +34,14 @@ package struct HTTP1RequestHeadWriter {
 
     /// One field line.
     package mutating func add(_ name: String, _ value: String) {
-        var name = name
-        var value = value
-        name.withUTF8 { name in
-            value.withUTF8 { value in addLine(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value)) }
+        name.withUTF8Bytes { name in
+            value.withUTF8Bytes { value in addLine(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value)) }
         }
     }
 
     /// One field line whose value is a non-negative decimal (`content-length`, `x-trigger-deadline-ms`).
     package mutating func add(_ name: String, decimal value: Int) {
-        var name = name
-        withDecimalDigits(value) { digits in name.withUTF8 { addLine(UnsafeRawBufferPointer($0), digits) } }
+        withDecimalDigits(value) { digits in name.withUTF8Bytes { addLine(UnsafeRawBufferPointer($0), digits) } }
     }
 
     /// `name: value CRLF` in one write: each `ByteBuffer` write checks uniqueness and capacity and moves the

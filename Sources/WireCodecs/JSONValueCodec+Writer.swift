@@ -61,8 +61,7 @@ extension JSONValueCodec {
     package static func writeString(
         _ string: String, after prefix: StaticString = "", then suffix: StaticString = "", into buffer: inout ByteBuffer
     ) {
-        var string = string
-        string.withUTF8 { utf8 in
+        string.withUTF8Bytes { utf8 in
             // Nothing to escape (keys, ids, most values): prefix, quotes, text and suffix in one write (each
             // `ByteBuffer` write costs ~170 to ~250 instructions of checks, issue 11; `PieceWriter`).
             if !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {

@@ -98,8 +98,7 @@ package enum MediaType {
     /// True for a non-empty value made only of lowercase letters, digits and `/ + - .` (no blank, no `;`, no
     /// uppercase): the general parse would return it unchanged with no parameters.
     static func isPlainLowercaseType(_ header: String) -> Bool {
-        var header = header
-        return header.withUTF8 { bytes in
+        return header.withUTF8Bytes { bytes in
             guard !bytes.isEmpty else { return false }
             for byte in bytes {
                 switch byte {

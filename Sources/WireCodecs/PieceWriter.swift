@@ -1,4 +1,5 @@
 package import NIOCore
+import TriggerModel
 
 /// Bytes appended at a raw pointer, piece by piece, inside one ``NIOCore/ByteBuffer/writePieces(atMost:_:)``.
 ///
@@ -33,8 +34,7 @@ package struct PieceWriter: ~Copyable {
     /// `text`'s UTF-8 bytes.
     @inline(__always)
     package mutating func write(_ text: String) {
-        var text = text
-        text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+        text.withUTF8Bytes { write(UnsafeRawBufferPointer($0)) }
     }
 
     @inline(__always)

@@ -49,8 +49,7 @@ package enum SSEEncoder {
         buffer.writeStaticString("event: ")
         // A line break in the name would end the field early and corrupt the stream. (Over the contiguous bytes:
         // `utf8.contains(where:)` cost ~35 instructions a byte, issue 11.)
-        var name = name
-        let breaksLine = name.withUTF8 { bytes in bytes.contains { $0 == 0x0A || $0 == 0x0D } }
+        let breaksLine = name.withUTF8Bytes { bytes in bytes.contains { $0 == 0x0A || $0 == 0x0D } }
         if breaksLine {
             buffer.writeString(String(name.map { $0.isNewline ? " " : $0 }))
         } else {
