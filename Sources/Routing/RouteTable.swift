@@ -21,6 +21,16 @@ package struct RouteTable: Sendable {
         package var pool: String { route.pool }
         /// What ``RouteTable/resolve(_:)`` answers for this entry, made once.
         package let resolved: ResolvedRoute
+        /// The route's fields a ref is matched on, apart: read for every trigger, where reading them out of
+        /// ``route`` made an outlined copy of the whole route (~100 instructions per REST trigger with its retains
+        /// and releases; bench/README.md "Forty-second session").
+        let match: Match
+
+        struct Match: Sendable, Equatable {
+            let namespace: String
+            let pipeline: String
+            let release: String?
+        }
 
         package init(index: Int, route: RouteConfiguration) {
             self.index = index
@@ -29,6 +39,7 @@ package struct RouteTable: Sendable {
                 route.release.map { "\(route.namespace)/\(route.pipeline)@\($0)" }
                 ?? "\(route.namespace)/\(route.pipeline)"
             self.resolved = ResolvedRoute(pool: route.pool, routeIndex: index, route: route, pattern: self.pattern)
+            self.match = Match(namespace: route.namespace, pipeline: route.pipeline, release: route.release)
         }
     }
 
@@ -67,7 +78,7 @@ package struct RouteTable: Sendable {
     private static func best(of candidates: [Entry], for ref: PipelineRef) -> ResolvedRoute? {
         var best: (index: Int, score: Int)?
         for index in candidates.indices {
-            guard let score = Self.score(candidates[index].route, ref), score > (best?.score ?? -1) else { continue }
+            guard let score = Self.score(candidates[index].match, ref), score > (best?.score ?? -1) else { continue }
             best = (index, score)
         }
         return best.map { candidates[$0.index].resolved }
@@ -86,7 +97,7 @@ package struct RouteTable: Sendable {
         for entry in entries {
             guard let release = entry.route.release else { continue }
             let candidate = PipelineRef(namespace: ref.namespace, pipeline: ref.pipeline, release: release)
-            if Self.score(entry.route, candidate) != nil { releases.insert(release) }
+            if Self.score(entry.match, candidate) != nil { releases.insert(release) }
         }
         return releases.sorted()
     }
@@ -106,7 +117,7 @@ package struct RouteTable: Sendable {
 
     /// Nil when the route does not match; otherwise a weight where each more significant rule dominates
     /// all less significant ones together.
-    private static func score(_ route: RouteConfiguration, _ ref: PipelineRef) -> Int? {
+    private static func score(_ route: Entry.Match, _ ref: PipelineRef) -> Int? {
         var score = 0
         if route.namespace != RouteConfiguration.wildcard {
             guard route.namespace == ref.namespace else { return nil }
