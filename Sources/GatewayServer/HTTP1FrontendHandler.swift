@@ -572,7 +572,8 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     /// reading; issue 10, item 4): the gateway's decision, so the record says `SI`, not `DC`. Progress is checked
     /// when the timer fires: queued output (NIO's `bufferedWritableBytes`, what the socket has not taken) that
     /// shrank since it was armed re-arms it, so a slow but steady reader is served however slowly it drains; a
-    /// client that takes nothing more is cut between one and two `write_progress` after its last progress.
+    /// client that takes nothing more is cut one `write_progress` after the watch began, or, when it took bytes
+    /// meanwhile, between one and two after its last progress.
     func watchWriteProgress(context: ChannelHandlerContext) {
         writeProgress?.timer.cancel()
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
