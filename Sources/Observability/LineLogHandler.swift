@@ -5,6 +5,7 @@
 #endif
 package import Logging
 import Synchronization
+import TriggerModel
 
 /// A swift-log handler that writes each event as one line, logfmt or JSON, to a file descriptor (stderr by
 /// default), with one `write(2)` per line: nothing is buffered in the process, so a line is out as soon as it
@@ -225,16 +226,14 @@ package struct LineWriter {
     /// A field as `Logger.Metadata.Value.string(value)` writes it.
     package mutating func field(_ key: String, string value: String) {
         self.key(key)
-        var value = value
-        value.withUTF8 { stringValue($0) }
+        value.withUTF8Bytes { stringValue($0) }
     }
 
     /// ``field(_:string:)`` for a view of a string (a trace id within its `traceparent`): written from its bytes,
     /// not made a string of its own first.
     package mutating func field(_ key: String, string value: Substring) {
         self.key(key)
-        var value = value
-        value.withUTF8 { stringValue($0) }
+        value.withUTF8Bytes { stringValue($0) }
     }
 
     /// A field as `Logger.Metadata.Value.stringConvertible(value)` writes an integer: a JSON number, bare in
@@ -260,8 +259,7 @@ package struct LineWriter {
         case .json:
             json(value)
         case .logfmt:
-            var text = text(value)
-            text.withUTF8 { logfmtValue($0) }
+            text(value).withUTF8Bytes { logfmtValue($0) }
         }
     }
 
@@ -327,8 +325,7 @@ package struct LineWriter {
 
     /// A JSON string (RFC 8259 §7): quote, backslash and control characters escaped.
     private mutating func jsonString(_ text: String) {
-        var text = text
-        text.withUTF8 { quoted($0) }
+        text.withUTF8Bytes { quoted($0) }
     }
 
     /// `text` in double quotes with `"`, `\\`, newline, return and tab backslash-escaped, and every other C0
@@ -384,8 +381,7 @@ package struct LineWriter {
         func breaksPair(_ byte: UInt8) -> Bool {
             byte <= 0x20 || byte == UInt8(ascii: "=") || byte == UInt8(ascii: "\"") || byte == 0x7F
         }
-        var key = key
-        key.withUTF8 { key in
+        key.withUTF8Bytes { key in
             // Our keys are plain: in whole, one append. (A key that a value would have to quote may still be
             // plain as a key, a `\\` in it; it takes the loop below, which then writes it unchanged.)
             guard Self.logfmtNeedsQuotes(key) else {

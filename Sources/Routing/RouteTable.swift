@@ -12,11 +12,12 @@ package import TriggerModel
 package struct RouteTable: Sendable {
     /// One table entry, with the index of its `routes[]` line for logs and errors.
     package struct Entry: Sendable, Equatable {
-        package var index: Int
-        package var route: RouteConfiguration
+        // Constants: `pattern`, `resolved` and `match` are made from them once.
+        package let index: Int
+        package let route: RouteConfiguration
         /// The route as written in the configuration: `namespace/pipeline` or `namespace/pipeline@release`
         /// (e.g. "demo/*"). Made once here, so naming a request's route (logs, metric labels) allocates nothing.
-        package var pattern: String
+        package let pattern: String
         /// The name of the pool the route sends to.
         package var pool: String { route.pool }
         /// What ``RouteTable/resolve(_:)`` answers for this entry, made once.
