@@ -12,7 +12,10 @@ import TriggerModel
 /// The RFC 8259 recursive-descent parser behind `JSONValueCodec`; lives only for one call of
 /// `withUnsafeReadableBytes`, so it may hold the raw pointer.
 ///
-/// It tracks the path to the current value (keys and indices) only so that error messages can name it.
+/// An error names where it is (`data[0].variable.n`): each object and array adds its key or index to a failure as
+/// it unwinds through them (``Failure/within(_:)``), and ``parseDocument()`` renders the path. Kept as a stack on
+/// the way down instead, it cost an array and an append and removal per member on every parse that succeeds
+/// (~870 instructions and an allocation per REST trigger of bench/'s 60-byte body, issue 11).
 ///
 /// Ours rather than Foundation's `JSONSerialization`/`JSONDecoder`: those build `Any`/`String` trees first, so
 /// a 24 MiB data URI would become a 24 MiB `String` before base64 decoding, where this parser decodes it
@@ -21,9 +24,24 @@ import TriggerModel
 /// 2.4–7× as fast, data URIs decoded included (rows "JSON parse, WireCodecs" and "JSON parse, Foundation
 /// JSONSerialization" of one bench/micro run, side by side in bench/README.md "Our code or a library").
 struct JSONParser {
-    private enum PathComponent {
+    fileprivate enum PathComponent {
         case key(String)
         case index(Int)
+    }
+
+    /// A failure on its way out: what went wrong, and the keys and indices it has unwound through so far
+    /// (innermost first). ``parseDocument()`` makes it a ``JSONParseFailure`` with the path rendered.
+    fileprivate struct Failure: Error {
+        fileprivate var isSyntax: Bool
+        /// Syntax: `invalid JSON at byte N: …`, to which ` (in PATH)` is added; content: what follows `PATH: `.
+        fileprivate var message: String
+        fileprivate var unwound: [PathComponent] = []
+
+        /// The failure as seen from the container that holds the failing value at `component`.
+        fileprivate consuming func within(_ component: PathComponent) -> Failure {
+            unwound.append(component)
+            return self
+        }
     }
 
     private let bytes: UnsafePointer<UInt8>
@@ -47,7 +65,6 @@ struct JSONParser {
     /// Object members (a repeated key each time) and array elements read so far, plus those of the request's
     /// earlier documents (multipart fields) it started with.
     private(set) var members: Int
-    private var path: [PathComponent] = []
 
     /// Objects up to this many keys find duplicates by scanning; larger ones build a dictionary index (the
     /// same threshold as `ValueObject.linearKeyLimit`, kept a literal here: the parser's hot loop reads it).
@@ -73,23 +90,24 @@ struct JSONParser {
         self.maxMembers = maxMembers
         self.members = membersBefore
         self.pathPrefix = pathPrefix
-        // Room for the usual depth at once: grown from empty, a trigger body's path (`data`, `[0]`, `variable`,
-        // its key) was reallocated three times per parse (issue 11).
-        path.reserveCapacity(8)
     }
 
     mutating func parseDocument() throws(JSONParseFailure) -> Value {
-        skipWhitespace()
-        guard pos < count else { throw syntax("empty document, expected a JSON value") }
-        let value = try parseValue()
-        skipWhitespace()
-        guard pos == count else { throw syntax("unexpected \(describeByte()) after the JSON value") }
-        return value
+        do throws(Failure) {
+            skipWhitespace()
+            guard pos < count else { throw syntax("empty document, expected a JSON value") }
+            let value = try parseValue()
+            skipWhitespace()
+            guard pos == count else { throw syntax("unexpected \(describeByte()) after the JSON value") }
+            return value
+        } catch {
+            throw rendered(error)
+        }
     }
 
     // MARK: Values
 
-    private mutating func parseValue() throws(JSONParseFailure) -> Value {
+    private mutating func parseValue() throws(Failure) -> Value {
         guard pos < count else { throw syntax("unexpected end of input, expected a value") }
         switch bytes[pos] {
         case UInt8(ascii: "{"): return .object(try parseObject())
@@ -111,7 +129,7 @@ struct JSONParser {
         }
     }
 
-    private mutating func enterContainer() throws(JSONParseFailure) {
+    private mutating func enterContainer() throws(Failure) {
         depth += 1
         if depth > maxDepth {
             throw content("nesting deeper than the limit of \(maxDepth) levels")
@@ -120,14 +138,14 @@ struct JSONParser {
 
     /// Counts the member or element about to be read, before any of it is built.
     @inline(__always)
-    private mutating func countMember() throws(JSONParseFailure) {
+    private mutating func countMember() throws(Failure) {
         members += 1
         if members > maxMembers {
             throw content("more than the limit of \(maxMembers) object members and array elements in the body")
         }
     }
 
-    private mutating func parseObject() throws(JSONParseFailure) -> ValueObject {
+    private mutating func parseObject() throws(Failure) -> ValueObject {
         try enterContainer()
         pos += 1
         var entries: [(key: String, value: Value)] = []
@@ -150,9 +168,12 @@ struct JSONParser {
             }
             pos += 1
             skipWhitespace()
-            path.append(.key(key))
-            let value = try parseValue()
-            path.removeLast()
+            let value: Value
+            do throws(Failure) {
+                value = try parseValue()
+            } catch {
+                throw error.within(.key(key))
+            }
             // A repeated key keeps its first position and takes the last value, as `ValueObject`'s setter does.
             // Indexed, a new key is hashed once: inserted at the next position, and put back only if it was there
             // (hashing is a third of a wide object's cost, review 24 M2).
@@ -189,7 +210,7 @@ struct JSONParser {
         return ValueObject(uniqueKeyEntries: entries)
     }
 
-    private mutating func parseArray() throws(JSONParseFailure) -> [Value] {
+    private mutating func parseArray() throws(Failure) -> [Value] {
         try enterContainer()
         pos += 1
         var elements: [Value] = []
@@ -199,29 +220,32 @@ struct JSONParser {
             depth -= 1
             return elements
         }
-        path.append(.index(0))
         while true {
-            path[path.count - 1] = .index(elements.count)
-            try countMember()
-            elements.append(try parseValue())
-            skipWhitespace()
-            guard pos < count else { throw syntax("unexpected end of input in an array") }
-            let c = bytes[pos]
-            pos += 1
-            if c == UInt8(ascii: ",") {
+            // Everything from the element's count to the separator after it is at `[index]`.
+            let index = elements.count
+            do throws(Failure) {
+                try countMember()
+                elements.append(try parseValue())
                 skipWhitespace()
-                continue
+                guard pos < count else { throw syntax("unexpected end of input in an array") }
+                let c = bytes[pos]
+                pos += 1
+                if c == UInt8(ascii: ",") {
+                    skipWhitespace()
+                    continue
+                }
+                if c == UInt8(ascii: "]") { break }
+                pos -= 1
+                throw syntax("expected ',' or ']' after an array element, found \(describeByte())")
+            } catch {
+                throw error.within(.index(index))
             }
-            if c == UInt8(ascii: "]") { break }
-            pos -= 1
-            throw syntax("expected ',' or ']' after an array element, found \(describeByte())")
         }
-        path.removeLast()
         depth -= 1
         return elements
     }
 
-    private mutating func expectLiteral(_ literal: StaticString) throws(JSONParseFailure) {
+    private mutating func expectLiteral(_ literal: StaticString) throws(Failure) {
         let n = literal.utf8CodeUnitCount
         guard count - pos >= n, memcmp(bytes + pos, literal.utf8Start, n) == 0 else {
             throw syntax("invalid literal, expected '\(literal)'")
@@ -233,7 +257,7 @@ struct JSONParser {
 
     /// A number: integers stay exact (`Value.integer(text:)`: past ±2^53 as a `largeInteger`), others are the
     /// nearest `Double`; a non-integer past `Double`'s range (`1e400`) is refused rather than made infinite.
-    private mutating func parseNumber() throws(JSONParseFailure) -> Value {
+    private mutating func parseNumber() throws(Failure) -> Value {
         let start = pos
         var negative = false
         if bytes[pos] == UInt8(ascii: "-") {
@@ -283,7 +307,7 @@ struct JSONParser {
     // MARK: Strings
 
     /// A string in value position: a base64 data URI becomes a blob, decoded from the body bytes directly.
-    private mutating func parseStringValue() throws(JSONParseFailure) -> Value {
+    private mutating func parseStringValue() throws(Failure) -> Value {
         let start = pos + 1
         if count - start >= 5, bytes[start] | 0x20 == UInt8(ascii: "d"),
             let blob = try parseDataURIFast(from: start)
@@ -295,7 +319,7 @@ struct JSONParser {
             // Rare: a data URI with escapes in it (e.g. `\/` from encoders that escape slashes).
             var copy = string
             let result = copy.withUTF8 { utf8 in
-                Result { () throws(JSONParseFailure) -> Blob? in try makeBlob(UnsafeRawBufferPointer(utf8)) }
+                Result { () throws(Failure) -> Blob? in try makeBlob(UnsafeRawBufferPointer(utf8)) }
             }
             if let blob = try result.get() { return .blob(blob) }
         }
@@ -304,7 +328,7 @@ struct JSONParser {
 
     /// The data-URI fast path: find the closing quote with `memchr` (a data URI has no escapes), then decode the
     /// payload in place. Returns nil, leaving `pos` alone, when this is not a data URI or holds an escape.
-    private mutating func parseDataURIFast(from start: Int) throws(JSONParseFailure) -> Blob? {
+    private mutating func parseDataURIFast(from start: Int) throws(Failure) -> Blob? {
         guard let found = memchr(bytes + start, Int32(UInt8(ascii: "\"")), count - start) else { return nil }
         let end = bytes.distance(to: found.assumingMemoryBound(to: UInt8.self))
         let raw = UnsafeRawBufferPointer(start: bytes + start, count: end - start)
@@ -336,7 +360,7 @@ struct JSONParser {
     }
 
     /// A blob for a complete data URI, nil if `text` is not one; bad base64 in a real data URI is an error.
-    private func makeBlob(_ text: UnsafeRawBufferPointer) throws(JSONParseFailure) -> Blob? {
+    private func makeBlob(_ text: UnsafeRawBufferPointer) throws(Failure) -> Blob? {
         do {
             return try DataURI.decode(text)
         } catch {
@@ -345,7 +369,7 @@ struct JSONParser {
     }
 
     /// Parses the string at `pos` (an opening quote) and leaves `pos` after its closing quote.
-    private mutating func parseString() throws(JSONParseFailure) -> String {
+    private mutating func parseString() throws(Failure) -> String {
         pos += 1
         let start = pos
         var nonASCII: UInt8 = 0
@@ -369,7 +393,7 @@ struct JSONParser {
         throw syntax("unterminated string", at: start - 1)
     }
 
-    private mutating func parseEscapedString(from start: Int) throws(JSONParseFailure) -> String {
+    private mutating func parseEscapedString(from start: Int) throws(Failure) -> String {
         var utf8 = [UInt8](UnsafeBufferPointer(start: bytes + start, count: pos - start))
         while pos < count {
             let c = bytes[pos]
@@ -409,7 +433,7 @@ struct JSONParser {
 
     /// After `\u`: four hex digits, and for a high surrogate the `\uDC00`–`\uDFFF` that must follow it
     /// (RFC 8259 §7); lone surrogates are errors since they cannot be UTF-8.
-    private mutating func parseUnicodeEscape() throws(JSONParseFailure) -> Unicode.Scalar {
+    private mutating func parseUnicodeEscape() throws(Failure) -> Unicode.Scalar {
         let first = try parseHex4()
         if first >= 0xDC00 && first <= 0xDFFF {
             throw syntax("invalid \\u escape: lone low surrogate \\u\(String(first, radix: 16, uppercase: true))")
@@ -429,7 +453,7 @@ struct JSONParser {
         return Unicode.Scalar(first)!
     }
 
-    private mutating func parseHex4() throws(JSONParseFailure) -> UInt32 {
+    private mutating func parseHex4() throws(Failure) -> UInt32 {
         guard count - pos >= 4 else { throw syntax("invalid \\u escape: expected 4 hex digits") }
         var v: UInt32 = 0
         for _ in 0..<4 {
@@ -466,9 +490,10 @@ struct JSONParser {
         return "byte 0x\(String(c, radix: 16, uppercase: true))"
     }
 
-    private var pathDescription: String {
+    /// `pathPrefix`, then the keys and indices `failure` unwound through, outermost first (`data[0].variable.n`).
+    private func pathDescription(_ failure: Failure) -> String {
         var text = pathPrefix
-        for component in path {
+        for component in failure.unwound.reversed() {
             switch component {
             case .key(let key): text += text.isEmpty ? key : ".\(key)"
             case .index(let i): text += "[\(i)]"
@@ -477,20 +502,22 @@ struct JSONParser {
         return text
     }
 
-    private func syntax(_ message: String, at offset: Int? = nil) -> JSONParseFailure {
-        let location = pathDescription
-        let suffix = location.isEmpty ? "" : " (in \(location))"
-        return JSONParseFailure(
-            isSyntax: true,
-            error: GatewayError(.invalidArgument, "invalid JSON at byte \(offset ?? pos): \(message)\(suffix)")
-        )
-    }
-
-    private func content(_ message: String) -> JSONParseFailure {
-        let location = pathDescription
+    private func rendered(_ failure: Failure) -> JSONParseFailure {
+        let location = pathDescription(failure)
+        if failure.isSyntax {
+            let suffix = location.isEmpty ? "" : " (in \(location))"
+            return JSONParseFailure(isSyntax: true, error: GatewayError(.invalidArgument, failure.message + suffix))
+        }
         return JSONParseFailure(
             isSyntax: false,
-            error: GatewayError(.invalidArgument, "\(location.isEmpty ? "body" : location): \(message)")
-        )
+            error: GatewayError(.invalidArgument, "\(location.isEmpty ? "body" : location): \(failure.message)"))
+    }
+
+    private func syntax(_ message: String, at offset: Int? = nil) -> Failure {
+        Failure(isSyntax: true, message: "invalid JSON at byte \(offset ?? pos): \(message)")
+    }
+
+    private func content(_ message: String) -> Failure {
+        Failure(isSyntax: false, message: message)
     }
 }

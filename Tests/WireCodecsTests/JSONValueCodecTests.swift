@@ -268,6 +268,33 @@ struct JSONValueCodecTests {
         #expect(error?.message.contains(message) == true, "\(error?.message ?? "nil")")
     }
 
+    /// Where each error is placed (the parser adds keys and indices as a failure unwinds through the containers,
+    /// so a separator's error is the element's it follows, and a key's own error is its object's), exactly, with a
+    /// multipart field's prefix.
+    @Test(
+        "A syntax error names the container it is in: a key's own error its object, a separator's the element before it",
+        arguments: [
+            ("[1 2]", "", "invalid JSON at byte 3: expected ',' or ']' after an array element, found '2' (in [0])"),
+            (#"{"a":1 "b":2}"#, "", #"invalid JSON at byte 7: expected ',' or '}' after an object member, found '"'"#),
+            (#"{"a":{"b" 1}}"#, "", "invalid JSON at byte 10: expected ':' after object key, found '1' (in a)"),
+            (#"{"a":[1,{"b":}]}"#, "", "invalid JSON at byte 13: unexpected '}', expected a value (in a[1].b)"),
+            ("[[1,2", "", "invalid JSON at byte 5: unexpected end of input in an array (in [0][1])"),
+            (
+                #"{"a":[1,{"b":}]}"#, "field",
+                "invalid JSON at byte 13: unexpected '}', expected a value (in field.a[1].b)"
+            ),
+            (
+                "[1 2]", "field",
+                "invalid JSON at byte 3: expected ',' or ']' after an array element, found '2' (in field[0])"
+            ),
+            ("{", "field", "invalid JSON at byte 1: expected a string key, found end of input (in field)"),
+        ]
+    )
+    func syntaxErrorLocation(text: String, prefix: String, message: String) {
+        let error = gatewayError { _ = try JSONValueCodec.decode(ByteBuffer(string: text), path: prefix) }
+        #expect(error?.message == message)
+    }
+
     @Test("Invalid UTF-8 in a string is rejected")
     func invalidUTF8() {
         let error = gatewayError { _ = try JSONValueCodec.decode(buffer([0x22, 0x61, 0xC3, 0x28, 0x22])) }

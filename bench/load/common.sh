@@ -5,8 +5,14 @@
 if [ -n "${TG_GATEWAY_BIN:-}" ]; then
     BIN="$TG_GATEWAY_BIN"  # a binary built elsewhere (a before/after comparison in the same conditions)
 else
-    swift build -c "${BUILD:-release}" --product trigger-gateway >/dev/null
-    BIN="$(swift build -c "${BUILD:-release}" --show-bin-path)/trigger-gateway"
+    # BUILD=debug for a debug build; else the release build scripts/run makes (scripts/build-release).
+    if [ "${BUILD:-release}" = release ]; then
+        scripts/build-release --product trigger-gateway >/dev/null
+        BIN="$(scripts/build-release --show-bin-path)/trigger-gateway"
+    else
+        swift build -c "$BUILD" --product trigger-gateway >/dev/null
+        BIN="$(swift build -c "$BUILD" --show-bin-path)/trigger-gateway"
+    fi
 fi
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/tg-bench-async.XXXXXX")"
 PID=""
