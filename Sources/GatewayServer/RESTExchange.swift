@@ -10,10 +10,32 @@ struct RESTRequestHead {
     var method: String
     var target: String
     /// Names lowercased (HTTP/2 requires it; HTTP/1.1 names are folded by the frontend).
-    var headers: [(name: String, value: String)]
+    var headers: [(name: String, value: String)] {
+        didSet { nameLengths = Self.nameLengths(of: headers) }
+    }
+    /// Bit `n % 64` set for each field name `n` bytes long: ``first(_:)`` and ``all(_:)`` answer a name of a
+    /// length no field has (most of the ~ten a trigger asks for) without a scan.
+    private var nameLengths: UInt64
     /// `https` on a TLS connection, else `http` (HTTP/2: the request's `:scheme`): for the absolute URLs a
     /// surface hands back to its client (Abacus's `getApiEndpoint`, Craft's file output URLs).
     var scheme = "http"
+
+    init(method: String, target: String, headers: [(name: String, value: String)]) {
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.nameLengths = Self.nameLengths(of: headers)
+    }
+
+    private static func nameLengths(of headers: [(name: String, value: String)]) -> UInt64 {
+        headers.reduce(0) { $0 | 1 << UInt64($1.name.utf8.count & 63) }
+    }
+
+    /// Whether some field's name may be `count` bytes long (false: none is).
+    @inline(__always)
+    private func mayHaveName(ofLength count: Int) -> Bool {
+        nameLengths & 1 << UInt64(count & 63) != 0
+    }
 
     /// The scheme the client used to reach the gateway: `https` over TLS here, or when a TLS-terminating proxy
     /// in front says so (`X-Forwarded-Proto: https`); only ever used for URLs handed back to that client.
@@ -28,12 +50,14 @@ struct RESTRequestHead {
     /// counts answer nearly all of them (~2 k instructions per REST call; branch hotpath).
     func first(_ name: String) -> String? {
         let count = name.utf8.count
+        guard mayHaveName(ofLength: count) else { return nil }
         return headers.first(where: { $0.name.utf8.count == count && $0.name == name })?.value
     }
 
     /// Every field line named `name`, in order: for list-valued fields such as `Accept` (RFC 9110 §5.3).
     func all(_ name: String) -> [String] {
         let count = name.utf8.count
+        guard mayHaveName(ofLength: count) else { return [] }
         return headers.compactMap { $0.name.utf8.count == count && $0.name == name ? $0.value : nil }
     }
 
