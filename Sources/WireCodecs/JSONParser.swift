@@ -156,6 +156,10 @@ struct JSONParser {
             depth -= 1
             return ValueObject()
         }
+        // Room for two members at once: grown from empty, an object of two members was allocated twice (the
+        // one-member and the two-member storage; −650 instructions and an allocation per REST trigger, issue 11).
+        // Not more: a body of many one-member objects would hold that much more memory per object.
+        entries.reserveCapacity(2)
         while true {
             guard pos < count, bytes[pos] == UInt8(ascii: "\"") else {
                 throw syntax("expected a string key, found \(describeByte())")
