@@ -271,11 +271,13 @@ struct ProcessTests {
             // second: EMFILE again, paused again).
             let waiting = try await TestHTTPClient.connect(port: server.port)
             let status = StatusBox()
+            // The status, or -1 when the request failed on its own (its error is the task's value).
             let answer = Task { () -> String? in
                 do {
                     status.value.store(try await waiting.request("GET", "/healthz").status, ordering: .relaxed)
                     return nil
                 } catch {
+                    status.value.store(-1, ordering: .relaxed)
                     return "\(error)"
                 }
             }
@@ -288,9 +290,11 @@ struct ProcessTests {
             #expect(server.logged.components(separatedBy: "accept paused").count - 1 == 1, "logged once a minute")
 
             // A descriptor frees up: the waiting client is accepted after the pause and served.
-            #expect(status.value.load(ordering: .relaxed) == 0, "served while accepting was paused")
+            #expect(status.value.load(ordering: .relaxed) != 200, "served while accepting was paused")
             for client in held { await client.close() }
-            let served = await eventually(within: .seconds(10)) { status.value.load(ordering: .relaxed) == 200 }
+            let served =
+                await eventually(within: .seconds(10)) { status.value.load(ordering: .relaxed) != 0 }
+                && status.value.load(ordering: .relaxed) == 200
             if !served {
                 // What the gateway held and said, for a failure seen only under CI's load (stop 55).
                 let descriptors = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? [])
@@ -300,21 +304,33 @@ struct ProcessTests {
                 let limits =
                     (try? String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8))?
                     .split(separator: "\n").first { $0.hasPrefix("Max open files") } ?? ""
+                // One line (the log's lines joined): CI's summary (scripts/test) keeps a comment's first line only.
                 let log = server.logged.components(separatedBy: pausedLine).dropFirst().joined()
+                    .split(separator: "\n").suffix(20).joined(separator: " | ")
+                let outcome =
+                    switch status.value.load(ordering: .relaxed) {
+                    case -1: "its request failed"
+                    case 0: "no answer, its request pending, its connection active: \(waiting.isActive)"
+                    case let other: "answered \(other)"
+                    }
                 Issue.record(
                     """
-                    the waiting client was not served after a descriptor freed up: status \
-                    \(status.value.load(ordering: .relaxed)), request alive \(waiting.isActive); \(limits); \
-                    \(descriptors.count) descriptors: \(descriptors.joined(separator: " ")); log after the pause: \(log.suffix(4000))
+                    the waiting client was not served after a descriptor freed up: \(outcome); \
+                    \(limits); \(descriptors.count) descriptors: \(descriptors.joined(separator: " ")); \
+                    log after the pause: \(log)
                     """)
             }
+            // Only a request that ended by itself has an error to report: one still pending fails at the close.
+            let endedByItself = status.value.load(ordering: .relaxed) == -1
             await waiting.close()
-            if let failure = await answer.value { #expect(served, "the waiting request failed: \(failure)") }
+            if let failure = await answer.value, endedByItself {
+                Issue.record("the waiting request failed: \(failure)")
+            }
             _ = try await TestProcess.run(prlimit, ["--pid", "\(pid)", "--nofile=4096:"])
         }
     }
 
-    /// An HTTP status a task sets and the test reads (0 until then).
+    /// An HTTP status a task sets and the test reads (0 until then; -1: the request failed).
     final class StatusBox: Sendable {
         let value = Atomic(0)
     }
