@@ -499,6 +499,10 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
                 let end = streamEnd(error: error, chunked: chunked, allocator: channel.allocator)
                 if keepAlive && !quiescing {
                     context.writeAndFlush(wrapOutboundOut(end), promise: nil)
+                    // A client that stops reading at the tail would hold the connection until `timeouts.idle`:
+                    // watched as a closing stream's tail is. Any bytes left count (the tail sits under the high
+                    // water mark, or the relay would still be waiting); one question per stream, not per call.
+                    if writeProgress == nil, Self.queuedOutput(channel) > 0 { watchWriteProgress(context: context) }
                     finishRequest()
                     responseEnded(keepAlive: true, context: context)
                     return
@@ -587,7 +591,11 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     private func writeProgressTimerFired(context: ChannelHandlerContext) {
         guard let watch = writeProgress else { return }
         writeProgress = nil
-        if Self.queuedOutput(context.channel) < watch.queued {
+        let queued = Self.queuedOutput(context.channel)
+        // All taken: nothing waits for the client (a kept-alive answer's or stream tail's watch ends here; the
+        // others were stopped when their wait ended).
+        if queued == 0 { return }
+        if queued < watch.queued {
             watchWriteProgress(context: context)
             return
         }
@@ -674,6 +682,15 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
                 if watched { handler.value.stopWriteProgress() }
                 if linger { Self.lingeringClose(channel) } else { channel.close(promise: nil) }
             }
+        } else if writeProgress == nil, !context.channel.isWritable {
+            // Kept alive, a client that stops reading the answer would hold the connection (and one of
+            // `limits.max_connections`) until `timeouts.idle` (60 s by default), not `timeouts.write_progress` (30
+            // s). Watched when the channel is over its high water mark (NIO's `isWritable`, 64 KiB by default):
+            // every answer passes here, `isWritable` is an atomic load where the queued byte count
+            // (``queuedOutput(_:)``) is a chain of dynamic casts inside NIO. Less than the mark left with a client
+            // that stopped reading waits for the idle timeout, as nginx's `send_timeout` (60 s) holds it. A watch
+            // already armed keeps its deadline; it ends when nothing is left queued.
+            watchWriteProgress(context: context)
         }
         // Last: on a persisting connection this may decode (and answer) the next pipelined request.
         responseEnded(keepAlive: keepAlive, context: context)

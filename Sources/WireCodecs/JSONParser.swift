@@ -198,17 +198,7 @@ struct JSONParser {
                     index = built
                 }
             }
-            skipWhitespace()
-            guard pos < count else { throw syntax("unexpected end of input in an object") }
-            let c = bytes[pos]
-            pos += 1
-            if c == UInt8(ascii: ",") {
-                skipWhitespace()
-                continue
-            }
-            if c == UInt8(ascii: "}") { break }
-            pos -= 1
-            throw syntax("expected ',' or '}' after an object member, found \(describeByte())")
+            guard try separator(closing: .object) else { break }
         }
         depth -= 1
         return ValueObject(uniqueKeyEntries: entries)
@@ -230,23 +220,47 @@ struct JSONParser {
             do throws(Failure) {
                 try countMember()
                 elements.append(try parseValue())
-                skipWhitespace()
-                guard pos < count else { throw syntax("unexpected end of input in an array") }
-                let c = bytes[pos]
-                pos += 1
-                if c == UInt8(ascii: ",") {
-                    skipWhitespace()
-                    continue
-                }
-                if c == UInt8(ascii: "]") { break }
-                pos -= 1
-                throw syntax("expected ',' or ']' after an array element, found \(describeByte())")
+                guard try separator(closing: .array) else { break }
             } catch {
                 throw error.within(.index(index))
             }
         }
         depth -= 1
         return elements
+    }
+
+    /// A container being parsed, as ``separator(closing:)``'s errors name it.
+    private enum Container {
+        case object, array
+
+        var closer: UInt8 { self == .object ? UInt8(ascii: "}") : UInt8(ascii: "]") }
+        var errorAtEnd: String {
+            self == .object ? "unexpected end of input in an object" : "unexpected end of input in an array"
+        }
+        var expected: String {
+            switch self {
+            case .object: "expected ',' or '}' after an object member"
+            case .array: "expected ',' or ']' after an array element"
+            }
+        }
+    }
+
+    /// What follows an object's member or an array's element (RFC 8259 §4, §5): whitespace, then `,` and the
+    /// whitespace after it (true: another member comes) or the container's closing bracket (false, taken).
+    /// Anything else, or the end of input, is a syntax error naming the container.
+    @inline(__always)
+    private mutating func separator(closing container: Container) throws(Failure) -> Bool {
+        skipWhitespace()
+        guard pos < count else { throw syntax(container.errorAtEnd) }
+        let c = bytes[pos]
+        pos += 1
+        if c == UInt8(ascii: ",") {
+            skipWhitespace()
+            return true
+        }
+        if c == container.closer { return false }
+        pos -= 1
+        throw syntax("\(container.expected), found \(describeByte())")
     }
 
     private mutating func expectLiteral(_ literal: StaticString) throws(Failure) {

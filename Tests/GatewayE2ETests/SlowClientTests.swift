@@ -926,10 +926,10 @@ struct SlowClientTests {
     /// and one event (the mark and the event that crossed it), so even the shortest of these leaves ~8 KiB queued
     /// when its connection's buffers are those the calibration measured; a connection whose buffers took that
     /// much more would end its stream whole (not expected on loopback, where both are autotuned alike).
-    static func stalledTails(port: Int, absorbed: Int) async throws -> [SlowSocket] {
+    static func stalledTails(port: Int, absorbed: Int, close: Bool = true) async throws -> [SlowSocket] {
         var tails: [SlowSocket] = []
         for short in stride(from: 56, through: 8, by: -8) {
-            tails.append(try await stalledStream(port: port, bytes: absorbed - short << 10, close: true))
+            tails.append(try await stalledStream(port: port, bytes: absorbed - short << 10, close: close))
         }
         return tails
     }
@@ -965,6 +965,40 @@ struct SlowClientTests {
     }
 
     @Test(
+        "h1 SSE, kept alive → in-process flood: a client that stops reading at the stream's tail is cut at write_progress, not at timeouts.idle"
+    )
+    func h1StalledKeptAliveTailClosed() async throws {
+        let absorbed = try await Self.stalledConnectionAbsorbs()
+        let probe = DemoPipelines.CancellationProbe()
+        let observer = RecordingObserver()
+        // `idle` 1 h: a stream that reached its tail leaves its connection idle between requests; only the
+        // write_progress watch can cut it within the test.
+        try await withTestGateway(
+            yaml: "timeouts: {write_progress: 300ms, idle: 1h}", inProcessRunner: DemoPipelines(cancellations: probe),
+            requestObservers: [observer]
+        ) {
+            gateway in
+            let tails = try await Self.stalledTails(port: gateway.port, absorbed: absorbed, close: false)
+            // Every stream over (at its tail, or cut while its relay waited) before any client reads.
+            #expect(
+                await eventually(within: .seconds(10)) { observer.all.count == tails.count },
+                "\(observer.all.count) of \(tails.count) streams ended")
+            // A tail the kernel took whole leaves nothing queued: its connection is idle as any kept-alive one
+            // (the buffers' size varies a little between connections), and its client reads the stream whole.
+            // The others are cut while their clients read nothing.
+            var cut = 0
+            for (index, socket) in tails.enumerated() {
+                let outcome = try await socket.waitForClose(timeout: .seconds(3))
+                // Read into locals: a failed expectation on `outcome` prints all it received.
+                let closed = outcome.closedByServer, whole = outcome.text.hasSuffix("0\r\n\r\n")
+                if closed { cut += 1 } else { #expect(whole, "tail \(index) held with its stream unsent") }
+            }
+            #expect(cut > 0, "no stalled tail was cut")
+            #expect(probe.count < tails.count, "every stream was cut while its relay waited: none reached its tail")
+        }
+    }
+
+    @Test(
         "h1 SSE, Connection: close: a stream's tail still queued when the shutdown grace runs out is the stop's cut, not a client gone"
     )
     func h1StalledTailCutAtShutdown() async throws {
@@ -992,21 +1026,28 @@ struct SlowClientTests {
         }
     }
 
+    /// An echo trigger of 8 MiB of text: its answer is more than the kernel's buffers take (~3 MB on loopback),
+    /// so the rest waits in the channel for a client that does not read it.
+    static func largeEchoRequest(close: Bool) -> String {
+        let body = #"{"data":[{"variable":{"text":"\#(String(repeating: "x", count: 8 << 20))"}}]}"#
+        return "POST /v1beta/namespaces/demo/pipelines/echo/trigger HTTP/1.1\r\nHost: gw\r\n"
+            + "Content-Type: application/json\r\n\(close ? "Connection: close\r\n" : "")"
+            + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+    }
+
     @Test(
-        "h1, Connection: close: a client that stops reading a sync answer too large for the socket is cut at write_progress"
+        "h1: a client that stops reading a sync answer too large for the socket is cut at write_progress, kept alive or not (not at timeouts.idle)",
+        arguments: [true, false]
     )
-    func h1StalledAnswerClosed() async throws {
-        try await withTestGateway(yaml: "timeouts: {write_progress: 300ms}\nlimits: {max_connections: 1}") {
+    func h1StalledAnswerClosed(close: Bool) async throws {
+        // `idle` 1 h: a kept-alive connection is idle between requests once its answer is queued; only the
+        // write_progress watch can cut it within the test.
+        try await withTestGateway(
+            yaml: "timeouts: {write_progress: 300ms, idle: 1h}\nlimits: {max_connections: 1}"
+        ) {
             gateway in
             let socket = try await SlowSocket.connect(port: gateway.port, receiveBuffer: 4096)
-            // 8 MiB echoed back: more than the kernel's buffers take (~3 MB on loopback), so the rest waits in the
-            // channel for a client that reads nothing.
-            let body = #"{"data":[{"variable":{"text":"\#(String(repeating: "x", count: 8 << 20))"}}]}"#
-            #expect(
-                socket.send(
-                    "POST /v1beta/namespaces/demo/pipelines/echo/trigger HTTP/1.1\r\nHost: gw\r\n"
-                        + "Content-Type: application/json\r\nConnection: close\r\n"
-                        + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"))
+            #expect(socket.send(Self.largeEchoRequest(close: close)))
             // Held, the stalled connection is the one `max_connections` allows: another is served once it is cut.
             let served = await eventually(within: .seconds(10), interval: .milliseconds(100)) {
                 guard let next = try? await SlowSocket.connect(port: gateway.port) else { return false }
@@ -1015,11 +1056,54 @@ struct SlowClientTests {
                 return outcome?.text.hasPrefix("HTTP/1.1 200") == true
             }
             #expect(served, "the stalled connection was not cut")
-            // What it had not taken was dropped with it.
+            // What it had not taken was dropped with it. (Read into locals: a failed expectation on `outcome`
+            // prints its 8 MiB.)
             let outcome = try await socket.waitForClose(timeout: .seconds(10))
-            #expect(outcome.closedByServer)
-            #expect(outcome.received.count < 8 << 20, "\(outcome.received.count) bytes")
+            let closed = outcome.closedByServer, received = outcome.received.count
+            #expect(closed)
+            #expect(received < 8 << 20)
         }
+    }
+
+    @Test(
+        "h1, kept alive: a client that reads a large answer whole, then sends nothing for several write_progress, keeps its connection"
+    )
+    func h1KeptAliveAfterLargeAnswer() async throws {
+        try await withTestGateway(yaml: "timeouts: {write_progress: 300ms, idle: 1h}") { gateway in
+            let socket = try await SlowSocket.connect(port: gateway.port)
+            #expect(socket.send(Self.largeEchoRequest(close: false)))
+            let answer = try await socket.waitForClose(timeout: .seconds(20)) { outcome in
+                Self.wholeAnswer(outcome.received)
+            }
+            // Read into locals: a failed expectation on `answer` prints its 8 MiB.
+            let cut = answer.closedByServer, whole = Self.wholeAnswer(answer.received)
+            let statusLine = String(decoding: answer.received.prefix(15), as: UTF8.self)
+            #expect(!cut)
+            #expect(statusLine == "HTTP/1.1 200 OK")
+            #expect(whole, "\(answer.received.count) bytes read")
+            // The pause is the client under test (idle, nothing queued), not a wait for the server: the watch
+            // armed for the large answer fires at least twice in it and must end, not cut.
+            try await Task.sleep(for: .milliseconds(1200))
+            #expect(socket.send(Self.health))
+            let next = try await socket.waitForClose(timeout: .seconds(5), stopAfter: "SERVING")
+            #expect(!next.closedByServer, "cut while idle with nothing queued: \(next.text)")
+            #expect(next.text.hasPrefix("HTTP/1.1 200"), "\(next.text)")
+        }
+    }
+
+    /// An HTTP/1.1 answer's head and its whole `Content-Length` body are in `received`.
+    static func wholeAnswer(_ received: [UInt8]) -> Bool {
+        let separator = Array("\r\n\r\n".utf8)
+        guard received.count >= separator.count,
+            let end = (0...(received.count - separator.count)).first(where: {
+                received[$0..<($0 + separator.count)].elementsEqual(separator)
+            })
+        else { return false }
+        let head = String(decoding: received[..<end], as: UTF8.self).lowercased()
+        guard let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
+            let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces))
+        else { return false }
+        return received.count >= end + separator.count + length
     }
 
     @Test("h1 SSE → in-process flood: a client that reads in small sips gets the whole stream")
