@@ -123,7 +123,8 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     /// A stream's relay waits for the client to take its queued output (``clientLag(context:)``); nil otherwise.
     var streamLag: EventLoopPromise<Void>?
     /// The write-progress watch (``watchWriteProgress(context:)``): its timer, and the connection's queued output
-    /// when it was armed; nil when nothing waits for the client to read.
+    /// when it was armed; nil when nothing waits for the client to read. A kept-alive answer's watch may outlive
+    /// its bytes: it ends at its next firing with nothing queued, or when the next request's head arrives.
     var writeProgress: (timer: Scheduled<Void>, queued: Int)?
     /// A graceful stop asked the connection to end after the request in progress (`ChannelShouldQuiesceEvent`).
     var quiescing = false
@@ -171,6 +172,10 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
 
     func receivedHead(_ head: HTTP1RequestHead, context: ChannelHandlerContext) {
         guard case .idle = state else { return }
+        // A watch left by the previous answer (kept alive) ends: its baseline is that answer's queue, and this
+        // request's answer adds to the queue, so it would see no progress where there is some (found by review).
+        // The client is reading (a head is decoded only under the high water mark); this answer arms its own.
+        if writeProgress != nil { stopWriteProgress() }
         currentServices.refresh(&sharedServices, generation: &servicesGeneration, clientPrincipal: clientPrincipal)
         var keepAlive = head.keepAlive
         let method = head.method
@@ -682,14 +687,14 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
                 if watched { handler.value.stopWriteProgress() }
                 if linger { Self.lingeringClose(channel) } else { channel.close(promise: nil) }
             }
-        } else if writeProgress == nil, !context.channel.isWritable {
+        } else if writeProgress == nil, outputBlocked {
             // Kept alive, a client that stops reading the answer would hold the connection (and one of
             // `limits.max_connections`) until `timeouts.idle` (60 s by default), not `timeouts.write_progress` (30
-            // s). Watched when the channel is over its high water mark (NIO's `isWritable`, 64 KiB by default):
-            // every answer passes here, `isWritable` is an atomic load where the queued byte count
-            // (``queuedOutput(_:)``) is a chain of dynamic casts inside NIO. Less than the mark left with a client
-            // that stopped reading waits for the idle timeout, as nginx's `send_timeout` (60 s) holds it. A watch
-            // already armed keeps its deadline; it ends when nothing is left queued.
+            // s). Watched when the channel is over its high water mark (`outputBlocked`, kept by NIO's writability
+            // events, which the write above fires: 64 KiB queued beyond what the socket took): every answer passes
+            // here, and the queued byte count (``queuedOutput(_:)``) is a chain of dynamic casts inside NIO. Less
+            // than the mark left with a client that stopped reading waits for the idle timeout, as nginx's
+            // `send_timeout` (60 s) holds it. The watch ends when nothing is left queued or the next request comes.
             watchWriteProgress(context: context)
         }
         // Last: on a persisting connection this may decode (and answer) the next pipelined request.

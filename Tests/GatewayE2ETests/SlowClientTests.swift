@@ -986,15 +986,20 @@ struct SlowClientTests {
             // A tail the kernel took whole leaves nothing queued: its connection is idle as any kept-alive one
             // (the buffers' size varies a little between connections), and its client reads the stream whole.
             // The others are cut while their clients read nothing.
+            // The clients read nothing for two write_progress more (the behaviour under test): each watch, armed at
+            // its stream's tail, has fired by then.
+            try await Task.sleep(for: Self.notCutWindow(.milliseconds(300)))
             var cut = 0
             for (index, socket) in tails.enumerated() {
-                let outcome = try await socket.waitForClose(timeout: .seconds(3))
+                let outcome = try await socket.waitForClose(timeout: .seconds(3)) {
+                    Self.endsWithLastChunk($0.received)
+                }
                 // Read into locals: a failed expectation on `outcome` prints all it received.
-                let closed = outcome.closedByServer, whole = outcome.text.hasSuffix("0\r\n\r\n")
+                let closed = outcome.closedByServer, whole = Self.endsWithLastChunk(outcome.received)
                 if closed { cut += 1 } else { #expect(whole, "tail \(index) held with its stream unsent") }
             }
-            #expect(cut > 0, "no stalled tail was cut")
-            #expect(probe.count < tails.count, "every stream was cut while its relay waited: none reached its tail")
+            // A stream cut while its relay waited cancelled its run (`probe`); the other cuts were at a tail.
+            #expect(cut > probe.count, "no stalled tail was cut: \(cut) cut, \(probe.count) while their relays waited")
         }
     }
 
@@ -1026,10 +1031,10 @@ struct SlowClientTests {
         }
     }
 
-    /// An echo trigger of 8 MiB of text: its answer is more than the kernel's buffers take (~3 MB on loopback),
+    /// An echo trigger of `megabytes` MiB of text: its answer is more than the kernel's buffers take (~3 MB on loopback),
     /// so the rest waits in the channel for a client that does not read it.
-    static func largeEchoRequest(close: Bool) -> String {
-        let body = #"{"data":[{"variable":{"text":"\#(String(repeating: "x", count: 8 << 20))"}}]}"#
+    static func largeEchoRequest(close: Bool, megabytes: Int = 8) -> String {
+        let body = #"{"data":[{"variable":{"text":"\#(String(repeating: "x", count: megabytes << 20))"}}]}"#
         return "POST /v1beta/namespaces/demo/pipelines/echo/trigger HTTP/1.1\r\nHost: gw\r\n"
             + "Content-Type: application/json\r\n\(close ? "Connection: close\r\n" : "")"
             + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
@@ -1069,7 +1074,7 @@ struct SlowClientTests {
         "h1, kept alive: a client that reads a large answer whole, then sends nothing for several write_progress, keeps its connection"
     )
     func h1KeptAliveAfterLargeAnswer() async throws {
-        try await withTestGateway(yaml: "timeouts: {write_progress: 300ms, idle: 1h}") { gateway in
+        try await withTestGateway(yaml: "timeouts: {write_progress: 500ms, idle: 1h}") { gateway in
             let socket = try await SlowSocket.connect(port: gateway.port)
             #expect(socket.send(Self.largeEchoRequest(close: false)))
             let answer = try await socket.waitForClose(timeout: .seconds(20)) { outcome in
@@ -1083,12 +1088,50 @@ struct SlowClientTests {
             #expect(whole, "\(answer.received.count) bytes read")
             // The pause is the client under test (idle, nothing queued), not a wait for the server: the watch
             // armed for the large answer fires at least twice in it and must end, not cut.
-            try await Task.sleep(for: .milliseconds(1200))
+            try await Task.sleep(for: Self.notCutWindow(.milliseconds(500)) + .milliseconds(500))
             #expect(socket.send(Self.health))
             let next = try await socket.waitForClose(timeout: .seconds(5), stopAfter: "SERVING")
-            #expect(!next.closedByServer, "cut while idle with nothing queued: \(next.text)")
-            #expect(next.text.hasPrefix("HTTP/1.1 200"), "\(next.text)")
+            let nextCut = next.closedByServer, nextHead = String(next.text.prefix(200))
+            #expect(!nextCut, "cut while idle with nothing queued: \(next.received.count) bytes: \(nextHead)")
+            #expect(nextHead.hasPrefix("HTTP/1.1 200"), "\(nextHead)")
         }
+    }
+
+    @Test(
+        "h1, kept alive: the watch of one large answer read whole does not cut the next, larger one its client reads in steady sips"
+    )
+    func h1KeptAliveNextAnswerNotCutByEarlierWatch() async throws {
+        try await withTestGateway(yaml: "timeouts: {write_progress: 1s, idle: 1h}") { gateway in
+            let socket = try await SlowSocket.connect(port: gateway.port)
+            // The first answer leaves megabytes queued: a watch armed with that queue as its baseline.
+            #expect(socket.send(Self.largeEchoRequest(close: false)))
+            let first = try await socket.waitForClose(timeout: .seconds(20)) { Self.wholeAnswer($0.received) }
+            let firstWhole = Self.wholeAnswer(first.received)
+            #expect(firstWhole, "\(first.received.count) bytes of the first answer")
+            // At once the next, twice as large, read 256 KiB every 20 ms: progress in every write_progress, and
+            // a queue larger than the first's when that first watch would fire.
+            #expect(socket.send(Self.largeEchoRequest(close: false, megabytes: 16)))
+            var received: [UInt8] = []
+            var cut = false
+            let started = ContinuousClock.now
+            while ContinuousClock.now - started < .seconds(60), !Self.wholeAnswer(received) {
+                let part = try await socket.waitForClose(timeout: .seconds(5)) { $0.received.count >= 256 << 10 }
+                received += part.received
+                if part.closedByServer {
+                    cut = true
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let whole = Self.wholeAnswer(received)
+            #expect(!cut, "cut after \(received.count) bytes of the second answer")
+            #expect(whole, "\(received.count) bytes of the second answer")
+        }
+    }
+
+    /// `received` ends with a chunked answer's last chunk (RFC 9112 §7.1): an SSE stream came whole.
+    static func endsWithLastChunk(_ received: [UInt8]) -> Bool {
+        received.suffix(5).elementsEqual("0\r\n\r\n".utf8)
     }
 
     /// An HTTP/1.1 answer's head and its whole `Content-Length` body are in `received`.
