@@ -15,11 +15,11 @@ let testSwiftSettings: [SwiftSetting] = [
 /// code included): they cost 16.7 k of 206 k instructions per gRPC call (−8.1 %) and 6.3 k of 240 k per REST call
 /// (bench/callgrind, bench/README.md "Branch `buildopt`"). Debug builds — the test suites (`swift test`,
 /// scripts/test's suites) and the ASan run — keep the checks, so an exclusivity violation still fails a test; the
-/// release-engine stage (scripts/release-engine) runs the engine's tests against this release configuration, as
-/// it ships, checks off. Dependencies keep theirs here (a package's flags
-/// reach its own targets only); `scripts/build-release`, which scripts/run and bench/run build with, passes
-/// `-Xswiftc -enforce-exclusivity=unchecked` to every module, which takes swift-nio's own checks out too (6 k of
-/// 92 k instructions per REST call; see that script). Whole-module cross-module optimisation of our
+/// release-engine stage (scripts/release-engine, a package of its own with the same flag on its targets) runs the
+/// engine's and the backend deadline queue's tests optimised and unchecked, as they ship. Dependencies keep theirs
+/// here (a package's flags reach its own targets only); `scripts/build-release`, which scripts/run and bench/run
+/// build with, passes `-Xswiftc -enforce-exclusivity=unchecked` to every module, which takes swift-nio's own checks
+/// out too (6 k of 92 k instructions per REST call; see that script). Whole-module cross-module optimisation of our
 /// targets was not adopted: the generic-metadata lookups and dynamic casts left are NIO's own (`NIOAny` casts in the
 /// channel pipeline, `BaseStreamSocketChannel`'s metadata in NIOPosix), which flags on our targets cannot reach.
 let releaseSpeedSettings: [SwiftSetting] = [
