@@ -605,8 +605,30 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             return
         }
         // The close's `channelInactive` fails a relay's wait, which cancels the relay.
-        if open.isOpen { open.record.termination = .streamIdleTimeout }
+        if open.isOpen {
+            open.record.termination = .streamIdleTimeout
+        } else {
+            logAnswerCut(unsent: queued)
+        }
         context.channel.close(promise: nil)
+    }
+
+    /// A write-progress cut that no open request records (a sync answer's record is written when the answer is
+    /// handed to the connection, kept alive or not): said in the log instead, as nginx logs its `send_timeout`
+    /// ("client timed out ... while sending response to client", at info). At most one line per 10 s with the
+    /// count held back (``FrontendServices/connectionErrorLog``), the others at debug: a crowd of stalled clients
+    /// must not flood the log.
+    private func logAnswerCut(unsent: Int) {
+        let message =
+            "HTTP/1.1 connection closed: the client took none of its answer's last bytes for timeouts.write_progress"
+        var metadata: Logger.Metadata = ["peer.address": .string(peer ?? "unknown")]
+        if unsent != .max { metadata["bytes.unsent"] = .stringConvertible(unsent) }
+        guard let heldBack = services.connectionErrorLog.admitLine("http1.write_progress") else {
+            services.logger.debug("\(message)", metadata: metadata)
+            return
+        }
+        heldBack.annotate(&metadata, countKey: "connections.held_back")
+        services.logger.info("\(message)", metadata: metadata)
     }
 
     func stopWriteProgress() {

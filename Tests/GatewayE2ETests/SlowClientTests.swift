@@ -1045,10 +1045,12 @@ struct SlowClientTests {
         arguments: [true, false]
     )
     func h1StalledAnswerClosed(close: Bool) async throws {
+        let log = RecordedLog()
         // `idle` 1 h: a kept-alive connection is idle between requests once its answer is queued; only the
         // write_progress watch can cut it within the test.
         try await withTestGateway(
-            yaml: "timeouts: {write_progress: 300ms, idle: 1h}\nlimits: {max_connections: 1}"
+            yaml: "timeouts: {write_progress: 300ms, idle: 1h}\nlimits: {max_connections: 1}", log: log,
+            logLevel: .info
         ) {
             gateway in
             let socket = try await SlowSocket.connect(port: gateway.port, receiveBuffer: 4096)
@@ -1067,6 +1069,12 @@ struct SlowClientTests {
             let closed = outcome.closedByServer, received = outcome.received.count
             #expect(closed)
             #expect(received < 8 << 20)
+            // The answer's record was written when it was handed to the connection: the cut is in the log.
+            let cuts = log.lines.filter { $0.message.contains("timeouts.write_progress") }
+            #expect(cuts.count == 1, "\(cuts)")
+            #expect(cuts.first?.level == .info)
+            #expect(cuts.first?.metadata["peer.address"]?.hasPrefix("127.0.0.1:") == true, "\(cuts)")
+            #expect(Int(cuts.first?.metadata["bytes.unsent"] ?? "") ?? 0 > 0, "\(cuts)")
         }
     }
 
