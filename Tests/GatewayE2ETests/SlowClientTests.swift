@@ -984,12 +984,12 @@ struct SlowClientTests {
             #expect(
                 await eventually(within: .seconds(10)) { observer.all.count == tails.count },
                 "\(observer.all.count) of \(tails.count) streams ended")
-            // A tail the kernel took whole leaves nothing queued: its connection is idle as any kept-alive one
-            // (the buffers' size varies a little between connections), and its client reads the stream whole.
-            // The others are cut while their clients read nothing.
             // The clients read nothing for two write_progress more (the behaviour under test): each watch, armed at
             // its stream's tail, has fired by then.
             try await Task.sleep(for: Self.notCutWindow(.milliseconds(300)))
+            // A tail the kernel took whole leaves nothing queued: its connection is idle as any kept-alive one
+            // (the buffers' size varies a little between connections), and its client reads the stream whole.
+            // The others are cut while their clients read nothing.
             var cut = 0
             for (index, socket) in tails.enumerated() {
                 let outcome = try await socket.waitForClose(timeout: .seconds(3)) {
