@@ -46,6 +46,7 @@ enum RESTFuzzing {
     // MARK: JSON
 
     static func triggerBody(_ body: ByteBuffer) {
+        triggerBodyPassthrough(body)
         guard let inputs = try? RESTTriggerBody.decode(json: body, limits: limits) else { return }
         let ref = PipelineRef(namespace: "n", pipeline: "p")
         let request = TriggerRequest(ref: ref, inputs: inputs, requestID: "r")
@@ -64,6 +65,33 @@ enum RESTFuzzing {
             precondition(again.inputs == inputs, "REST trigger batch changes when sent over gRPC")
         } catch {
             preconditionFailure("accepted REST trigger batch does not survive the gRPC encoding: \(error)")
+        }
+    }
+
+    /// A trigger body whose batch goes to an http runner as the client's text (issue 11, `RESTRequestPassthrough`)
+    /// gives the runner's body and the inputs that decoding and re-encoding give, or the same error.
+    static func triggerBodyPassthrough(_ body: ByteBuffer) {
+        let carried = Result { try RESTTriggerBody.decodeBatch(json: body, limits: limits) }
+        let tree = Result { try RESTTriggerBody.decode(json: body, limits: limits, keepCanonicalBase64: true) }
+        switch (carried, tree) {
+        case (.success(let batch), .success(let reference)):
+            var request = TriggerRequest(ref: PipelineRef(namespace: "n", pipeline: "p"), inputs: [], requestID: "r")
+            var referenceRequest = request
+            request.batch = batch
+            referenceRequest.inputs = reference
+            var runBody = ByteBuffer()
+            BackendHTTPBody.encode(request: request, into: &runBody)
+            var referenceBody = ByteBuffer()
+            BackendHTTPBody.encode(request: referenceRequest, into: &referenceBody)
+            precondition(runBody == referenceBody, "a passed-through trigger body differs from its re-encoding")
+            precondition(
+                BackendHTTPBody.streamed(request: request).joined() == runBody,
+                "a passed-through trigger body streams other bytes")
+            precondition(batch.inputs == reference, "a passed-through trigger body decodes to other inputs")
+        case (.failure(let error), .failure(let reference)):
+            precondition("\(error)" == "\(reference)", "the passthrough changed a trigger body's error")
+        default:
+            preconditionFailure("the trigger body passthrough accepts what decoding refuses, or the other way round")
         }
     }
 

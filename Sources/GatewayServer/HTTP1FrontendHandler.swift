@@ -330,20 +330,20 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
                 return
             }
             let plan: RESTTriggerPlan
-            let inputs: [TriggerInput]
+            let batch: TriggerBatch
             // Switched on alone and consumed, not as a `(use, body)` tuple (which copied both).
             switch consume use {
             case .trigger(let triggerPlan):
-                guard case .inputs(let batch) = consume body else {
+                guard case .batch(let triggerBatch) = consume body else {
                     // A trigger's collector is never `raw` (see `RESTRequestHead.route`).
                     preconditionFailure("a trigger body was collected raw")
                 }
-                (plan, inputs) = (triggerPlan, batch)
+                (plan, batch) = (triggerPlan, triggerBatch)
             case .work(let work):
                 startWork({ await work.run(body) }, keepAlive: keepAlive, context: context)
                 return
             }
-            let request = plan.makeRequest(inputs: inputs, now: services.clock())
+            let request = plan.makeRequest(batch: batch, now: services.clock())
             if let relay,
                 case .relayed(let call, let cancellation) = relay.finish(request, gatheredAddress: gatheredAddress)
             {

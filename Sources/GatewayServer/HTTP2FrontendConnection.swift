@@ -567,9 +567,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 return
             }
             switch (reading.use, body) {
-            case (.trigger(let plan), .inputs(let inputs)):
+            case (.trigger(let plan), .batch(let batch)):
                 restRun(
-                    plan.makeRequest(inputs: inputs, now: services.clock()), target: plan.target, state: state,
+                    plan.makeRequest(batch: batch, now: services.clock()), target: plan.target, state: state,
                     stream: stream)
             case (.work(let work), _):
                 startTask(stream: stream) {

@@ -140,7 +140,7 @@ enum RESTBody: Sendable {
     /// The bytes as sent (`RESTBodyCollector.raw`).
     case bytes(ByteBuffer)
     /// A trigger batch (`RESTBodyCollector.json`, `.formLabelledJSON`, `.multipart`).
-    case inputs([TriggerInput])
+    case batch(TriggerBatch)
     /// The parts of a multipart body as sent (`RESTBodyCollector.multipartParts`).
     case parts([MultipartPart])
 }
@@ -160,12 +160,17 @@ struct RESTTriggerPlan {
     /// copy of the context to call the mutating `makeRequest` (which may start it) retained and released its
     /// strings once more per REST trigger (bench/README.md, "Branch hotpath3").
     /// `now`: the frontend's clock when the request is complete (the pool's `request_timeout` counts from it).
-    func makeRequest(inputs: [TriggerInput], now: NIODeadline) -> TriggerRequest {
+    func makeRequest(batch: TriggerBatch, now: NIODeadline) -> TriggerRequest {
         guard let trace = context.trace else {
             var context = self.context
-            return context.makeRequest(ref: ref, mode: mode, inputs: inputs, now: now)
+            return context.makeRequest(ref: ref, mode: mode, batch: batch, now: now)
         }
-        return context.makeRequest(ref: ref, mode: mode, batch: TriggerBatch(inputs), trace: trace, now: now)
+        return context.makeRequest(ref: ref, mode: mode, batch: batch, trace: trace, now: now)
+    }
+
+    /// As ``makeRequest(batch:now:)``, for a batch of decoded inputs.
+    func makeRequest(inputs: [TriggerInput], now: NIODeadline) -> TriggerRequest {
+        makeRequest(batch: TriggerBatch(inputs), now: now)
     }
 }
 
@@ -329,10 +334,12 @@ struct RESTBodyCollector {
             storage = .json(BodyGatherer())
             return .parts(try decoder.finishParts())
         }
-        return .inputs(try finish())
+        return .batch(try finish())
     }
 
-    mutating func finish() throws -> [TriggerInput] {
+    /// The trigger batch of the whole body: with `keepCanonicalBase64` (a sync or streamed trigger for an http
+    /// runner) a canonical JSON body keeps its batch as the runner's text (`RESTTriggerBody.decodeBatch`).
+    mutating func finish() throws -> TriggerBatch {
         switch storage {
         case .json(var gatherer) where formLabelled:
             let object: ValueObject
@@ -345,17 +352,19 @@ struct RESTBodyCollector {
                         + "send application/json or multipart/form-data"
                 )
             }
-            return try RESTTriggerBody.inputs(of: object, limits: limits)
+            return TriggerBatch(try RESTTriggerBody.inputs(of: object, limits: limits))
         case .json(var gatherer):
             guard gatherer.count > 0 else {
                 throw GatewayError(.invalidArgument, "request body is empty: expected a JSON object with \"data\"")
             }
-            return try RESTTriggerBody.decode(
-                json: gatherer.take(), limits: limits, keepCanonicalBase64: keepCanonicalBase64,
-                checkedAlphabet: checkedAlphabet)
+            if keepCanonicalBase64 {
+                return try RESTTriggerBody.decodeBatch(
+                    json: gatherer.take(), limits: limits, checkedAlphabet: checkedAlphabet)
+            }
+            return TriggerBatch(try RESTTriggerBody.decode(json: gatherer.take(), limits: limits))
         case .multipart(var decoder):
             storage = .json(BodyGatherer())
-            return try decoder.finish()
+            return TriggerBatch(try decoder.finish())
         case .idle:
             throw Self.idleUsed
         }

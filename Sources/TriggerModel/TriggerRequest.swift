@@ -21,17 +21,21 @@ package struct TriggerInput: Sendable, Equatable {
     }
 }
 
-/// A trigger's batch: the model's inputs, or (issue 11) the bytes a grpc runner's `RunRequest` carries them in,
-/// with the inputs decoded from the client's message only if something reads them.
+/// A trigger's batch: the model's inputs, or (issue 11) the bytes a runner's request carries them in, with the
+/// inputs decoded from the client's message only if something reads them.
 ///
-/// The bytes form is made only by a frontend that checked them to be byte for byte what
-/// `RunnerCodec.encodeRunRequest` writes for the decoded inputs (`InstillRequestPassthrough`), so the runner
-/// gets the same message either way; every other reader (REST runners, the in-process runner, the operation
-/// store, logs) reads `inputs` as before.
+/// A bytes form is made only by a frontend that checked them to be byte for byte what the runner's encoder
+/// writes for the decoded inputs: `RunnerCodec.encodeRunRequest` for a grpc runner (`InstillRequestPassthrough`),
+/// `BackendHTTPBody.encode` for an http runner (`RESTRequestPassthrough`); so the runner gets the same request
+/// either way. Every other reader (the other kind of runner, the in-process runner, the operation store, logs)
+/// reads `inputs` as before.
 package struct TriggerBatch: Sendable, Equatable {
     private enum Storage: Sendable {
         case values([TriggerInput])
-        case wire(WireBacked)
+        /// `RunRequest.inputs` elements.
+        case runRequestInputs(WireBacked)
+        /// The `data` elements of an http runner's run request.
+        case httpRunData(WireBacked)
     }
 
     private var storage: Storage
@@ -47,19 +51,35 @@ package struct TriggerBatch: Sendable, Equatable {
         source: ByteBuffer,
         decode: @escaping @Sendable (ByteBuffer) -> [TriggerInput]
     ) {
-        self.storage = .wire(WireBacked(wire: runRequestInputs, source: source, decoder: .inputs(decode)))
+        self.storage = .runRequestInputs(WireBacked(wire: runRequestInputs, source: source, decoder: .inputs(decode)))
+    }
+
+    /// A batch whose http run request form is `httpRunData`: the elements of its `data` array, comma-separated,
+    /// as `BackendHTTPBody` writes them; `decode(source)` gives the inputs the first time they are read.
+    package init(
+        httpRunData: ByteBuffer,
+        source: ByteBuffer,
+        decode: @escaping @Sendable (ByteBuffer) -> [TriggerInput]
+    ) {
+        self.storage = .httpRunData(WireBacked(wire: httpRunData, source: source, decoder: .inputs(decode)))
     }
 
     package var inputs: [TriggerInput] {
         switch storage {
         case .values(let inputs): inputs
-        case .wire(let lazy): lazy.inputs
+        case .runRequestInputs(let lazy), .httpRunData(let lazy): lazy.inputs
         }
     }
 
     /// The encoded `RunRequest.inputs` elements, when the batch carries them.
     package var runRequestInputs: ByteBuffer? {
-        if case .wire(let lazy) = storage { return lazy.wire }
+        if case .runRequestInputs(let lazy) = storage { return lazy.wire }
+        return nil
+    }
+
+    /// The elements of an http run request's `data` array, when the batch carries them.
+    package var httpRunData: ByteBuffer? {
+        if case .httpRunData(let lazy) = storage { return lazy.wire }
         return nil
     }
 

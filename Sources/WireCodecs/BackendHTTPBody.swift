@@ -34,6 +34,13 @@ package enum BackendHTTPBody {
         JSONValueCodec.writeString(request.requestID, after: ",\"request_id\":", into: &buffer)
         buffer.writeStaticString(
             request.returnTraces ? ",\"return_traces\":true,\"data\":[" : ",\"return_traces\":false,\"data\":[")
+        // A batch carried as the client's text (`RESTRequestPassthrough`) is those bytes: the loop below would
+        // write the same ones from the decoded inputs.
+        if let data = request.batch.httpRunData {
+            buffer.writeImmutableBuffer(data)
+            buffer.writeStaticString("]}")
+            return
+        }
         for (i, input) in request.inputs.enumerated() {
             buffer.writeStaticString(i > 0 ? ",{\"variable\":" : "{\"variable\":")
             JSONValueCodec.write(input.variables, into: &buffer, blobs: &blobs)

@@ -25,6 +25,35 @@ package enum RESTTriggerBody {
         return try inputs(of: object, limits: limits)
     }
 
+    /// As `decode(json:limits:keepCanonicalBase64: true, checkedAlphabet:)`, for a sync or streamed trigger for an
+    /// http runner: a body in canonical form (`RESTRequestPassthrough`) keeps its batch as the runner's `data`
+    /// elements (`TriggerBatch.httpRunData`), its inputs decoded only if something reads them (issue 11). Any
+    /// other body is decoded now, with the same inputs or error either way.
+    ///
+    /// - Throws: as `decode(json:limits:keepCanonicalBase64:checkedAlphabet:)`.
+    package static func decodeBatch(
+        json body: consuming ByteBuffer, limits: CodecLimits, checkedAlphabet: Range<UInt>? = nil
+    ) throws -> TriggerBatch {
+        if let carried = RESTRequestPassthrough.batch(of: body, limits: limits) {
+            return TriggerBatch(httpRunData: carried.runnerData, source: carried.document, decode: decodeCarried)
+        }
+        return TriggerBatch(
+            try decode(json: body, limits: limits, keepCanonicalBase64: true, checkedAlphabet: checkedAlphabet))
+    }
+
+    /// The inputs of a `RESTRequestPassthrough.Batch.document`: a closure without captures, so a batch allocates
+    /// no context for it. The scan accepted the client's body within its limits, so none is checked again.
+    private static let decodeCarried: @Sendable (ByteBuffer) -> [TriggerInput] = { document in
+        let unlimited = CodecLimits(maxBodyBytes: .max, maxBatch: .max, maxDepth: .max, maxJSONMembers: .max)
+        do {
+            return try decode(json: document, limits: unlimited, keepCanonicalBase64: true)
+        } catch {
+            // Unreachable: the document is the runner's elements of a body the scan accepted, which decodes.
+            assertionFailure("a canonical trigger body failed to decode: \(error)")
+            return []
+        }
+    }
+
     /// The batch of an already decoded body object.
     package static func inputs(of body: ValueObject, limits: CodecLimits) throws -> [TriggerInput] {
         let key: String

@@ -48,10 +48,11 @@ struct RESTBodyCollectorTests {
             try collector.append(body.getSlice(at: chunk, length: min(65536, body.readableBytes - chunk))!)
         }
         let storage = try #require(collector.gatheredStorageAddress)
-        guard case .inputs(let inputs) = try collector.finishBody() else {
-            Issue.record("a JSON collector answers inputs")
+        guard case .batch(let batch) = try collector.finishBody() else {
+            Issue.record("a JSON collector answers a batch")
             return
         }
+        let inputs = batch.inputs
         let blob = try #require(inputs.first?.variables["f"]?.blobValue)
         let address = blob.bytes.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress!) }
         #expect(address > storage && address < storage + 100, "the blob was copied out of the body")
