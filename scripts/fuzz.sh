@@ -47,6 +47,9 @@
 #                                   FUZZ_ONLY=h1resp fuzzes only our HTTP/1.1 response decoder (the http
 #                                   transport's, HTTP1ResponseDecoderFuzzing); seeds corpus/h1resp-*. `regress`
 #                                   replays every corpus file through it too (fuzzGatewayDecoders).
+#                                   FUZZ_ONLY=rest fuzzes only the REST bodies' decoders (RESTFuzzing: JSON
+#                                   trigger bodies and their passthrough to http runners, multipart, the http
+#                                   runner's answers and SSE); seeds corpus/rest-*.
 #   scripts/fuzz.sh merge           fold .build/corpus-work/ into corpus/, keeping only inputs that add coverage.
 #   scripts/fuzz.sh minimize FILE   minimize a crasher (-minimize_crash=1) into FailCases/<name>.min.
 #   scripts/fuzz.sh seeds           rewrite the generated seeds corpus/seed-* (FuzzSeeds.swift).

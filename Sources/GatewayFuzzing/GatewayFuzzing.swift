@@ -37,6 +37,13 @@ public func gatewayFuzzSeeds() -> [(name: String, bytes: [UInt8])] {
     FuzzSeeds.all()
 }
 
+/// The REST bodies' decoders (``RESTFuzzing``: JSON trigger bodies and their passthrough to http runners, JSON
+/// values, multipart forms, the http runner's bodies and SSE stream): `FUZZ_ONLY=rest` fuzzes only those,
+/// thousands of inputs a second; seeds corpus/rest-*.
+public func fuzzRESTDecoders(_ bytes: UnsafeRawBufferPointer) {
+    RESTFuzzing.run(bytes)
+}
+
 /// Our HTTP/1.1 response decoder, what the http transport reads runners' answers with
 /// (``HTTP1ResponseDecoderFuzzing``): `FUZZ_ONLY=h1resp` fuzzes only that, thousands of inputs a second.
 public func fuzzHTTP1ResponseDecoder(_ bytes: UnsafeRawBufferPointer) {

@@ -40,15 +40,28 @@ struct CanonicalJSONScanner {
     private var members = 0
     /// Keys of the objects being scanned (offset and length), innermost last.
     private var keys: [(start: Int, count: Int)] = []
-    /// Whether whitespace was skipped since the scan began, or since the caller last cleared it.
-    var sawWhitespace = false
+    /// Whether whitespace was skipped since the scan began.
+    private(set) var sawWhitespace = false
+    /// Where ``emit(_:)`` and copies (``startCopy()``) write; nil: nowhere.
+    private let output: UnsafeMutableRawBufferPointer?
+    /// Bytes written to `output`.
+    private(set) var written = 0
+    /// Whether the text read is being copied to `output`, and from where the part not yet copied starts: a copy
+    /// is cut at each whitespace run as it is skipped, so the text is read once.
+    private var copying = false
+    private var copyFrom = 0
 
-    /// `raw` must not be empty.
-    init(_ raw: UnsafeRawBufferPointer, maxDepth: Int, maxMembers: Int = .max) {
+    /// `raw` must not be empty. `output`: where a document's scan writes what it makes of the text (a
+    /// precondition failure past its end: the caller bounds what the document can need).
+    init(
+        _ raw: UnsafeRawBufferPointer, maxDepth: Int, maxMembers: Int = .max,
+        output: UnsafeMutableRawBufferPointer? = nil
+    ) {
         self.bytes = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
         self.count = raw.count
         self.maxDepth = maxDepth
         self.maxMembers = maxMembers
+        self.output = output
         // Room for a result's usual keys at once: grown from empty, they were reallocated twice per answer
         // (issue 11).
         keys.reserveCapacity(8)
@@ -318,14 +331,51 @@ struct CanonicalJSONScanner {
     }
 
     mutating func skipWhitespace() {
+        let start = pos
         while pos < count {
             switch bytes[pos] {
             case 0x20, 0x09, 0x0A, 0x0D:
                 pos += 1
-                sawWhitespace = true
-            default: return
+            default:
+                if pos > start { skipped(from: start) }
+                return
             }
         }
+        if pos > start { skipped(from: start) }
+    }
+
+    /// Whitespace was skipped from `start` to `pos`: a copy under way takes the text before it.
+    private mutating func skipped(from start: Int) {
+        sawWhitespace = true
+        guard copying else { return }
+        emit(UnsafeRawBufferPointer(start: bytes + copyFrom, count: start - copyFrom))
+        copyFrom = pos
+    }
+
+    // MARK: Copying
+
+    /// Appends `text` to the output (see ``init(_:maxDepth:maxMembers:output:)``).
+    mutating func emit(_ text: StaticString) {
+        emit(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    private mutating func emit(_ text: UnsafeRawBufferPointer) {
+        guard let output, let source = text.baseAddress else { return }
+        precondition(text.count <= output.count - written, "CanonicalJSONScanner: more output than its bound")
+        (output.baseAddress! + written).copyMemory(from: source, byteCount: text.count)
+        written += text.count
+    }
+
+    /// Starts copying the text read from `pos` on to the output, whitespace outside strings dropped.
+    mutating func startCopy() {
+        copyFrom = pos
+        copying = true
+    }
+
+    /// Ends the copy ``startCopy()`` began, at `pos`.
+    mutating func endCopy() {
+        copying = false
+        emit(UnsafeRawBufferPointer(start: bytes + copyFrom, count: pos - copyFrom))
     }
 
     /// Appends the text of `raw` without whitespace outside strings; only called on text the scanner accepted.

@@ -24,76 +24,73 @@ enum RESTRequestPassthrough {
         var runnerData: ByteBuffer
     }
 
-    /// `{"data":[` and `]}`: what ``Batch/document`` wraps its elements in.
-    private static let documentHead: StaticString = "{\"data\":["
-    private static let documentTail: StaticString = "]}"
-
     /// `body`'s batch in the runner's form, or nil when `body` is not a canonical trigger body (or would be refused).
     static func batch(of body: ByteBuffer, limits: CodecLimits) -> Batch? {
         let count = body.readableBytes
         guard count > 0 else { return nil }
-        // Room for the runner's element wrapping (27 bytes each for a legacy element, 14 more for `data`'s own).
-        var out = ByteBufferAllocator().buffer(capacity: count + 64)
-        out.writeStaticString(documentHead)
-        let accepted = body.withUnsafeReadableBytes { raw in
-            var scanner = CanonicalJSONScanner(raw, maxDepth: limits.maxDepth, maxMembers: limits.maxJSONMembers)
-            var elements = 0
-            return scanner.triggerBody(maxBatch: limits.maxBatch) { variables, hasWhitespace in
-                out.writeStaticString(elements == 0 ? "{\"variable\":" : ",{\"variable\":")
-                let text = UnsafeRawBufferPointer(rebasing: raw[variables])
-                if hasWhitespace {
-                    CanonicalJSONScanner.writeCompacted(text, into: &out)
-                } else {
-                    out.writeBytes(text)
-                }
-                out.writeStaticString(",\"secret\":{}}")
-                elements += 1
+        // What the document can need: the client's text (less its whitespace), `{"data":[` and `]}`, and per
+        // element at most 27 bytes of wrapping (a legacy element, at least `{}` and a comma in the client's text,
+        // gets `{"variable":`, `,"secret":{}}` and a comma).
+        let bound = count + 11 + 27 * min(limits.maxBatch, count / 3 + 1)
+        var document = ByteBufferAllocator().buffer(capacity: bound)
+        var data: Range<Int>?
+        body.withUnsafeReadableBytes { raw in
+            document.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { target in
+                var scanner = CanonicalJSONScanner(
+                    raw, maxDepth: limits.maxDepth, maxMembers: limits.maxJSONMembers,
+                    output: UnsafeMutableRawBufferPointer(rebasing: target[..<bound]))
+                data = scanner.triggerBody(maxBatch: limits.maxBatch)
+                return data == nil ? 0 : scanner.written
             }
         }
-        guard accepted else { return nil }
-        let dataStart = documentHead.utf8CodeUnitCount
-        let dataCount = out.readableBytes - dataStart
-        out.writeStaticString(documentTail)
-        return Batch(document: out, runnerData: out.getSlice(at: out.readerIndex + dataStart, length: dataCount)!)
+        guard let data else { return nil }
+        return Batch(
+            document: document,
+            runnerData: document.getSlice(at: document.readerIndex + data.lowerBound, length: data.count)!)
     }
 }
 
 extension CanonicalJSONScanner {
-    /// A canonical trigger body (see ``RESTRequestPassthrough``) of 1 to `maxBatch` elements; `variables` is
-    /// called with each element's variables object (its range in the text, and whether it holds whitespace to
-    /// drop) as it is read.
-    mutating func triggerBody(maxBatch: Int, _ variables: (Range<Int>, Bool) -> Void) -> Bool {
+    /// A canonical trigger body (see ``RESTRequestPassthrough``) of 1 to `maxBatch` elements, written to the output
+    /// as `{"data":[<runner elements>]}`; the range of the elements in what was written, or nil.
+    mutating func triggerBody(maxBatch: Int) -> Range<Int>? {
         skipWhitespace()
-        guard enterContainer(), literal("{") else { return false }
+        guard enterContainer(), literal("{") else { return nil }
         skipWhitespace()
         let legacy: Bool
         if next(is: "\"data\"") {
             legacy = false
-            guard member("data") else { return false }
+            guard member("data") else { return nil }
         } else {
             legacy = true
-            guard member("inputs") else { return false }
+            guard member("inputs") else { return nil }
         }
-        guard enterContainer(), literal("[") else { return false }
+        guard enterContainer(), literal("[") else { return nil }
+        emit("{\"data\":[")
+        let dataStart = written
         skipWhitespace()
-        var count = 0
-        let read = elements(closing: "]") { scanner in
-            count += 1
-            guard count <= maxBatch else { return false }
-            return legacy ? scanner.variablesObject(variables) : scanner.dataElement(variables)
+        var elements = 0
+        let read = self.elements(closing: "]") { scanner in
+            elements += 1
+            guard elements <= maxBatch else { return false }
+            scanner.emit(elements == 1 ? "{\"variable\":" : ",{\"variable\":")
+            guard legacy ? scanner.variablesObject() : scanner.dataElement() else { return false }
+            scanner.emit(",\"secret\":{}}")
+            return true
         }
-        guard read else { return false }
+        guard read else { return nil }
+        let data = dataStart..<written
+        emit("]}")
         leaveContainer()
         skipWhitespace()
-        guard literal("}") else { return false }
+        guard literal("}") else { return nil }
         skipWhitespace()
-        return atEnd
+        return atEnd ? data : nil
     }
 
-    /// `{"variable":<object>}` or `{"variable":<object>,"secret":{}}`.
-    private mutating func dataElement(_ variables: (Range<Int>, Bool) -> Void) -> Bool {
-        guard next(is: UInt8(ascii: "{")), enterContainer(), literal("{"), member("variable"),
-            variablesObject(variables)
+    /// `{"variable":<object>}` or `{"variable":<object>,"secret":{}}`; the object copied.
+    private mutating func dataElement() -> Bool {
+        guard next(is: UInt8(ascii: "{")), enterContainer(), literal("{"), member("variable"), variablesObject()
         else { return false }
         skipWhitespace()
         if literal(",") {
@@ -108,13 +105,12 @@ extension CanonicalJSONScanner {
         return true
     }
 
-    /// A canonical object at `pos`, handed to `variables`.
-    private mutating func variablesObject(_ variables: (Range<Int>, Bool) -> Void) -> Bool {
+    /// A canonical object at `pos`, copied to the output without its whitespace.
+    private mutating func variablesObject() -> Bool {
         guard next(is: UInt8(ascii: "{")) else { return false }
-        let start = pos
-        sawWhitespace = false
+        startCopy()
         guard object() else { return false }
-        variables(start..<pos, sawWhitespace)
+        endCopy()
         return true
     }
 }

@@ -27,6 +27,7 @@ func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     case "relay": fuzzRelayParsers(bytes)
     case "http1": fuzzHTTP1Decoder(bytes)
     case "h1resp": fuzzHTTP1ResponseDecoder(bytes)
+    case "rest": fuzzRESTDecoders(bytes)
     default: fuzzGatewayInput(bytes)
     }
     return 0
@@ -34,7 +35,8 @@ func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 
 /// `FUZZ_ONLY=relay`: only the streaming relay's parsers, not the whole connection (see `fuzzRelayParsers`);
 /// `FUZZ_ONLY=http1`: only our HTTP/1.1 request decoder against NIO's (see `fuzzHTTP1Decoder`);
-/// `FUZZ_ONLY=h1resp`: only our HTTP/1.1 response decoder (see `fuzzHTTP1ResponseDecoder`).
+/// `FUZZ_ONLY=h1resp`: only our HTTP/1.1 response decoder (see `fuzzHTTP1ResponseDecoder`);
+/// `FUZZ_ONLY=rest`: only the REST bodies' decoders and passthroughs (see `fuzzRESTDecoders`).
 private let only = ProcessInfo.processInfo.environment["FUZZ_ONLY"]
 
 private func writeSeeds(to directory: String) -> CInt {
