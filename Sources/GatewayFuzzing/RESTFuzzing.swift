@@ -27,6 +27,10 @@ enum RESTFuzzing {
         maxMultipartPartHeaderBytes: 1024
     )
 
+    /// Caps a short input reaches at every turn: the member, batch and depth counts of the trigger body's
+    /// passthrough against the parser's.
+    static let smallLimits = CodecLimits(maxBodyBytes: 1 << 16, maxBatch: 3, maxDepth: 6, maxJSONMembers: 24)
+
     /// Read sizes cycled through when a body is fed in pieces.
     static let chunkSizes = [1, 5, 2, 13, 3, 64, 7]
 
@@ -46,7 +50,8 @@ enum RESTFuzzing {
     // MARK: JSON
 
     static func triggerBody(_ body: ByteBuffer) {
-        triggerBodyPassthrough(body)
+        triggerBodyPassthrough(body, limits: limits)
+        triggerBodyPassthrough(body, limits: smallLimits)
         guard let inputs = try? RESTTriggerBody.decode(json: body, limits: limits) else { return }
         let ref = PipelineRef(namespace: "n", pipeline: "p")
         let request = TriggerRequest(ref: ref, inputs: inputs, requestID: "r")
@@ -70,7 +75,7 @@ enum RESTFuzzing {
 
     /// A trigger body whose batch goes to an http runner as the client's text (issue 11, `RESTRequestPassthrough`)
     /// gives the runner's body and the inputs that decoding and re-encoding give, or the same error.
-    static func triggerBodyPassthrough(_ body: ByteBuffer) {
+    static func triggerBodyPassthrough(_ body: ByteBuffer, limits: CodecLimits) {
         let carried = Result { try RESTTriggerBody.decodeBatch(json: body, limits: limits) }
         let tree = Result { try RESTTriggerBody.decode(json: body, limits: limits, keepCanonicalBase64: true) }
         switch (carried, tree) {

@@ -196,8 +196,10 @@ struct RESTBodyCollector {
     private let limits: CodecLimits
     /// Labelled `application/x-www-form-urlencoded` but read as JSON (see `formLabelledJSON`).
     private var formLabelled = false
-    /// Large data URIs with canonical base64 are kept as that text, not decoded (a sync or streamed trigger
-    /// for an http runner, which gets the same text: `RESTTriggerBody.decode(json:limits:keepCanonicalBase64:)`).
+    /// A sync or streamed trigger for an http runner, which gets the client's text where it can: a body already in
+    /// the runner's form keeps its batch as that text (`RESTTriggerBody.decodeBatch`), and in any other, large
+    /// data URIs with canonical base64 are kept as that text, not decoded (`RESTTriggerBody.decode(json:limits:
+    /// keepCanonicalBase64:)`).
     var keepCanonicalBase64 = false
     /// Addresses of the gathered JSON body's storage that `HTTP1BodyRelay` already found in base64's standard
     /// alphabet while relaying them (`checkedBase64(gatheredAddress:)`): the end-of-body parse does not check

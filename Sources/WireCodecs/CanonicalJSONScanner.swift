@@ -11,7 +11,8 @@ import TriggerModel
 
 /// Scans JSON text for values already in the gateway's writer's form: what `JSONParser` reads and
 /// `JSONValueCodec.write` writes back as the same bytes, apart from insignificant whitespace (RFC 8259 §2), which
-/// the caller drops (``writeCompacted(_:into:)``). Builds no tree (issue 11: the passthroughs of a runner's answer,
+/// is dropped: by the caller after the scan (``writeCompacted(_:into:)``), or as the scan copies the text to its
+/// output (``startCopy()``). Builds no tree (issue 11: the passthroughs of a runner's answer,
 /// `CanonicalSyncResponse`, and of a client's trigger body, `RESTRequestPassthrough`, each skip a decode into
 /// `Value` trees and an encode again). A value is canonical when:
 /// - strings: valid UTF-8 (the checks of `String(validating:)`: no overlong forms, surrogates or code points

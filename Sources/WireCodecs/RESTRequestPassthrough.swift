@@ -11,6 +11,7 @@ import TriggerModel
 ///   secret with entries is decoded into a dictionary, which the encoder writes sorted);
 /// - the legacy `{"inputs":[<object>,…]}`, whose elements are the variables themselves;
 /// - one top-level member (a body with both, or others, is decoded: the decoder picks `data` and ignores the rest);
+/// - at most ``maxBodyBytes`` of text;
 /// - 1 to `limits.maxBatch` elements, every variables object canonical (``CanonicalJSONScanner``: no data URIs,
 ///   no repeated keys), nesting within `limits.maxDepth` and members within `limits.maxJSONMembers`, counted as
 ///   the parser counts them.
@@ -24,14 +25,20 @@ enum RESTRequestPassthrough {
         var runnerData: ByteBuffer
     }
 
-    /// `body`'s batch in the runner's form, or nil when `body` is not a canonical trigger body (or would be refused).
+    /// Larger bodies are decoded (`JSONParser.inPlaceBlobBytes`, where the parser starts slicing blobs out of the
+    /// body): they are where blobs are, and a body with a data URI would have cost a scan up to it and an output
+    /// buffer of its size for nothing; a large body's decode is its bytes' cost, not the per-call work saved here.
+    static var maxBodyBytes: Int { JSONParser.inPlaceBlobBytes }
+
+    /// `body`'s batch in the runner's form, or nil when `body` is not a canonical trigger body (or would be refused,
+    /// or is over ``maxBodyBytes``).
     static func batch(of body: ByteBuffer, limits: CodecLimits) -> Batch? {
         let count = body.readableBytes
-        guard count > 0 else { return nil }
+        guard count > 0, count <= maxBodyBytes else { return nil }
         // What the document can need: the client's text (less its whitespace), `{"data":[` and `]}`, and per
-        // element at most 27 bytes of wrapping (a legacy element, at least `{}` and a comma in the client's text,
-        // gets `{"variable":`, `,"secret":{}}` and a comma).
-        let bound = count + 11 + 27 * min(limits.maxBatch, count / 3 + 1)
+        // element at most 26 bytes of wrapping (a legacy element, at least `{}` and a comma in the client's text,
+        // gets `{"variable":` and `,"secret":{}}`, and a comma before it from the second on).
+        let bound = count + 11 + 26 * min(limits.maxBatch, count / 3 + 1)
         var document = ByteBufferAllocator().buffer(capacity: bound)
         var data: Range<Int>?
         body.withUnsafeReadableBytes { raw in

@@ -190,3 +190,21 @@ extension RESTRequestPassthroughTests {
         }
     }
 }
+
+extension RESTRequestPassthroughTests {
+    /// A canonical body of exactly `bytes` bytes.
+    static func body(bytes: Int) -> String {
+        let frame = #"{"data":[{"variable":{"s":""}}]}"#
+        return #"{"data":[{"variable":{"s":""# + String(repeating: "x", count: bytes - frame.utf8.count) + #""}}]}"#
+    }
+
+    @Test("Bodies up to maxBodyBytes are carried; larger ones are decoded, to the same runner body")
+    func sizeLimit() throws {
+        let atLimit = Self.body(bytes: RESTRequestPassthrough.maxBodyBytes)
+        #expect(atLimit.utf8.count == RESTRequestPassthrough.maxBodyBytes)
+        #expect(try Self.bodies(atLimit).batch.httpRunData != nil)
+        let (carried, tree, batch, _) = try Self.bodies(Self.body(bytes: RESTRequestPassthrough.maxBodyBytes + 1))
+        #expect(batch.httpRunData == nil)
+        #expect(carried == tree)
+    }
+}
