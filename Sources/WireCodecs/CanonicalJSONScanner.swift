@@ -40,7 +40,7 @@ struct CanonicalJSONScanner {
     /// Object members and array elements read so far (`JSONParser.countMember`).
     private var members = 0
     /// Keys of the objects being scanned (offset and length), innermost last.
-    private var keys: [(start: Int, count: Int)] = []
+    private var keys = KeyStack()
     /// Whether whitespace was skipped since the scan began.
     private(set) var sawWhitespace = false
     /// Where ``emit(_:)`` and copies (``startCopy()``) write; nil: nowhere.
@@ -63,9 +63,6 @@ struct CanonicalJSONScanner {
         self.maxDepth = maxDepth
         self.maxMembers = maxMembers
         self.output = output
-        // Room for a result's usual keys at once: grown from empty, they were reallocated twice per answer
-        // (issue 11).
-        keys.reserveCapacity(8)
     }
 
     /// Whether the text is read to its end.
@@ -134,7 +131,7 @@ struct CanonicalJSONScanner {
         }
         let frame = keys.count
         guard elements(closing: "}", { $0.objectMember(frame: frame) }) else { return false }
-        keys.removeSubrange(frame...)
+        keys.truncate(to: frame)
         depth -= 1
         return true
     }
@@ -146,7 +143,7 @@ struct CanonicalJSONScanner {
         guard string(isValue: false) else { return false }
         let key = (start: start, count: pos - 1 - start)
         guard keys.count - frame < Self.maxCheckedKeys else { return false }
-        for other in keys[frame...] where sameKey(other, key) { return false }
+        for index in frame..<keys.count where sameKey(keys[index], key) { return false }
         keys.append(key)
         skipWhitespace()
         guard literal(":") else { return false }
@@ -402,5 +399,37 @@ struct CanonicalJSONScanner {
             }
         }
         if runStart < raw.count { out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[runStart...])) }
+    }
+
+    /// The keys of the objects being scanned, innermost last: the first ``inlineCount`` in the scanner itself, the
+    /// rest in an array. Two scans a REST call (the client's body, the runner's answer), each with an array of its
+    /// own, allocated it twice (issue 11); nesting with more keys than fit inline is rare.
+    struct KeyStack {
+        typealias Key = (start: Int, count: Int)
+        static let inlineCount = 16
+        private var inline = InlineArray<16, Key>(repeating: (0, 0))
+        private var overflow: [Key] = []
+        private(set) var count = 0
+
+        subscript(index: Int) -> Key {
+            index < Self.inlineCount ? inline[index] : overflow[index - Self.inlineCount]
+        }
+
+        mutating func append(_ key: Key) {
+            if count < Self.inlineCount {
+                inline[count] = key
+            } else {
+                overflow.append(key)
+            }
+            count += 1
+        }
+
+        /// Drops the keys from `newCount` on.
+        mutating func truncate(to newCount: Int) {
+            if newCount < count, count > Self.inlineCount {
+                overflow.removeLast(count - max(newCount, Self.inlineCount))
+            }
+            count = min(count, newCount)
+        }
     }
 }

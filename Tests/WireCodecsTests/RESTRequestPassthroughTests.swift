@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import SeededRandom
 import Testing
@@ -206,5 +207,34 @@ extension RESTRequestPassthroughTests {
         let (carried, tree, batch, _) = try Self.bodies(Self.body(bytes: RESTRequestPassthrough.maxBodyBytes + 1))
         #expect(batch.httpRunData == nil)
         #expect(carried == tree)
+    }
+}
+
+extension RESTRequestPassthroughTests {
+    /// `{"<prefix>0":1,…}` with `count` keys, the last one's value `last`.
+    static func object(_ prefix: String, count: Int, last: String = "1") -> String {
+        "{" + (0..<count).map { "\"\(prefix)\($0)\":\($0 == count - 1 ? last : "1")" }.joined(separator: ",") + "}"
+    }
+
+    @Test("Repeated keys are found past the keys the scanner holds inline, and sibling objects' keys never clash")
+    func keysPastInlineStorage() throws {
+        // Three levels of 8 keys: the innermost object's keys are the 17th to the 24th on the scanner's stack.
+        let inner = Self.object("c", count: 8)
+        let middle = Self.object("b", count: 8, last: inner)
+        // Siblings with the same keys at the deepest level, then the outer object goes on after them.
+        let outer = "{\"a0\":\(middle),\"a1\":\(middle),\"a2\":[\(inner),\(inner)]}"
+        let cases: [(text: String, carried: Bool)] = [
+            (outer, true),
+            // A key repeated among the innermost ones (past the inline storage).
+            (outer.replacingOccurrences(of: "\"c7\"", with: "\"c0\""), false),
+            // A key of the outer object repeated after the nested ones closed.
+            (outer.replacingOccurrences(of: "\"a2\"", with: "\"a0\""), false),
+        ]
+        for (variables, carried) in cases {
+            let (runBody, tree, batch, reference) = try Self.bodies(#"{"data":[{"variable":\#(variables)}]}"#)
+            #expect((batch.httpRunData != nil) == carried, "\(variables)")
+            #expect(runBody == tree)
+            #expect(batch.inputs == reference)
+        }
     }
 }
