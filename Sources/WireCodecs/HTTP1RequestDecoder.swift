@@ -796,7 +796,11 @@ package struct HTTP1RequestHead: Sendable {
         self.layout = layout
     }
 
-    package var method: String { string(layout.method) }
+    /// The method; a common one is a string literal (``HTTP1CommonFields/method(_:)``), never made or counted.
+    package var method: String {
+        bytes.withUnsafeReadableBytes { HTTP1CommonFields.method(UnsafeRawBufferPointer(rebasing: $0[layout.method])) }
+            ?? string(layout.method)
+    }
     package var target: String { string(layout.target) }
     /// 1 (HTTP/1.1) or 0 (HTTP/1.0).
     package var minorVersion: Int { layout.minorVersion }

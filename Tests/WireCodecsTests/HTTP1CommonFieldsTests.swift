@@ -87,3 +87,26 @@ struct HTTP1CommonFieldsTests {
         #expect(Self.value(Array("application/json ".utf8)) == nil)
     }
 }
+
+extension HTTP1CommonFieldsTests {
+    static func method(_ text: String) -> String? { Array(text.utf8).withUnsafeBytes { HTTP1CommonFields.method($0) } }
+
+    @Test("methods: each listed one as its own text, case-sensitively; any other (or one byte off) is not found")
+    func methods() {
+        let methods = ["GET", "PUT", "POST", "HEAD", "PATCH", "DELETE", "OPTIONS"]
+        for method in methods {
+            #expect(Self.method(method) == method)
+            #expect(Self.method(method.lowercased()) == nil)
+            let bytes = Array(method.utf8)
+            for index in bytes.indices {
+                for replacement in Self.tokenBytes where replacement != bytes[index] {
+                    var changed = bytes
+                    changed[index] = replacement
+                    let text = String(decoding: changed, as: UTF8.self)
+                    #expect(Self.method(text) == (methods.contains(text) ? text : nil), "\(text)")
+                }
+            }
+        }
+        for other in ["", "GE", "CONNECT", "TRACE", "PROPFIND", "POSTS"] { #expect(Self.method(other) == nil) }
+    }
+}
