@@ -103,7 +103,6 @@ final class HTTPBackendSSEReader {
                 wholeBody.restart(expectedLength: head.contentLength.map { min($0, maxResponseBytes) })
                 whole = HTTPBackendResponse(
                     status: head.status,
-                    contentType: contentType,
                     body: ByteBuffer(),
                     keepAlive: keepAlive
                 )
