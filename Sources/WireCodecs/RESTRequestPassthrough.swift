@@ -41,7 +41,7 @@ enum RESTRequestPassthrough {
         let bound = count + 11 + 26 * min(limits.maxBatch, count / 3 + 1)
         var document = ByteBufferAllocator().buffer(capacity: bound)
         var data: Range<Int>?
-        body.withUnsafeReadableBytes { raw in
+        _ = body.withUnsafeReadableBytes { raw in
             document.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { target in
                 var scanner = CanonicalJSONScanner(
                     raw, maxDepth: limits.maxDepth, maxMembers: limits.maxJSONMembers,
