@@ -3,8 +3,8 @@ import TriggerModel
 
 /// Recognises a REST trigger body (`RESTTriggerBody`) whose batch an http runner's run request
 /// (`BackendHTTPBody`, API.md §5) can carry as the client's own text: decoding it into `Value` trees and writing
-/// them again would give the same bytes (issue 11: that decode and encode cost ~12 k instructions of a ~82 k REST
-/// call for a one-variable batch).
+/// them again would give the same bytes (issue 11: that decode and encode cost ~7 k instructions more than this
+/// scan, of a ~82 k REST call with a two-variable batch; bench/README.md, "Forty-fifth session").
 ///
 /// Accepted, and nothing else (the caller then decodes, with today's model or today's error):
 /// - `{"data":[<element>,…]}`: each element `{"variable":<object>}` or `{"variable":<object>,"secret":{}}` (a
