@@ -122,17 +122,23 @@ struct CanonicalJSONScanner {
 
     /// The object at `pos` (its opening brace), every value in it in the writer's form; moves past it.
     mutating func object() -> Bool {
+        let frame = keys.count
+        guard container(closing: "}", { $0.objectMember(frame: frame) }) else { return false }
+        keys.truncate(to: frame)
+        return true
+    }
+
+    /// The object or array at `pos` (its opening bracket): counted against `maxDepth`, then empty (`closing` at
+    /// once) or `element`s up to `closing` (``elements(closing:_:)``); moves past it.
+    @inline(__always)
+    private mutating func container(closing: StaticString, _ element: (inout CanonicalJSONScanner) -> Bool) -> Bool {
         guard enterContainer() else { return false }
         pos += 1
         skipWhitespace()
-        if literal("}") {
-            depth -= 1
-            return true
+        if !literal(closing) {
+            guard elements(closing: closing, element) else { return false }
         }
-        let frame = keys.count
-        guard elements(closing: "}", { $0.objectMember(frame: frame) }) else { return false }
-        keys.truncate(to: frame)
-        depth -= 1
+        leaveContainer()
         return true
     }
 
@@ -190,16 +196,7 @@ struct CanonicalJSONScanner {
     }
 
     private mutating func array() -> Bool {
-        guard enterContainer() else { return false }
-        pos += 1
-        skipWhitespace()
-        if literal("]") {
-            depth -= 1
-            return true
-        }
-        guard elements(closing: "]", { $0.value() }) else { return false }
-        depth -= 1
-        return true
+        container(closing: "]") { $0.value() }
     }
 
     /// The string at `pos` (its opening quote); leaves `pos` after the closing quote.
