@@ -488,12 +488,26 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     /// The request head and JSON body of one `POST {base}/run`; the body's blobs are encoded only as it is
     /// sent (`StreamedJSONBody`). A body of at most ``inlineBodyBytes`` that is all text is returned inside the
     /// head's buffer, after the blank line, and `body` is then empty: `head` is the first bytes of the message,
-    /// `body` the rest (its `Content-Length` counts both).
+    /// `body` the rest (its `Content-Length` counts both). A batch carried as the client's text
+    /// (`TriggerBatch.httpRunData`, no blobs) of at most ``inlineBodyBytes`` is written after the head in its
+    /// buffer directly, not rendered into a buffer of its own and copied (issue 11).
     func requestParts(
         _ request: TriggerRequest,
         endpoint: EndpointState,
         accept: String
     ) -> (head: ByteBuffer, body: StreamedJSONBody) {
+        if request.relayedBody == nil, let data = request.batch.httpRunData,
+            data.readableBytes <= Self.inlineBodyBytes
+        {
+            // The document around the data (names, request id) is small: room for it and the data at once.
+            var writer = HTTP1RequestHeadWriter(
+                method: "POST", target: endpoint.runPath, extraCapacity: data.readableBytes + 256)
+            addFields(of: request, endpoint: endpoint, accept: accept, to: &writer) {
+                $0.addContentLengthOfBody()
+            }
+            let message = (consume writer).finish { BackendHTTPBody.encode(request: request, into: &$0) }
+            return (message, .empty)
+        }
         // A body relayed from the client as it arrives (issue 12) was rendered by the frontend already.
         var body =
             request.relayedBody.map(StreamedJSONBody.init(relayed:)) ?? BackendHTTPBody.streamed(request: request)
@@ -501,18 +515,11 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         // ~1.5 k instructions through the pipeline, and NIO's channel checks retain and release its state,
         // atomic operations; issue 11).
         let inline = body.count <= Self.inlineBodyBytes ? body.onlyText : nil
-        // Written straight into the head's bytes (no `HTTPHeaders`, whose `add` checked every name again: ~700
-        // instructions a field, issue 11): these names are our constants, the values ours or checked by
-        // ``TriggerRequest/forEachForwardedField(_:)`` (the channel has no outbound header validator).
         var writer = HTTP1RequestHeadWriter(
             method: "POST", target: endpoint.runPath, extraCapacity: inline?.readableBytes ?? 0)
-        writer.add("host", endpoint.authority)
-        writer.add("content-type", "application/json")
-        writer.add("content-length", decimal: body.count)
-        writer.add("accept", accept)
-        request.forEachForwardedField { writer.add($0, $1) }
-        if let deadline = request.deadline {
-            writer.add("x-trigger-deadline-ms", decimal: Int(max((deadline - .now()).nanoseconds / 1_000_000, 1)))
+        let length = body.count
+        addFields(of: request, endpoint: endpoint, accept: accept, to: &writer) {
+            $0.add("content-length", decimal: length)
         }
         // `consume`: the writer's buffer moves into `head`; a `writer` kept to the end of the scope (its lexical
         // lifetime) shared it, and `finish()` copied the whole head to write its last line.
@@ -522,6 +529,26 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             body = .empty  // nothing left to send after the head
         }
         return (head, body)
+    }
+
+    /// The `/run` head's fields, in their order; `contentLength` adds the `content-length` field.
+    ///
+    /// Written straight into the head's bytes (no `HTTPHeaders`, whose `add` checked every name again: ~700
+    /// instructions a field, issue 11): these names are our constants, the values ours or checked by
+    /// ``TriggerRequest/forEachForwardedField(_:)`` (the channel has no outbound header validator).
+    @inline(__always)
+    private func addFields(
+        of request: TriggerRequest, endpoint: EndpointState, accept: String, to writer: inout HTTP1RequestHeadWriter,
+        contentLength: (inout HTTP1RequestHeadWriter) -> Void
+    ) {
+        writer.add("host", endpoint.authority)
+        writer.add("content-type", "application/json")
+        contentLength(&writer)
+        writer.add("accept", accept)
+        request.forEachForwardedField { writer.add($0, $1) }
+        if let deadline = request.deadline {
+            writer.add("x-trigger-deadline-ms", decimal: Int(max((deadline - .now()).nanoseconds / 1_000_000, 1)))
+        }
     }
 
     /// The largest body that ``requestParts(_:endpoint:accept:)`` copies into the head's buffer: a copy this size

@@ -186,12 +186,13 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         var requestIDField: String? = nil
         var userAgentField: String? = nil
         // Names compared by length first (most differ in it: an equality test of two strings is ~50 instructions);
-        // both are 10 bytes long. The first of each counts.
-        for field in fields where field.name.utf8.count == 10 {
-            if field.name == "request-id" {
-                if requestIDField == nil { requestIDField = field.value }
-            } else if field.name == "user-agent" {
-                if userAgentField == nil { userAgentField = field.value }
+        // both are 10 bytes long. The first of each counts. By index: iterating the fields copied each (a retain
+        // and a release of both strings; issue 11).
+        for index in fields.indices where fields[index].name.utf8.count == 10 {
+            if fields[index].name == "request-id" {
+                if requestIDField == nil { requestIDField = fields[index].value }
+            } else if fields[index].name == "user-agent" {
+                if userAgentField == nil { userAgentField = fields[index].value }
             }
         }
         let requestID = RequestContext.requestID(requestIDField)

@@ -28,11 +28,12 @@ enum HTTP1RequestRules {
             // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
             // request message that lacks a Host header field and to any request message that contains more
             // than one Host header field line or a Host header field with an invalid field value."
+            // By index: iterating the fields copied each (a retain and a release of both strings; issue 11).
             var hosts = 0
-            var host = ""
-            for field in headers where field.name == "host" {
+            var hostIndex = 0
+            for index in headers.indices where headers[index].name == "host" {
                 hosts += 1
-                host = field.value
+                hostIndex = index
             }
             guard hosts == 1 else {
                 let what = hosts == 0 ? "has no Host header" : "has \(hosts) Host headers"
@@ -40,6 +41,7 @@ enum HTTP1RequestRules {
                     GatewayError(.invalidArgument, "HTTP/1.1 request \(what); send exactly one"), closeConnection: false
                 )
             }
+            let host = headers[hostIndex].value
             guard isValidHost(host) else {
                 return .reject(
                     GatewayError(.invalidArgument, "invalid Host header \"\(host)\""), closeConnection: false)

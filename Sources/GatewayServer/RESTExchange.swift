@@ -436,7 +436,7 @@ extension RESTRequestHead {
         guard let path = parsed else {
             return fail(GatewayError(.notFound, "no endpoint at \(method) \(pathOnly)"))
         }
-        record.operation = path.operationID(method: method, path: pathOnly)
+        record.operation = path.operationID(method: method, target: target)
         guard path.allowedMethods.contains(method) || path.answersEveryMethod else {
             let allow = path.allowedMethods.joined(separator: ", ")
             var response = RESTErrorFormat(path: target).response(
@@ -519,21 +519,25 @@ extension RESTRequestHead {
             record.namespace = ref.namespace
             record.pipeline = ref.pipeline
             // `{ first($0) }`, not the method `first`: a method reference captured a copy of the whole head.
-            var context = RequestContext(
+            // An optional, taken out whole at its last use (`take()`): passed as a variable, the plan got a copy
+            // of it (its strings retained and released once more per REST trigger; issue 11), and this compiler
+            // refuses `consume` of a variable whose fields were assigned.
+            var context: RequestContext? = RequestContext(
                 requestID: requestID, start: arrival, requestTimeout: services.requestTimeout, field: { first($0) })
-            record.traceID = context.startTrace().traceID
+            record.traceID = context!.startTrace().traceID
             do {
                 principal = try services.authenticator.authenticate(authorization: first("authorization"))
             } catch {
                 return fail(gatewayError(from: error))
             }
             record.principal = principal
-            context.principal = principal
+            context!.principal = principal
             // Instill's requester (`Instill-Requester-Uid`, as the gRPC metadata): refused unless the principal
             // may act for it.
             if let requester = first("instill-requester-uid"), !requester.isEmpty {
                 do {
-                    context.requesterUID = try services.namespaces.checkRequester(uid: requester, principal: principal)
+                    context!.requesterUID = try services.namespaces.checkRequester(
+                        uid: requester, principal: principal)
                 } catch {
                     return fail(gatewayError(from: error))
                 }
@@ -569,7 +573,7 @@ extension RESTRequestHead {
             // Resolved once: the record's route, the pool's timeout and the call all use this one.
             let target = services.dispatcher.target(for: ref)
             record.name(ref, mode: mode, route: target?.route)
-            context.bound(byPoolTimeout: target?.requestTimeout)
+            context!.bound(byPoolTimeout: target?.requestTimeout)
             if mode == .async, services.operations == nil {
                 return fail(GatewayError(.unimplemented, "async triggers are not available on this gateway"))
             }
@@ -613,7 +617,7 @@ extension RESTRequestHead {
             // An async trigger's blobs go to the operation store as bytes: decoding them now, in place, is
             // cheaper than decoding them into a new buffer there.
             collector.keepCanonicalBase64 = mode != .async && target?.sendsBlobsAsBase64 == true
-            use = .use(.trigger(RESTTriggerPlan(ref: ref, mode: mode, context: context, target: target)))
+            use = .use(.trigger(RESTTriggerPlan(ref: ref, mode: mode, context: context.take()!, target: target)))
             return .readBody
         }
     }

@@ -4,10 +4,13 @@ import TriggerModel
 extension RESTPath {
     /// The OpenAPI `operationId` (openapi/openapi.json) of this route under `method`: the bounded `operation`
     /// of the request's record (`RequestRecord.operation`). Static strings, so naming a request allocates
-    /// nothing. `path` is the request's path (no query), made only for the routes that need it (a sync trigger does
-    /// not: ~700 instructions per REST call): `trigger-async` and `triggerAsync` are one route with
-    /// two operations. "unmatched" for an Abacus action the surface does not have.
-    func operationID(method: String, path: @autoclosure () -> Substring) -> String {
+    /// nothing. `target` is the request-target; its path (no query) is cut only for the routes that need it (a sync
+    /// trigger does not: ~700 instructions per REST call): `trigger-async` and `triggerAsync` are one route with
+    /// two operations. "unmatched" for an Abacus action the surface does not have. The target itself, not an
+    /// autoclosure: one that read the head's path captured a copy of the whole head (its strings retained and
+    /// released, issue 11).
+    func operationID(method: String, target: String) -> String {
+        func path() -> Substring { RESTPath.pathPart(of: target) }
         let get = method == "GET" || method == "HEAD"
         switch self {
         case .trigger(let ref, let kind):

@@ -31,15 +31,17 @@ enum RequestFieldRules {
         var authorization = false
         var contentType = false
         var host = false
-        for field in headers {
-            switch field.name.utf8.count {
-            case 4 where field.name == "host":
+        // By index: iterating the fields copied each (a retain and a release of both strings; issue 11).
+        for index in headers.indices {
+            let name = headers[index].name
+            switch name.utf8.count {
+            case 4 where name == "host":
                 if host { return "Host" }
                 host = true
-            case 12 where field.name == "content-type":
+            case 12 where name == "content-type":
                 if contentType { return "Content-Type" }
                 contentType = true
-            case 13 where field.name == "authorization":
+            case 13 where name == "authorization":
                 if authorization { return "Authorization" }
                 authorization = true
             default: break

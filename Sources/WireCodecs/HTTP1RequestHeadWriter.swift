@@ -14,6 +14,11 @@ import TriggerModel
 /// false`).
 package struct HTTP1RequestHeadWriter {
     private var buffer: ByteBuffer
+    /// Where ``addContentLengthOfBody()`` left room for the `content-length` value's digits.
+    private var contentLengthDigitsAt: Int?
+    /// The room for a `content-length` value decided after the body is written: `Int.max`'s 19 digits (their
+    /// placeholder is never sent: the digits are written over it and the rest moved over what is left).
+    static let contentLengthRoom: StaticString = "0000000000000000000"
 
     /// Starts a head with its request-line. `target` is the origin-form path (`{base}/run`, a health check's
     /// path): the operator's configuration, never a client's bytes.
@@ -56,9 +61,49 @@ package struct HTTP1RequestHeadWriter {
         }
     }
 
+    /// A `content-length` field whose value is the length of the body ``finish(body:)`` writes after the head,
+    /// in the head's own buffer: a small body and its head go as one buffer, in one channel write, without the
+    /// body being rendered into a buffer of its own first and copied (issue 11). Room for the longest value is
+    /// left here; `finish(body:)` writes the digits into it and moves what follows over the room not used.
+    package mutating func addContentLengthOfBody() {
+        precondition(contentLengthDigitsAt == nil, "one content-length per head")
+        let room = Self.contentLengthRoom.utf8CodeUnitCount
+        buffer.writePieces(atMost: 16 + room + 2) { line in
+            line.write("content-length: ")
+            line.write(Self.contentLengthRoom)
+            line.write("\r\n")
+        }
+        contentLengthDigitsAt = buffer.writerIndex - room - 2
+    }
+
     /// The head, ended by its blank line.
     package consuming func finish() -> ByteBuffer {
+        precondition(contentLengthDigitsAt == nil, "a content-length of the body needs finish(body:)")
         buffer.writeStaticString("\r\n")
+        return buffer
+    }
+
+    /// The head, ended by its blank line, then the body `write` appends, in one buffer: the message as it goes on
+    /// the wire (RFC 9112 §6). The `content-length` field added by ``addContentLengthOfBody()`` says how many
+    /// bytes `write` wrote. One move of the bytes after the digits (the rest of the head and the body) closes
+    /// the room the digits did not take; for the small bodies this is for, less than a buffer of their own.
+    package consuming func finish(body write: (inout ByteBuffer) -> Void) -> ByteBuffer {
+        guard let digitsAt = contentLengthDigitsAt else {
+            preconditionFailure("finish(body:) needs addContentLengthOfBody()")
+        }
+        buffer.writeStaticString("\r\n")
+        let bodyStart = buffer.writerIndex
+        write(&buffer)
+        let bodyLength = buffer.writerIndex - bodyStart
+        let room = Self.contentLengthRoom.utf8CodeUnitCount
+        withDecimalDigits(bodyLength) { digits in
+            buffer.setBytes(digits, at: digitsAt)
+            let unused = room - digits.count
+            let tail = digitsAt + room
+            // Overlapping is allowed (memmove).
+            _ = try! buffer.copyBytes(at: tail, to: tail - unused, length: buffer.writerIndex - tail)
+            buffer.moveWriterIndex(to: buffer.writerIndex - unused)
+        }
         return buffer
     }
 }

@@ -68,6 +68,47 @@ struct HTTPBackendRequestHeadTests {
         }
     }
 
+    /// A sync request whose batch is carried as the client's text (`RESTRequestPassthrough`) of `dataBytes`
+    /// bytes: one element, which the runner gets as `{"variable":{"t":"xx…"},"secret":{}}`.
+    static func carriedRequest(dataBytes: Int) throws -> TriggerRequest {
+        let element = #"{"variable":{"t":""},"secret":{}}"#
+        let filler = String(repeating: "x", count: dataBytes - element.utf8.count)
+        let batch = try RESTTriggerBody.decodeBatch(
+            json: ByteBuffer(string: #"{"data":[{"variable":{"t":"\#(filler)"}}]}"#), limits: .defaults)
+        var request = makeRequest("echo", deadline: .now() + .seconds(5))
+        request.batch = batch
+        return request
+    }
+
+    @Test(
+        "a carried batch of up to 4 KiB is written after its head in the head's buffer, the same bytes as rendered",
+        arguments: [(0, true), (1, false)]
+    )
+    func carriedBatchWithItsHead(overLimit: Int, inline: Bool) throws {
+        let http = Self.transport()
+        defer { http.retire() }
+        let request = try Self.carriedRequest(dataBytes: HTTPBackendTransport.inlineBodyBytes + overLimit)
+        #expect(request.batch.httpRunData?.readableBytes == HTTPBackendTransport.inlineBodyBytes + overLimit)
+        let (message, body) = http.requestParts(request, endpoint: http.endpoint(at: 0), accept: "application/json")
+        let (head, bodyBytes) = try Self.decodedWithBody(message)
+        var rendered = ByteBuffer()
+        BackendHTTPBody.encode(request: request, into: &rendered)
+        #expect(head.framing == .contentLength(rendered.readableBytes))
+        #expect(body.count == (inline ? 0 : rendered.readableBytes))
+        #expect(bodyBytes == (inline ? rendered.readableBytes : 0))
+        // The fields and their order are the rendered body's path's (`encodedHead`).
+        #expect(
+            head.fields.map(\.name) == [
+                "host", "content-type", "content-length", "accept", "request-id", "x-trigger-deadline-ms",
+            ])
+        if inline {
+            var rest = message
+            var decoder = HTTP1RequestDecoder()
+            _ = try decoder.next(&rest)
+            #expect(rest == rendered)
+        }
+    }
+
     @Test("a CR, LF, NUL or DEL drops the value; HTAB, spaces and non-ASCII pass; an empty value is not sent")
     func fieldValues() throws {
         let http = Self.transport()

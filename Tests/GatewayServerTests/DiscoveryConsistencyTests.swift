@@ -161,17 +161,16 @@ struct DiscoveryConsistencyTests {
                 seen.insert(id)
                 for target in Self.targets(template) {
                     let path = try #require(try RESTPath.parse(target))
-                    let pathOnly = target.split(separator: "?").first ?? ""
-                    #expect(path.operationID(method: method.uppercased(), path: pathOnly) == id, "\(method) \(target)")
+                    #expect(path.operationID(method: method.uppercased(), target: target) == id, "\(method) \(target)")
                 }
             }
         }
         #expect(seen.count > 40)
         let unknown = try #require(try RESTPath.parse("/api/v0/noSuchAction"))
-        #expect(unknown.operationID(method: "POST", path: "/api/v0/noSuchAction") == "unmatched")
+        #expect(unknown.operationID(method: "POST", target: "/api/v0/noSuchAction") == "unmatched")
         // HEAD is named as the GET it is answered like.
         let health = try #require(try RESTPath.parse("/healthz"))
-        #expect(health.operationID(method: "HEAD", path: "/healthz") == "liveness")
+        #expect(health.operationID(method: "HEAD", target: "/healthz") == "liveness")
     }
 
     @Test("trace ids are read from valid traceparent values only (W3C Trace Context §3.2)")

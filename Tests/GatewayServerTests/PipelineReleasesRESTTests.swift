@@ -12,7 +12,7 @@ struct PipelineReleasesRESTTests {
         #expect(path == .pipelineReleases(PipelineRef(namespace: "n", pipeline: "p")))
         #expect(path?.allowedMethods == ["GET", "HEAD"])
         #expect(
-            path?.operationID(method: "GET", path: "/v1beta/\(kind)/n/pipelines/p/releases")
+            path?.operationID(method: "GET", target: "/v1beta/\(kind)/n/pipelines/p/releases")
                 == "listNamespacePipelineReleases")
     }
 
