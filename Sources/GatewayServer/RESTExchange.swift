@@ -437,7 +437,7 @@ extension RESTRequestHead {
             return fail(GatewayError(.notFound, "no endpoint at \(method) \(pathOnly)"))
         }
         record.operation = path.operationID(method: method, target: target)
-        guard path.allowedMethods.contains(method) || path.answersEveryMethod else {
+        guard path.allows(method) || path.answersEveryMethod else {
             let allow = path.allowedMethods.joined(separator: ", ")
             var response = RESTErrorFormat(path: target).response(
                 GatewayError(.methodNotAllowed, "\(method) is not allowed on \(pathOnly); use \(allow)"),

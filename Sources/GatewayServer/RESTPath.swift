@@ -62,6 +62,18 @@ enum RESTPath: Equatable {
         }
     }
 
+    /// Whether ``allowedMethods`` has `method`, without making the array (issue 11: an array and its release per
+    /// request).
+    func allows(_ method: String) -> Bool {
+        switch self {
+        case .trigger, .cancelOperation, .scheduleAction: method == "POST"
+        case .operation, .listOperations, .listSchedules, .liveness, .readiness, .metrics, .openAPI, .pipeline,
+            .pipelineReleases, .pipelines, .pipelineRuns:
+            method == "GET" || method == "HEAD"
+        case .abacus, .craft: allowedMethods.contains(method)
+        }
+    }
+
     /// True for an `/api/v0/` method this gateway does not serve: every HTTP method gets the Abacus surface's
     /// 404 "does not serve" then, since a 405 listing methods would say the path exists (review 8: the
     /// client's `deletePipeline` is a DELETE).

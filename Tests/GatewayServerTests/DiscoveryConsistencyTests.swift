@@ -60,6 +60,10 @@ struct DiscoveryConsistencyTests {
                 for method in methods {
                     #expect(path?.allowedMethods.contains(method.uppercased()) == true, "\(method) \(target)")
                 }
+                // `allows` (the routing check, no array) agrees with `allowedMethods` for every method.
+                for method in ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "get"] {
+                    #expect(path?.allows(method) == path?.allowedMethods.contains(method), "\(method) \(target)")
+                }
             }
         }
     }
