@@ -650,7 +650,7 @@ enum HeadParser {
             case 14 where equalsIgnoringCase(bytes, name, "content-length"):
                 if identicalContentLengths {
                     var any = false
-                    for element in elements(bytes, field.value) {
+                    try forEachElement(bytes, field.value) { (element) throws(HTTP1RequestDecoder.Failure) in
                         let length = try contentLength(bytes, element)
                         guard found.contentLength == nil || found.contentLength == length else {
                             throw .duplicateContentLength
@@ -666,7 +666,7 @@ enum HeadParser {
             case 17 where equalsIgnoringCase(bytes, name, "transfer-encoding"):
                 found.transferEncoding = true
                 // A list of codings (§6.1, RFC 9110 §5.6.1: empty elements ignored), possibly over several lines.
-                for coding in elements(bytes, field.value) {
+                forEachElement(bytes, field.value) { coding in
                     if found.chunkedFinal { found.chunkedFinal = false }
                     let token = coding.lowerBound..<(coding.lowerBound + tokenLength(bytes, coding))
                     if token.count == 7 && equalsIgnoringCase(bytes, token, "chunked") && token == coding {
@@ -677,7 +677,7 @@ enum HeadParser {
                     }
                 }
             case 10 where equalsIgnoringCase(bytes, name, "connection"):
-                for option in elements(bytes, field.value) {
+                forEachElement(bytes, field.value) { option in
                     if equalsIgnoringCase(bytes, option, "close") { found.close = true }
                     if equalsIgnoringCase(bytes, option, "keep-alive") { found.keepAlive = true }
                 }
@@ -716,10 +716,13 @@ enum HeadParser {
         return (.none, persistent)
     }
 
-    /// The comma-separated elements of a list value, each without the whitespace around it; empty ones
-    /// skipped.
-    static func elements(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) -> [Range<Int>] {
-        var result: [Range<Int>] = []
+    /// Calls `body` with each comma-separated element of a list value (RFC 9110 §5.6.1), in order, each without
+    /// the whitespace around it; empty ones skipped. A call per element, not an array of them: every head has a
+    /// list field to read (`Connection`, a response's `Content-Length`), and the array was an allocation per
+    /// head (issue 11).
+    static func forEachElement<Failure: Error>(
+        _ bytes: UnsafeRawBufferPointer, _ value: Range<Int>, _ body: (Range<Int>) throws(Failure) -> Void
+    ) throws(Failure) {
         var start = value.lowerBound
         var i = value.lowerBound
         while i <= value.upperBound {
@@ -728,12 +731,11 @@ enum HeadParser {
                 var b = i
                 while a < b, isBlank(bytes[a]) { a += 1 }
                 while b > a, isBlank(bytes[b - 1]) { b -= 1 }
-                if a < b { result.append(a..<b) }
+                if a < b { try body(a..<b) }
                 start = i + 1
             }
             i += 1
         }
-        return result
     }
 
     static func tokenLength(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int {
