@@ -18,7 +18,11 @@ import WireCodecs
 ///   router answers 405/404;
 /// - after a request that asks for an upgrade (`Upgrade`, or CONNECT): llhttp stops parsing (NIO hands the
 ///   rest on as upgrade bytes); the gateway upgrades nothing, so ours reads on;
-/// - after a request that does not persist (`Connection: close`, HTTP/1.0): the gateway closes after it.
+/// - after a request that does not persist (`Connection: close`, HTTP/1.0): the gateway closes after it;
+/// - after a request whose `Transfer-Encoding` list has an empty element (`chunked,`): RFC 9110 §5.6.1.2 has a
+///   recipient ignore empty list elements, so ours reads it as `chunked`; llhttp refuses the head. Both agree on
+///   the framing of anything either reads (found by `FUZZ_ONLY=http1`, 2026-12-06:
+///   `FailCases/h1dec-transfer-encoding-empty-element`).
 /// Field values are compared without the whitespace around them (llhttp keeps a trailing HTAB).
 /// Ours refusing what llhttp accepts is allowed (non-ASCII targets, a fragment in the target, HTTP/0.9 and 2.0, a Content-Length of
 /// over 18 digits, `Transfer-Encoding: gzip, chunked` answered 501, chunk extensions llhttp reads loosely).
@@ -113,6 +117,7 @@ package enum HTTP1DecoderFuzzing {
                     request.last =
                         !head.keepAlive || head.methodIs("CONNECT") || head.first(name: "upgrade") != nil
                         || !knownMethods.contains(request.method)
+                        || hasEmptyListElement(head.values(name: "transfer-encoding"))
                     outcome.requests.append(request)
                     return !(request.last && !knownMethods.contains(request.method))
                 case .body(let chunk):
@@ -131,6 +136,15 @@ package enum HTTP1DecoderFuzzing {
             outcome.refused = true
         }
         return outcome
+    }
+
+    /// Whether a list field's lines have an empty element (`chunked,`, `, chunked`; RFC 9110 §5.6.1).
+    static func hasEmptyListElement(_ values: [String]) -> Bool {
+        values.contains { value in
+            value.split(separator: ",", omittingEmptySubsequences: false).contains {
+                $0.allSatisfy { $0 == " " || $0 == "\t" }
+            }
+        }
     }
 
     /// What NIO's decoder (llhttp) reads of `input`.

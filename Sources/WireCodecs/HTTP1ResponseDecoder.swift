@@ -202,9 +202,17 @@ package struct HTTP1ResponseDecoder: Sendable {
         } catch {
             throw failure(error)
         }
+        let fields: [(name: Range<Int>, value: Range<Int>)]
+        do throws(HTTP1RequestDecoder.Failure) {
+            fields = try HeadParser.fieldLines(bytes, from: line.end, maxFieldCount: limits.maxFieldCount)
+        } catch {
+            throw .malformed(error)
+        }
+        // After the field lines: a head read in pieces has had them checked as they came, so a malformed line in a
+        // 101 is that failure whole or in pieces (found by `FUZZ_ONLY=h1resp`, 2026-12-06:
+        // `FailCases/h1resp-101-malformed-field-line`).
         if line.status == 101 { throw .switchingProtocols }
         do throws(HTTP1RequestDecoder.Failure) {
-            let fields = try HeadParser.fieldLines(bytes, from: line.end, maxFieldCount: limits.maxFieldCount)
             let found = try HeadParser.framingFields(bytes, fields: fields, identicalContentLengths: true)
             var keepAlive = found.persistent(minorVersion: line.minorVersion)
             let framing: HTTP1ResponseHead.Framing

@@ -120,6 +120,14 @@ struct HTTP1ResponseDecoderTests {
         #expect(Self.failure("HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n") == .switchingProtocols)
     }
 
+    @Test("a 101 with a malformed field line is that malformed line, whole and a byte at a time (the fuzzer's find)")
+    func switchingProtocolsWithMalformedLine() {
+        let text = "HTTP/1.1 101 Switching Protocols\r\nM\nUpgrade: h2c\r\n\r\n"
+        let whole = Self.decode(text).failure
+        #expect(whole == .malformed(.invalidFieldName))
+        #expect(Self.decode(text.utf8.map { [$0] }).failure == whole)
+    }
+
     @Test("204, 304 and the answer to HEAD have no body whatever their fields say, and keep the connection")
     func noBody() {
         for status in ["204 No Content", "304 Not Modified"] {
