@@ -52,25 +52,35 @@ enum RESTPath: Equatable {
     /// been GET").
     var allowedMethods: [String] {
         switch self {
-        case .trigger, .cancelOperation, .scheduleAction: ["POST"]
-        case .operation, .listOperations, .listSchedules, .liveness, .readiness, .metrics, .openAPI, .pipeline,
-            .pipelineReleases, .pipelines, .pipelineRuns:
-            ["GET", "HEAD"]
         // runPipeline stores a run, so the safe methods must not reach it (`AbacusAPI.Action.isSafe`).
         case .abacus(let action): action == "runPipeline" ? ["POST"] : ["GET", "HEAD", "POST"]
         case .craft(let route): route.allowedMethods
+        default: fixedMethods == .post ? ["POST"] : ["GET", "HEAD"]
         }
     }
 
     /// Whether ``allowedMethods`` has `method`, without making the array (issue 11: an array and its release per
     /// request).
     func allows(_ method: String) -> Bool {
+        switch fixedMethods {
+        case .post?: method == "POST"
+        case .read?: method == "GET" || method == "HEAD"
+        case nil: allowedMethods.contains(method)
+        }
+    }
+
+    /// The methods of the gateway's own routes, which one of two sets decides (one list of the routes for both
+    /// ``allowedMethods`` and ``allows(_:)``): POST for those that act, GET and HEAD for those that read. Nil for
+    /// a surface's routes, whose methods depend on the action.
+    private enum FixedMethods { case post, read }
+
+    private var fixedMethods: FixedMethods? {
         switch self {
-        case .trigger, .cancelOperation, .scheduleAction: method == "POST"
+        case .trigger, .cancelOperation, .scheduleAction: .post
         case .operation, .listOperations, .listSchedules, .liveness, .readiness, .metrics, .openAPI, .pipeline,
             .pipelineReleases, .pipelines, .pipelineRuns:
-            method == "GET" || method == "HEAD"
-        case .abacus, .craft: allowedMethods.contains(method)
+            .read
+        case .abacus, .craft: nil
         }
     }
 
