@@ -1,4 +1,5 @@
 import NIOCore
+import SeededRandom
 import Testing
 import TriggerModel
 import WireCodecs
@@ -241,6 +242,46 @@ struct GRPCFramingTests {
         #expect(parsed >= amount)
         if amount > .zero, amount < .hours(1_000_000) {
             #expect(parsed.nanoseconds - amount.nanoseconds <= amount.nanoseconds / 100)
+        }
+    }
+
+    /// The header writer is digit by digit into a small string (issue 11): the same text as the interpolation it
+    /// replaced (`reference`, the earlier code), for amounts of every magnitude and unit, seeded.
+    @Test("grpc-timeout encodings equal the interpolated value and unit, for amounts of every magnitude")
+    func timeoutEncodingsMatchReference() throws {
+        let units: [(Int64, Character)] = [
+            (1, "n"), (1_000, "u"), (1_000_000, "m"), (1_000_000_000, "S"), (60_000_000_000, "M"),
+            (3_600_000_000_000, "H"),
+        ]
+        func reference(_ amount: TimeAmount) -> String {
+            let nanos = max(amount.nanoseconds, 0)
+            for (perUnit, symbol) in units {
+                let value = nanos / perUnit + (nanos % perUnit == 0 ? 0 : 1)
+                if value <= 99_999_999 { return "\(value)\(symbol)" }
+            }
+            return "99999999H"
+        }
+        func referenceIndexable(_ amount: TimeAmount) -> String {
+            let nanos = amount.nanoseconds
+            guard nanos > 0 else { return "0n" }
+            var step: Int64 = 1
+            while nanos / step >= 1_000 { step *= 10 }
+            let (steps, remainder) = nanos.quotientAndRemainder(dividingBy: step)
+            let (rounded, overflow) = (steps + (remainder == 0 ? 0 : 1)).multipliedReportingOverflow(by: step)
+            guard !overflow else { return reference(amount) }
+            for (perUnit, symbol) in units.reversed() where rounded % perUnit == 0 && rounded / perUnit <= 99_999_999 {
+                return "\(rounded / perUnit)\(symbol)"
+            }
+            return reference(amount)
+        }
+        var random = SplitMix64(seed: 0x7469_6D65)
+        for _ in 0..<20_000 {
+            // A magnitude from 1 ns to ~2^62 ns, then any amount below it; a tenth of them whole units.
+            var nanos = Int64(random.next() >> (1 + random.next() % 63))
+            if random.next() % 10 == 0 { nanos -= nanos % units[Int(random.next() % 6)].0 }
+            let amount = TimeAmount.nanoseconds(nanos)
+            #expect(GRPCTimeout.encode(amount) == reference(amount), "\(nanos) ns")
+            #expect(GRPCTimeout.encodeIndexable(amount) == referenceIndexable(amount), "\(nanos) ns")
         }
     }
 
