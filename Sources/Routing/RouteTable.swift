@@ -44,17 +44,38 @@ package struct RouteTable: Sendable {
         }
     }
 
-    /// Routes by exact namespace, each list in config order, and the `*`-namespace routes apart.
-    private let byNamespace: [String: [Entry]]
+    /// The exact namespaces routes name, each once (in the order of their first route), and the routes of each
+    /// (`byNamespace[i]` for `namespaces[i]`, in config order); the `*`-namespace routes apart.
+    private let namespaces: [String]
+    private let byNamespace: [[Entry]]
     private let anyNamespace: [Entry]
+    /// `namespaces`' positions by name when there are more than ``maxScannedNamespaces``; nil otherwise, and the
+    /// few are scanned (``group(of:)``). Issue 11: hashing the ref's namespace for the dictionary this was (SipHash,
+    /// then the probe's comparison) cost ~300 of the ~775 instructions a trigger's route took, where a scan of a
+    /// few names compares their lengths and, for the one of the same length, their bytes.
+    private let namespaceIndex: [String: Int]?
+    /// The most namespaces scanned rather than hashed: a scan's miss costs a length comparison each.
+    package static let maxScannedNamespaces = 8
     package let entries: [Entry]
 
     package init(routes: [RouteConfiguration]) {
         let entries = routes.enumerated().map { Entry(index: $0.offset, route: $0.element) }
         self.entries = entries
-        self.byNamespace = Dictionary(grouping: entries.filter { $0.route.namespace != RouteConfiguration.wildcard }) {
-            $0.route.namespace
+        var namespaces: [String] = []
+        var byNamespace: [[Entry]] = []
+        var positions: [String: Int] = [:]
+        for entry in entries where entry.route.namespace != RouteConfiguration.wildcard {
+            if let position = positions[entry.route.namespace] {
+                byNamespace[position].append(entry)
+            } else {
+                positions[entry.route.namespace] = namespaces.count
+                namespaces.append(entry.route.namespace)
+                byNamespace.append([entry])
+            }
         }
+        self.namespaces = namespaces
+        self.byNamespace = byNamespace
+        self.namespaceIndex = namespaces.count > Self.maxScannedNamespaces ? positions : nil
         self.anyNamespace = entries.filter { $0.route.namespace == RouteConfiguration.wildcard }
     }
 
@@ -70,8 +91,21 @@ package struct RouteTable: Sendable {
             return nil
         }
         // Exact-namespace routes always outrank `*` ones, so look at the latter only when needed.
-        return byNamespace[ref.namespace].flatMap({ Self.best(of: $0, for: ref) })
-            ?? Self.best(of: anyNamespace, for: ref)
+        if let group = group(of: ref.namespace), let best = Self.best(of: byNamespace[group], for: ref) {
+            return best
+        }
+        return Self.best(of: anyNamespace, for: ref)
+    }
+
+    /// The position of `namespace` in ``namespaces``, nil when no route names it exactly: hashed in a table of
+    /// many namespaces, scanned in one of a few (lengths first: two names of one length are rare).
+    private func group(of namespace: String) -> Int? {
+        if let namespaceIndex { return namespaceIndex[namespace] }
+        let length = namespace.utf8.count
+        for index in namespaces.indices where namespaces[index].utf8.count == length && namespaces[index] == namespace {
+            return index
+        }
+        return nil
     }
 
     /// The most specific of `candidates` that matches `ref`, the first listed among equals. By index: a copy of

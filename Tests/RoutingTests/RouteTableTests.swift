@@ -38,6 +38,30 @@ struct RouteTableTests {
         #expect(resolved.map { Self.table.entries[$0.routeIndex].route.pool } == pool)
     }
 
+    /// Few namespaces are scanned, many hashed (`RouteTable.maxScannedNamespaces`): the same answers either way,
+    /// for names of one length (`ns01`, `ns02`: told apart by their bytes) and of others, listed in any order.
+    @Test(
+        "each exact namespace gets its own routes, whether the table scans its namespaces or hashes them",
+        arguments: [1, 2, RouteTable.maxScannedNamespaces, RouteTable.maxScannedNamespaces + 1, 40]
+    )
+    func namespacesScannedOrHashed(count: Int) {
+        var routes = [RouteConfiguration(namespace: "*", pipeline: "*", pool: "any")]
+        for n in (0..<count).reversed() {
+            let namespace = n % 3 == 0 ? "team-\(n)-long-enough-to-be-a-heap-string" : "ns\(n < 10 ? "0" : "")\(n)"
+            routes.append(RouteConfiguration(namespace: namespace, pipeline: "echo", pool: "\(namespace)/echo"))
+            routes.append(RouteConfiguration(namespace: namespace, pipeline: "*", pool: namespace))
+        }
+        let table = RouteTable(routes: routes)
+        for n in 0..<count {
+            let namespace = n % 3 == 0 ? "team-\(n)-long-enough-to-be-a-heap-string" : "ns\(n < 10 ? "0" : "")\(n)"
+            #expect(table.resolve(PipelineRef(namespace: namespace, pipeline: "echo"))?.pool == "\(namespace)/echo")
+            #expect(table.resolve(PipelineRef(namespace: namespace, pipeline: "chat"))?.pool == namespace)
+        }
+        for stranger in ["ns99", "ns0", "nsxx", "team-0-long-enough-to-be-a-heap-strinG", ""] {
+            #expect(table.resolve(PipelineRef(namespace: stranger, pipeline: "echo"))?.pool == "any", "\(stranger)")
+        }
+    }
+
     @Test(
         "an id holding a slash (a %2F in its REST segment) matches no route, not even *",
         arguments: [("ac/me", "echo", nil), ("acme", "ec/ho", nil), ("acme", "echo", "v/1")]
