@@ -609,13 +609,16 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         if open.isOpen {
             open.record.termination = .streamIdleTimeout
         } else {
+            // Its record went out with the answer (counted under its status): the cut is counted on its own.
+            services.metrics?.requests.answerCutAfterRecord(.rest, .streamIdleTimeout)
             logAnswerCut(unsent: queued)
         }
         context.channel.close(promise: nil)
     }
 
     /// A write-progress cut that no open request records (a sync answer's record is written when the answer is
-    /// handed to the connection, kept alive or not): said in the log instead, as nginx logs its `send_timeout`
+    /// handed to the connection, kept alive or not): counted in `requests_cut_total{response_flags="SI"}`
+    /// (``RequestMetrics/answerCutAfterRecord(_:_:)``) and said in the log, as nginx logs its `send_timeout`
     /// ("client timed out ... while sending response to client", at info). At most one line per 10 s with the
     /// count held back (``FrontendServices/connectionErrorLog``), the others at debug: a crowd of stalled clients
     /// must not flood the log.

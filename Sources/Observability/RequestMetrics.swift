@@ -15,7 +15,9 @@ import TriggerModel
 ///   end, by who ended them in Envoy's flags (``RequestRecord/Termination``: `DC` the client, `SI` the gateway's
 ///   write-progress timeout, `DPE` the gateway's GOAWAY for the client's HTTP/2 protocol error, and for gRPC `DT`,
 ///   the client's own `grpc-timeout` passed: answered DEADLINE_EXCEEDED, which the client had already given up
-///   on); `requests_total` counts them too, under the status that was sent (or 499 / CANCELLED)
+///   on); `requests_total` counts them too, under the status that was sent (or 499 / CANCELLED). An HTTP/1.1
+///   answer cut at write-progress after its record was written is counted here too
+///   (``answerCutAfterRecord(_:_:)``)
 ///
 /// Labels come only from the record's bounded fields: `route` is the configured pattern ("none" when the request
 /// named no pipeline or none matched), `mode` "sync"/"async"/"stream" ("none" for non-trigger requests), `code`
@@ -117,17 +119,29 @@ package final class RequestMetrics: RequestObserver, Sendable {
                 entry.series.responseSize.record(Double(record.bytesOut))
             }
         }
-        if let flag = record.termination {
-            let row = cut[record.frontend == .rest ? 0 : 1]
-            let column =
-                switch flag {
-                case .downstreamDisconnected: 0
-                case .streamIdleTimeout: 1
-                case .downstreamProtocolError: 2
-                case .downstreamDeadline: 3
-                }
-            if row.indices.contains(column) { row[column].increment() }
-        }
+        if let flag = record.termination { countCut(record.frontend, flag) }
+    }
+
+    /// Counts, in `requests_cut_total`, an answer cut after its request's record was written, so after
+    /// ``requestFinished(_:)`` counted it under the status it was answered with: HTTP/1.1 writes a sync answer's
+    /// record when the answer is handed to the connection, and a client that then takes none of its last bytes
+    /// for `timeouts.write_progress` is cut (`SI`) with no request open. One per connection cut (its last
+    /// answer; any answers pipelined behind it are lost with it).
+    package func answerCutAfterRecord(_ frontend: RequestRecord.Frontend, _ flag: RequestRecord.Termination) {
+        countCut(frontend, flag)
+    }
+
+    /// `requests_cut_total{frontend, response_flags}` for `flag` (no series for `DT` on REST: never set there).
+    private func countCut(_ frontend: RequestRecord.Frontend, _ flag: RequestRecord.Termination) {
+        let row = cut[frontend == .rest ? 0 : 1]
+        let column =
+            switch flag {
+            case .downstreamDisconnected: 0
+            case .streamIdleTimeout: 1
+            case .downstreamProtocolError: 2
+            case .downstreamDeadline: 3
+            }
+        if row.indices.contains(column) { row[column].increment() }
     }
 
     /// Appends the histogram families' exposition (the counters and gauges are the registry's).

@@ -742,13 +742,7 @@ struct SlowClientTests {
         "h2 SSE → in-process flood: a client that keeps its window shut has the stream reset (CANCEL) and the run cancelled"
     )
     func h2ShutWindowReset() async throws {
-        let probe = DemoPipelines.CancellationProbe()
-        let observer = RecordingObserver()
-        try await withTestGateway(
-            yaml: "timeouts: {write_progress: 300ms}", inProcessRunner: DemoPipelines(cancellations: probe),
-            requestObservers: [observer]
-        ) {
-            gateway in
+        try await Self.withFloodGateway(yaml: "timeouts: {write_progress: 300ms}") { gateway, observer, probe in
             let client = try await H2TestClient.connect(port: gateway.port)
             let stream = try await client.request(Self.sseHeaders, body: Array(Self.floodBody(bytes: 8 << 20).utf8))
             let seen = try await client.wait(timeout: .seconds(5)) { $0.streams[stream]?.closedWith != nil }
@@ -785,12 +779,7 @@ struct SlowClientTests {
         "gRPC stream → in-process flood: a client that keeps its window shut gets RST_STREAM(CANCEL), the run is cancelled"
     )
     func grpcShutWindowReset() async throws {
-        let probe = DemoPipelines.CancellationProbe()
-        let observer = RecordingObserver()
-        let yaml = "timeouts: {write_progress: 300ms}"
-        try await withTestGateway(
-            yaml: yaml, inProcessRunner: DemoPipelines(cancellations: probe), requestObservers: [observer]
-        ) { gateway in
+        try await Self.withFloodGateway(yaml: "timeouts: {write_progress: 300ms}") { gateway, observer, probe in
             let client = try await H2TestClient.connect(port: gateway.port)
             let stream = try await client.request(Self.grpcHeaders, body: Self.grpcFloodRequest(bytes: 8 << 20))
             let seen = try await client.wait(timeout: .seconds(5)) { $0.streams[stream]?.closedWith != nil }
@@ -865,13 +854,7 @@ struct SlowClientTests {
 
     @Test("h1 SSE → in-process flood: a client that stops reading is disconnected at write_progress")
     func h1StalledSSEClosed() async throws {
-        let probe = DemoPipelines.CancellationProbe()
-        let observer = RecordingObserver()
-        try await withTestGateway(
-            yaml: "timeouts: {write_progress: 300ms}", inProcessRunner: DemoPipelines(cancellations: probe),
-            requestObservers: [observer]
-        ) {
-            gateway in
+        try await Self.withFloodGateway(yaml: "timeouts: {write_progress: 300ms}") { gateway, observer, probe in
             let socket = try await Self.stalledStream(port: gateway.port, bytes: 256 << 20, close: false)
             try await withTimeout(.seconds(5)) { await probe.waitForCount(atLeast: 1) }
             let outcome = try await socket.waitForClose(timeout: .seconds(10))
@@ -881,17 +864,38 @@ struct SlowClientTests {
         }
     }
 
+    /// A test gateway (`yaml`) in front of the in-process runner (whose flood pipeline these tests stall), with
+    /// what they read: every request's record (`observer`) and the runs cancelled while their relays waited (`probe`).
+    static func withFloodGateway<T: Sendable>(
+        yaml: String, _ body: (TestGateway, RecordingObserver, DemoPipelines.CancellationProbe) async throws -> T
+    ) async throws -> T {
+        let probe = DemoPipelines.CancellationProbe()
+        let observer = RecordingObserver()
+        return try await withTestGateway(
+            yaml: yaml, inProcessRunner: DemoPipelines(cancellations: probe), requestObservers: [observer]
+        ) { gateway in
+            try await body(gateway, observer, probe)
+        }
+    }
+
+    /// ``withFloodGateway(yaml:_:)`` with ``stalledTails(port:absorbed:close:)`` opened on it, calibrated first on
+    /// a gateway of their own (``stalledConnectionAbsorbs()``): the set-up of the tail tests.
+    static func withStalledTails(
+        yaml: String, close: Bool = true,
+        _ body: (TestGateway, [SlowSocket], RecordingObserver, DemoPipelines.CancellationProbe) async throws -> Void
+    ) async throws {
+        let absorbed = try await stalledConnectionAbsorbs()
+        try await withFloodGateway(yaml: yaml) { gateway, observer, probe in
+            let tails = try await stalledTails(port: gateway.port, absorbed: absorbed, close: close)
+            try await body(gateway, tails, observer, probe)
+        }
+    }
+
     /// What a stalled SSE connection takes before the relay waits for its client, in the flood's payload bytes:
     /// the kernel's buffers (MiBs on loopback, autotuned) and the channel's 64 KiB high water mark, measured on a
     /// gateway of its own with a stream cut mid-way at write_progress.
     static func stalledConnectionAbsorbs() async throws -> Int {
-        let probe = DemoPipelines.CancellationProbe()
-        let observer = RecordingObserver()
-        return try await withTestGateway(
-            yaml: "timeouts: {write_progress: 300ms}", inProcessRunner: DemoPipelines(cancellations: probe),
-            requestObservers: [observer]
-        ) {
-            gateway in
+        return try await Self.withFloodGateway(yaml: "timeouts: {write_progress: 300ms}") { gateway, observer, probe in
             let measuring = try await stalledStream(port: gateway.port, bytes: 256 << 20, close: false)
             try await withTimeout(.seconds(5)) { await probe.waitForCount(atLeast: 1) }
             #expect(await eventually(within: .seconds(10)) { observer.all.count == 1 })
@@ -939,15 +943,7 @@ struct SlowClientTests {
         "h1 SSE, Connection: close → in-process flood: a client that stops reading at the stream's tail is cut at write_progress (SI)"
     )
     func h1StalledTailClosed() async throws {
-        let absorbed = try await Self.stalledConnectionAbsorbs()
-        let probe = DemoPipelines.CancellationProbe()
-        let observer = RecordingObserver()
-        try await withTestGateway(
-            yaml: "timeouts: {write_progress: 300ms}", inProcessRunner: DemoPipelines(cancellations: probe),
-            requestObservers: [observer]
-        ) {
-            gateway in
-            let tails = try await Self.stalledTails(port: gateway.port, absorbed: absorbed)
+        try await Self.withStalledTails(yaml: "timeouts: {write_progress: 300ms}") { gateway, tails, observer, probe in
             // Recorded when the connection closes: the gateway's cut (nothing here reads until then), or the end of
             // a stream whose tail the kernel took whole (`stalledTails`), which is then a stream like any.
             #expect(
@@ -970,6 +966,9 @@ struct SlowClientTests {
                 if Self.endsWithLastChunk(outcome.received) { whole += 1 }
             }
             #expect(whole == records.count - cut, "\(whole) streams read whole, \(records.count - cut) ended whole")
+            // Each cut counted once: by its record (open until the close), not again as an answer cut after it.
+            let metrics = try await HTTP2ProtocolErrorE2ETests.scrape(gateway.port)
+            #expect(metrics.samples[HTTP2ProtocolErrorE2ETests.cut("SI")] == Double(cut))
         }
     }
 
@@ -977,17 +976,10 @@ struct SlowClientTests {
         "h1 SSE, kept alive → in-process flood: a client that stops reading at the stream's tail is cut at write_progress, not at timeouts.idle"
     )
     func h1StalledKeptAliveTailClosed() async throws {
-        let absorbed = try await Self.stalledConnectionAbsorbs()
-        let probe = DemoPipelines.CancellationProbe()
-        let observer = RecordingObserver()
         // `idle` 1 h: a stream that reached its tail leaves its connection idle between requests; only the
         // write_progress watch can cut it within the test.
-        try await withTestGateway(
-            yaml: "timeouts: {write_progress: 300ms, idle: 1h}", inProcessRunner: DemoPipelines(cancellations: probe),
-            requestObservers: [observer]
-        ) {
-            gateway in
-            let tails = try await Self.stalledTails(port: gateway.port, absorbed: absorbed, close: false)
+        try await Self.withStalledTails(yaml: "timeouts: {write_progress: 300ms, idle: 1h}", close: false) {
+            gateway, tails, observer, probe in
             // Every stream over (at its tail, or cut while its relay waited) before any client reads.
             #expect(
                 await eventually(within: .seconds(10)) { observer.all.count == tails.count },
@@ -1009,6 +1001,10 @@ struct SlowClientTests {
             }
             // A stream cut while its relay waited cancelled its run (`probe`); the other cuts were at a tail.
             #expect(cut > probe.count, "no stalled tail was cut: \(cut) cut, \(probe.count) while their relays waited")
+            // Every cut counted once: by its record when its relay waited, as an answer cut after its record (the
+            // stream was over, the connection kept alive) when at its tail.
+            let metrics = try await HTTP2ProtocolErrorE2ETests.scrape(gateway.port)
+            #expect(metrics.samples[HTTP2ProtocolErrorE2ETests.cut("SI")] == Double(cut))
         }
     }
 
@@ -1016,16 +1012,9 @@ struct SlowClientTests {
         "h1 SSE, Connection: close: a stream's tail still queued when the shutdown grace runs out is the stop's cut, not a client gone"
     )
     func h1StalledTailCutAtShutdown() async throws {
-        let absorbed = try await Self.stalledConnectionAbsorbs()
-        let probe = DemoPipelines.CancellationProbe()
-        let observer = RecordingObserver()
         // No write_progress cut: the tails are held until the grace (300 ms) runs out.
-        try await withTestGateway(
-            yaml: "timeouts: {write_progress: 1h, shutdown_grace: 300ms}",
-            inProcessRunner: DemoPipelines(cancellations: probe), requestObservers: [observer]
-        ) {
-            gateway in
-            let tails = try await Self.stalledTails(port: gateway.port, absorbed: absorbed)
+        try await Self.withStalledTails(yaml: "timeouts: {write_progress: 1h, shutdown_grace: 300ms}") {
+            gateway, tails, observer, probe in
             // Nothing marks a stream that reached its stall (a tail holds its record open): a window for them all.
             try await Task.sleep(for: Self.stalledTailsWindow)
             // Only a stream whose tail the kernel took whole (`stalledTails`) ends before the stop, as any stream.
@@ -1090,6 +1079,9 @@ struct SlowClientTests {
             #expect(cuts.first?.level == .info)
             #expect(cuts.first?.metadata["peer.address"]?.hasPrefix("127.0.0.1:") == true, "\(cuts)")
             #expect(Int(cuts.first?.metadata["bytes.unsent"] ?? "") ?? 0 > 0, "\(cuts)")
+            // And counted as a cut (SI), though its request was counted already under the 200 it was answered.
+            let metrics = try await HTTP2ProtocolErrorE2ETests.scrape(gateway.port)
+            #expect(metrics.samples[HTTP2ProtocolErrorE2ETests.cut("SI")] == 1)
         }
     }
 

@@ -225,6 +225,20 @@ struct GatewayMetricsTests {
         #expect(cut("rest", "DT") == nil, "REST has no client deadline")
     }
 
+    @Test("an answer cut after its record was written counts as a cut alone: not as a request, nor in flight")
+    func answerCutAfterRecord() {
+        let metrics = GatewayMetrics()
+        let answered = Self.record(.rest, operation: "triggerNamespacePipeline")
+        metrics.requests.requestStarted(.rest)
+        metrics.requests.requestFinished(answered)
+        metrics.requests.answerCutAfterRecord(.rest, .streamIdleTimeout)
+        let scrape = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+        #expect(scrape.samples[#"trigger_gateway_requests_cut_total{frontend="rest",response_flags="SI"}"#] == 1)
+        #expect(scrape.samples[#"trigger_gateway_requests_cut_total{frontend="grpc",response_flags="SI"}"#] == 0)
+        #expect(scrape.samples[Self.restTrigger] == 1, "\(scrape.text)")
+        #expect(scrape.samples[#"trigger_gateway_requests_in_flight{frontend="rest"}"#] == 0)
+    }
+
     @Test("in-flight requests: up at the head, down at the end, per frontend")
     func inFlight() {
         let metrics = GatewayMetrics()
