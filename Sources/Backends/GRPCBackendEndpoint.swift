@@ -1,3 +1,4 @@
+import HTTP2Engine
 import NIOCore
 import Synchronization
 
@@ -14,6 +15,8 @@ final class GRPCBackendEndpoint: Sendable {
     let peer: GRPCBackendPeer
     /// Its calls' `:authority` (``BackendPoolConfiguration/Endpoint/authority(tls:)``).
     let authority: String
+    /// The fields every `Run` call to this endpoint starts with (``GRPCBackendTransport/callHeaders(path:endpoint:)``).
+    let runCallHeaders: HTTP2Headers
     /// The pool's TLS to this endpoint; nil: h2c.
     let tls: BackendTLS?
     let index: Int
@@ -45,6 +48,9 @@ final class GRPCBackendEndpoint: Sendable {
         self.endpoint = endpoint
         self.peer = peer
         self.authority = endpoint.authority(tls: tls)
+        self.runCallHeaders = GRPCBackendTransport.callHeaders(
+            path: GRPCBackendTransport.runPath, scheme: GRPCBackendTransport.scheme(tls: tls), authority: authority,
+            capacity: 6)
         self.tls = tls
         self.index = index
         self.health = health
