@@ -50,7 +50,7 @@ final class GRPCBackendEndpoint: Sendable {
         self.authority = endpoint.authority(tls: tls)
         self.runCallHeaders = GRPCBackendTransport.callHeaders(
             path: GRPCBackendTransport.runPath, scheme: GRPCBackendTransport.scheme(tls: tls), authority: authority,
-            capacity: 6)
+            capacity: 13)
         self.tls = tls
         self.index = index
         self.health = health

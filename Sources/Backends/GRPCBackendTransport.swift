@@ -384,13 +384,13 @@ extension GRPCBackendTransport: LoopCallingTransport {
         return headers
     }
 
-    /// ``callHeaders(path:scheme:authority:capacity:)`` for `endpoint`; a `Run` call's are the endpoint's, built
-    /// once (``GRPCBackendEndpoint/runCallHeaders``) and copied (issue 11: six `add`s were ~650 instructions per
-    /// call).
+    /// ``callHeaders(path:scheme:authority:capacity:)`` for `endpoint`. A `Run` call's are the endpoint's block,
+    /// built once (``GRPCBackendEndpoint/runCallHeaders``) with room for the rest: the call's first `add` copies
+    /// its six fields into storage of that capacity (issue 11: six `add`s were ~650 instructions per call).
     func callHeaders(path: String, endpoint: GRPCBackendEndpoint) -> HTTP2Headers {
         // Room for the metadata ``requestHeaders(path:endpoint:request:)`` adds (up to 7 fields), so the
         // block is allocated once per call, not grown twice.
-        if path == Self.runPath { return HTTP2Headers(endpoint.runCallHeaders, capacity: 13) }
+        if path == Self.runPath { return endpoint.runCallHeaders }
         return Self.callHeaders(
             path: path, scheme: Self.scheme(tls: configuration.tls), authority: endpoint.authority, capacity: 13)
     }

@@ -29,14 +29,6 @@ package struct HTTP2Headers: Hashable, Sendable, Sequence, ExpressibleByDictiona
         self.fields.reserveCapacity(capacity)
     }
 
-    /// `prefix`'s fields, with room for `capacity` fields in all: a block that starts as one built once (a backend
-    /// call's constant fields, issue 11) is one copy of its fields, not an `add` of each.
-    package init(_ prefix: HTTP2Headers, capacity: Int) {
-        self.fields.reserveCapacity(Swift.max(capacity, prefix.fields.count))
-        self.fields.append(contentsOf: prefix.fields)
-        self.pseudoCount = prefix.pseudoCount
-    }
-
     package init(_ pairs: [(String, String)]) {
         self.fields.reserveCapacity(pairs.count)
         for (name, value) in pairs { self.add(name: name, value: value) }

@@ -29,22 +29,6 @@ struct HTTP2HeadersTests {
         #expect(headers.fields.map(\.name) == [":method", ":path", "te", "te"])
     }
 
-    @Test("a block started from a prefix is the prefix's fields, then what is added, pseudo-headers still first")
-    func startedFromPrefix() {
-        var prefix = HTTP2Headers(capacity: 3)
-        prefix.add(lowercasedName: ":method", value: "POST")
-        prefix.add(lowercasedName: ":path", value: "/a")
-        prefix.add(lowercasedName: "te", value: "trailers")
-        var headers = HTTP2Headers(prefix, capacity: 8)
-        #expect(headers == prefix)
-        #expect(headers.capacity >= 8)
-        headers.add(lowercasedName: "grpc-timeout", value: "1S")
-        headers.add(lowercasedName: ":authority", value: "h")
-        #expect(headers.fields.map(\.name) == [":method", ":path", ":authority", "te", "grpc-timeout"])
-        // The prefix is a value: what was added is not in it.
-        #expect(prefix.fields.map(\.name) == [":method", ":path", "te"])
-    }
-
     @Test("replaceOrAdd and remove keep the pseudo-header prefix consistent")
     func replaceAndRemove() {
         var headers: HTTP2Headers = [":status": "200", "grpc-status": "0"]
