@@ -83,6 +83,7 @@ package enum GRPCTimeout {
 
     /// `value` (0 to ``maxValue``) in decimal, then `unit`: at most nine bytes, so a small string (no allocation).
     private static func header(_ value: Int64, _ unit: UInt8) -> String {
+        assert(value >= 0 && value <= maxValue, "a grpc-timeout value has one to eight digits")
         var digits = 1
         var rest = value / 10
         while rest > 0 {
@@ -100,15 +101,9 @@ package enum GRPCTimeout {
         }
     }
 
-    private static func nanoseconds(perUnit unit: UInt8) -> Int64? {
-        switch unit {
-        case UInt8(ascii: "H"): 3_600_000_000_000
-        case UInt8(ascii: "M"): 60_000_000_000
-        case UInt8(ascii: "S"): 1_000_000_000
-        case UInt8(ascii: "m"): 1_000_000
-        case UInt8(ascii: "u"): 1_000
-        case UInt8(ascii: "n"): 1
-        default: nil
-        }
+    /// The nanoseconds of the unit named `symbol`, from ``unit(_:)``'s table; nil for a byte that names none.
+    private static func nanoseconds(perUnit symbol: UInt8) -> Int64? {
+        for index in 0..<unitCount where unit(index).symbol == symbol { return unit(index).perUnit }
+        return nil
     }
 }
