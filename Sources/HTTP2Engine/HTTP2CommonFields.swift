@@ -49,24 +49,26 @@ enum HTTP2CommonFields {
         }
     }
 
-    /// Whether a field named `name` (lowercase, as blocks store them) carries a value new on every message, which
-    /// the engine then sends as an HPACK "literal never indexed" (RFC 7541 §6.2.3, `NGHTTP2_NV_FLAG_NO_INDEX`)
-    /// rather than adding it to the dynamic tables of both ends: `request-id` (made per request when the client
-    /// sent none), `traceparent` (a new span id on every hop, W3C Trace Context §3.2.2.4), `idempotency-key`
-    /// (one per operation).
+    /// For a field named `name` (lowercase, as blocks store them) that carries a value new on every message, its
+    /// number among those names (0 `request-id`, 1 `traceparent`, 2 `idempotency-key`: ``HPACKNamePriming``'s
+    /// slots); nil for any other name. The engine sends these fields as HPACK "literals never indexed" (RFC 7541
+    /// §6.2.3, `NGHTTP2_NV_FLAG_NO_INDEX`) rather than adding them to the dynamic tables of both ends: `request-id`
+    /// is made per request when the client sent none, `traceparent` has a new span id on every hop (W3C Trace
+    /// Context §3.2.2.4), `idempotency-key` is one per operation. Their names are kept in the tables all the same
+    /// (``HPACKNamePriming``).
     ///
     /// Why (issue 11, what a runner pays behind the gateway): indexed, each of these values was copied into the
     /// receiver's table on every call (an allocation, and an eviction once the 4 KiB table is full), and the
     /// ~200 bytes they add per call turned the table over every ~20 calls, evicting the fields that do repeat
     /// (`:authority`, `grpc-timeout`, the principal), which were then sent in full again. Never indexed, they
     /// cost the receiver one literal each and leave the table to the fields that repeat.
-    static func isUniquePerMessage(_ name: String) -> Bool {
+    static func uniquePerMessageSlot(_ name: String) -> Int? {
         // Lengths first: nearly every field differs there, and a small string's equality is a word compare.
         switch name.utf8.count {
-        case 10: name == "request-id"
-        case 11: name == "traceparent"
-        case 15: name == "idempotency-key"
-        default: false
+        case 10: name == "request-id" ? 0 : nil
+        case 11: name == "traceparent" ? 1 : nil
+        case 15: name == "idempotency-key" ? 2 : nil
+        default: nil
         }
     }
 

@@ -8,12 +8,15 @@ extension HTTP2Headers {
     /// here before were three heap allocations per block, three blocks per proxied gRPC call. No
     /// NGHTTP2_NV_FLAG_NO_COPY_* flag is set: libnghttp2 copies every pair during the `nghttp2_submit_*`
     /// call, so nothing here has to outlive it. Fields whose value is new on every message go out never
-    /// indexed (`HTTP2CommonFields.isUniquePerMessage`).
+    /// indexed (`HTTP2CommonFields.uniquePerMessageSlot`), but for the session's `priming` turns, which index them
+    /// so that their names stay in the encoder's table (``HPACKNamePriming``).
     ///
     /// Inlined into its caller: out of line, its three nested closures each retained and released what they
     /// captured (the session, the block's storage), ~10 atomic operations per proxied gRPC call (issue 11).
     @inline(__always)
-    func withNGHTTP2NVArray<T>(_ body: (UnsafePointer<nghttp2_nv>?, Int) -> T) -> T {
+    func withNGHTTP2NVArray<T>(
+        priming: inout HPACKNamePriming, _ body: (UnsafePointer<nghttp2_nv>?, Int) -> T
+    ) -> T {
         // Over the buffer by index: `for field in fields` copied each field, a retain and a release of both its
         // strings per field and loop (issue 11: ~13 fields per proxied gRPC call, visited twice).
         self.fields.withUnsafeBufferPointer { fields in
@@ -39,8 +42,7 @@ extension HTTP2Headers {
                                 value: base + value,
                                 namelen: value - name,
                                 valuelen: offset - value,
-                                flags: HTTP2CommonFields.isUniquePerMessage(fields[index].name)
-                                    ? UInt8(NGHTTP2_NV_FLAG_NO_INDEX.rawValue) : UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
+                                flags: priming.indexing(for: fields[index].name).flags
                             )
                         )
                     }

@@ -72,7 +72,7 @@ extension NGHTTP2Session {
         case .submitRequest(let id, let headers, let endStream):
             guard self.streams.contains(id) else { return }
             var provider = makeDataProvider()
-            let rc = headers.withNGHTTP2NVArray { nva, count in
+            let rc = headers.withNGHTTP2NVArray(priming: &self.hpackNamePriming) { nva, count in
                 // Returns the assigned stream id, or NGHTTP2_ERR_NOMEM, NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE
                 // (ids exhausted), NGHTTP2_ERR_INVALID_ARGUMENT (self-dependency: we pass no priority) or
                 // NGHTTP2_ERR_PROTO (server session: ruled out by startRequest's precondition).
@@ -90,7 +90,7 @@ extension NGHTTP2Session {
         case .submitResponse(let id, let headers, let endStream):
             guard self.streams.contains(id) else { return }
             var provider = makeDataProvider()
-            let rc = headers.withNGHTTP2NVArray { nva, count in
+            let rc = headers.withNGHTTP2NVArray(priming: &self.hpackNamePriming) { nva, count in
                 // Returns 0, NGHTTP2_ERR_NOMEM, NGHTTP2_ERR_INVALID_ARGUMENT (stream 0), NGHTTP2_ERR_DATA_EXIST
                 // (response already submitted: sendResponseHeaders guards against it) or NGHTTP2_ERR_PROTO
                 // (client session: ruled out by a precondition).
@@ -102,7 +102,7 @@ extension NGHTTP2Session {
 
         case .submitTrailers(let id, let trailers):
             guard self.streams.contains(id) else { return }
-            let rc = trailers.withNGHTTP2NVArray { nva, count in
+            let rc = trailers.withNGHTTP2NVArray(priming: &self.hpackNamePriming) { nva, count in
                 // Returns 0, NGHTTP2_ERR_NOMEM or NGHTTP2_ERR_INVALID_ARGUMENT (stream 0).
                 nghttp2_submit_trailer(self.nghttp2, id, nva, count)
             }

@@ -10,7 +10,9 @@ import TriggerModel
 /// bytes, and the test walks each request's HPACK block (RFC 7541 §6) to see how every field was sent.
 @Suite("gRPC backend calls: HPACK form of the request headers")
 struct GRPCBackendHPACKTests {
-    @Test("from the second call on, per-call values go never indexed and the rest (grpc-timeout too) as indexes")
+    @Test(
+        "the first call indexes the per-call fields; from the second on they go never indexed with indexed names, the rest (grpc-timeout too) as indexes"
+    )
     func perCallValuesNeverIndexed() async throws {
         try await withGRPCBackend { backend in
             let relay = try await RecordingRelay(backendPort: backend.port)
@@ -44,11 +46,19 @@ struct GRPCBackendHPACKTests {
             try #require(connections.count == 1, "the three calls share one connection")
             let blocks = try HPACKWalk.requestHeaderBlocks(connections[0])
             try #require(blocks.count == 3)
+            // The first call puts the three per-call fields' names in the table (HPACKNamePriming): each is
+            // indexed, name and value, and none goes never indexed yet.
+            let first = try HPACKWalk.fields(blocks[0])
+            #expect(!first.contains { $0.representation == .neverIndexed }, "\(first)")
+            #expect(first.filter { $0.representation == .incrementalIndexing }.count >= 3, "\(first)")
             for block in blocks.dropFirst() {
-                let kinds = try HPACKWalk.representations(block)
+                let fields = try HPACKWalk.fields(block)
+                let kinds = fields.map(\.representation)
                 #expect(!kinds.contains(.incrementalIndexing), "\(kinds)")
-                // request-id, traceparent, idempotency-key.
-                #expect(kinds.filter { $0 == .neverIndexed }.count == 3, "\(kinds)")
+                // request-id, traceparent, idempotency-key: their values literal, their names one index each.
+                let neverIndexed = fields.filter { $0.representation == .neverIndexed }
+                #expect(neverIndexed.count == 3, "\(kinds)")
+                #expect(neverIndexed.allSatisfy { $0.indexedName }, "\(fields)")
                 // `:path` (libnghttp2 never indexes it); every other field, grpc-timeout and the principal
                 // included, is one index into the table.
                 #expect(kinds.filter { $0 == .withoutIndexing }.count <= 1, "\(kinds)")
@@ -99,10 +109,11 @@ enum HPACKWalk {
         return blocks
     }
 
-    /// Each field's representation in `block`, in order.
-    static func representations(_ block: [UInt8]) throws -> [Representation] {
+    /// Each field's representation in `block`, in order, and for a literal whether its name is an index into the
+    /// tables (RFC 7541 §6.2: a non-zero index in the first byte's prefix) rather than a string of its own.
+    static func fields(_ block: [UInt8]) throws -> [(representation: Representation, indexedName: Bool)] {
         var index = 0
-        var result: [Representation] = []
+        var result: [(representation: Representation, indexedName: Bool)] = []
         func integer(prefixBits: Int) throws -> Int {
             guard index < block.count else { throw Malformed() }
             let mask = (1 << prefixBits) - 1
@@ -128,19 +139,21 @@ enum HPACKWalk {
             let first = block[index]
             if first & 0x80 != 0 {
                 _ = try integer(prefixBits: 7)
-                result.append(.indexed)
+                result.append((.indexed, true))
             } else if first & 0x40 != 0 {
-                if try integer(prefixBits: 6) == 0 { try skipString() }
+                let name = try integer(prefixBits: 6)
+                if name == 0 { try skipString() }
                 try skipString()
-                result.append(.incrementalIndexing)
+                result.append((.incrementalIndexing, name != 0))
             } else if first & 0x20 != 0 {
                 _ = try integer(prefixBits: 5)
-                result.append(.tableSizeUpdate)
+                result.append((.tableSizeUpdate, false))
             } else {
                 let never = first & 0x10 != 0
-                if try integer(prefixBits: 4) == 0 { try skipString() }
+                let name = try integer(prefixBits: 4)
+                if name == 0 { try skipString() }
                 try skipString()
-                result.append(never ? .neverIndexed : .withoutIndexing)
+                result.append((never ? .neverIndexed : .withoutIndexing, name != 0))
             }
         }
         return result
