@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import TriggerModel
+import WireCodecs
 
 /// One HTTP/2 connection (h2c, or TLS with ALPN `h2`) to one backend endpoint, shared by many concurrent calls
 /// (one stream each).
@@ -90,7 +91,7 @@ final class GRPCBackendConnection: Sendable {
     func start(
         _ call: NIOLoopBoundBox<GRPCBackendCall>,
         headers: HTTP2Headers,
-        message: [ByteBuffer],
+        message: BufferPieces,
         deadline: NIODeadline?
     ) {
         // On the connection's own loop (the per-loop pools' case) the stream starts now: no hop, and no closure
@@ -107,7 +108,7 @@ final class GRPCBackendConnection: Sendable {
     func startOnLoop(
         _ call: GRPCBackendCall,
         headers: HTTP2Headers,
-        message: [ByteBuffer],
+        message: BufferPieces,
         deadline: NIODeadline?
     ) {
         eventLoop.assertInEventLoop()

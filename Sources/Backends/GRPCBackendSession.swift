@@ -1,5 +1,6 @@
 import HTTP2Engine
 import NIOCore
+import WireCodecs
 
 /// The client side of one h2c connection to a backend: the engine's delegate, owning the map from stream
 /// to ``GRPCBackendCall`` and starting new calls on the session.
@@ -32,7 +33,7 @@ final class GRPCBackendSession: HTTP2SessionDelegate {
     func start(
         _ call: GRPCBackendCall,
         headers: HTTP2Headers,
-        message: [ByteBuffer],
+        message: BufferPieces,
         deadline: NIODeadline?
     ) {
         guard call.outcome == nil else {
@@ -49,9 +50,7 @@ final class GRPCBackendSession: HTTP2SessionDelegate {
                 let stream = try session.startRequest(headers: headers, endStream: false)
                 calls[stream] = call
                 call.started(session: session, stream: stream, deadline: deadline, eventLoop: channel.eventLoop)
-                for (i, piece) in message.enumerated() {
-                    session.sendData(stream: stream, piece, endStream: i == message.count - 1)
-                }
+                message.forEachPiece { piece, isLast in session.sendData(stream: stream, piece, endStream: isLast) }
                 if message.isEmpty { session.sendData(stream: stream, ByteBuffer(), endStream: true) }
             }
         } catch {

@@ -102,7 +102,7 @@ package final class GRPCBackendTransport: TriggerRunner {
         )
         var headers = callHeaders(path: path, endpoint: endpoint)
         headers.add(lowercasedName: "grpc-timeout", value: GRPCTimeout.encode(timeout))
-        let framed = [GRPCMessageFramer.frame(message)]
+        let framed = BufferPieces(GRPCMessageFramer.frame(message))
         return try await withTaskCancellationHandler {
             connection.start(call, headers: headers, message: framed, deadline: .now() + timeout)
             return try await promise.futureResult.get()
@@ -170,7 +170,7 @@ extension GRPCBackendTransport: LoopCallingTransport {
     private final class UnaryRun: SafeRetriedCall, @unchecked Sendable {
         let transport: GRPCBackendTransport
         let request: TriggerRequest
-        let message: [ByteBuffer]
+        let message: BufferPieces
         /// Where the tries run and report to ``retries``.
         let eventLoop: any EventLoop
         /// The request's deadline bounds the stream locally unless `pinned` (the caller enforces it then).
@@ -198,7 +198,7 @@ extension GRPCBackendTransport: LoopCallingTransport {
         }
 
         init(
-            transport: GRPCBackendTransport, request: TriggerRequest, message: [ByteBuffer], eventLoop: any EventLoop,
+            transport: GRPCBackendTransport, request: TriggerRequest, message: BufferPieces, eventLoop: any EventLoop,
             pinned: Bool, cancellation: TriggerCancellation,
             completion: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
         ) {

@@ -1,6 +1,7 @@
 import CTriggerProtos
 package import NIOCore
 package import TriggerModel
+package import WireCodecs
 
 #if canImport(Glibc)
     import Glibc
@@ -32,9 +33,7 @@ package enum RunnerCodec {
     /// from `InstillRequestPassthrough`) is not encoded again: its bytes follow the other fields as they are.
     package static func encodeRunRequest(_ request: TriggerRequest) -> ByteBuffer {
         if let inputs = request.batch.runRequestInputs {
-            return runRequestCarrying(inputs, of: request, headroom: 0).reduce(into: ByteBuffer()) {
-                $0.writeImmutableBuffer($1)
-            }
+            return runRequestCarrying(inputs, of: request, headroom: 0).joined()
         }
         return encodeRunRequestTree(request)
     }
@@ -42,12 +41,12 @@ package enum RunnerCodec {
     /// The same bytes as `encodeRunRequest`, as buffers to send one after the other: large blobs are their
     /// own `ByteBuffer`s, shared rather than copied (`ProtoMessage.packPieces`), and the first buffer has
     /// `headroom` bytes of room in front for a prefix (`GRPCMessageFramer.frame(pieces:)` needs 5).
-    package static func encodeRunRequestPieces(_ request: TriggerRequest, headroom: Int = 0) -> [ByteBuffer] {
+    package static func encodeRunRequestPieces(_ request: TriggerRequest, headroom: Int = 0) -> BufferPieces {
         if let inputs = request.batch.runRequestInputs {
             return runRequestCarrying(inputs, of: request, headroom: headroom)
         }
         return withProtoArena { arena in
-            ProtoMessage.packPieces(runRequest(request, in: arena), arena: arena, headroom: headroom)
+            BufferPieces(ProtoMessage.packPieces(runRequest(request, in: arena), arena: arena, headroom: headroom))
         }
     }
 
@@ -64,7 +63,7 @@ package enum RunnerCodec {
     /// their own, not copied.
     private static func runRequestCarrying(
         _ inputs: ByteBuffer, of request: TriggerRequest, headroom: Int
-    ) -> [ByteBuffer] {
+    ) -> BufferPieces {
         let shared = inputs.readableBytes >= ProtoMessage.sharedBinaryBytes
         let ref = request.ref
         // Each string: its bytes, a one-byte tag and at most a 10-byte varint; then `return_traces`.
@@ -90,7 +89,7 @@ package enum RunnerCodec {
         }
         if shared { return [out, inputs] }
         out.writeImmutableBuffer(inputs)
-        return [out]
+        return BufferPieces(out)
     }
 
     /// A proto3 `string` field with a one-byte tag at `at` (advanced past it): nothing for an empty string.

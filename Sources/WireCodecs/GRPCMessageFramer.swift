@@ -61,24 +61,23 @@ package enum GRPCMessageFramer {
     /// its own; the message's bytes are not copied.
     ///
     /// `pieces` is consumed: a caller that hands over its only reference (a fresh encoding) gets the prefix
-    /// written into that very storage. Borrowed, the caller's array still held the first buffer, so the array
-    /// and then the buffer were copied to write 5 bytes (issue 11: 3 allocations and a copy of the first piece
-    /// per backend call).
-    package static func frame(pieces: consuming [ByteBuffer]) -> [ByteBuffer] {
-        let length = pieces.reduce(0) { $0 + $1.readableBytes }
+    /// written into that very storage. Borrowed, the caller's pieces still held the first buffer, so the buffer
+    /// was copied to write 5 bytes (issue 11: allocations and a copy of the first piece per backend call).
+    package static func frame(pieces: consuming BufferPieces) -> BufferPieces {
+        let length = pieces.readableBytes
         precondition(length <= Int(UInt32.max), "a gRPC message is at most 4 GiB")
-        if var first = pieces.first, first.readerIndex >= 5 {
-            pieces[0] = ByteBuffer()  // `first` is then the only reference: the prefix is written in place
+        let inPlace = pieces.withFirst { first -> Bool in
+            guard first.readerIndex >= 5 else { return false }
             let at = first.readerIndex - 5
             first.setInteger(UInt8(0), at: at)
             first.setInteger(UInt32(length), at: at + 1, endianness: .big)
             first.moveReaderIndex(to: at)
-            pieces[0] = first
-            return pieces
+            return true
         }
+        if inPlace == true { return pieces }
         var prefix = ByteBufferAllocator().buffer(capacity: 5)
         prefix.writeInteger(UInt8(0))
         prefix.writeInteger(UInt32(length), endianness: .big)
-        return [prefix] + pieces
+        return pieces.prepending(prefix)
     }
 }

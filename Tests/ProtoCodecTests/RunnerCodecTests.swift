@@ -3,6 +3,7 @@ import NIOCore
 import ProtoCodec
 import Testing
 import TriggerModel
+import WireCodecs
 
 @Suite("Runner messages")
 struct RunnerCodecTests {

@@ -108,7 +108,7 @@ struct GRPCFramingTests {
         head.writeImmutableBuffer(message.getSlice(at: 0, length: 10)!)
         head.moveReaderIndex(forwardBy: 5)
         let rest = message.getSlice(at: 10, length: message.readableBytes - 10)!
-        for pieces in [[head, rest], [message.getSlice(at: 0, length: 10)!, rest]] {
+        for pieces: BufferPieces in [[head, rest], [message.getSlice(at: 0, length: 10)!, rest]] {
             let framed = GRPCMessageFramer.frame(pieces: pieces)
             var joined = ByteBuffer()
             for piece in framed { joined.writeImmutableBuffer(piece) }
@@ -124,8 +124,8 @@ struct GRPCFramingTests {
     @Test("framing pieces handed over: the prefix is written into the first piece's own storage, not a copy")
     func framePiecesInPlace() throws {
         var storage: UInt = 0
-        // A fresh encoding, as `RunnerCodec.encodeRunRequestPieces` returns it: the array is the only reference.
-        func encoded() -> [ByteBuffer] {
+        // A fresh encoding, as `RunnerCodec.encodeRunRequestPieces` returns it: the pieces hold the only reference.
+        func encoded() -> BufferPieces {
             var head = ByteBuffer()
             head.writeRepeatingByte(0xEE, count: 5)
             head.writeBytes([1, 2, 3])
@@ -137,6 +137,25 @@ struct GRPCFramingTests {
         #expect(framed.count == 1)
         #expect(Array(framed[0].readableBytesView) == [0, 0, 0, 0, 3, 1, 2, 3])
         #expect(framed[0].withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) } == storage)
+    }
+
+    @Test("pieces: one buffer or several, in order; the first lent in place; joined into one")
+    func bufferPieces() throws {
+        let a = ByteBuffer(string: "ab")
+        let b = ByteBuffer(string: "cde")
+        var none = BufferPieces([])
+        #expect(none.isEmpty && none.withFirst { _ in true } == nil && none.joined().readableBytes == 0)
+        var one = BufferPieces(a)
+        #expect(one.count == 1 && one[0] == a && one.joined() == a)
+        #expect(one.withFirst { $0.readString(length: 1) } == "a")
+        #expect(Array(one) == [ByteBuffer(string: "b")])
+        var two: BufferPieces = [a, b]
+        #expect(two.count == 2 && Array(two) == [a, b] && two.joined() == ByteBuffer(string: "abcde"))
+        #expect(two.withFirst { $0.readString(length: 2) } == "ab")
+        #expect(Array(two) == [ByteBuffer(), b])
+        #expect(Array(BufferPieces(b).prepending(a)) == [a, b])
+        // An array of one is held as one buffer.
+        #expect(BufferPieces([a]).count == 1)
     }
 
     @Test("a message whose headroom holds its prefix is framed in its own storage, shared or not; any other is copied")
