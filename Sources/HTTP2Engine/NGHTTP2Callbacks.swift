@@ -56,6 +56,14 @@ struct NGHTTP2Tables: @unchecked Sendable {
             // `authorization: Bearer ` (its default empty token): RFC 9110 §5.5 lets a recipient strip that
             // whitespace instead, which `receivedHeader` does. (libnghttp2 ≥ 1.50; the non-`2` API of 1.52.)
             nghttp2_option_set_no_rfc9113_leading_and_trailing_ws_validation(options, 1)
+            // A closed stream is freed at once, not kept (up to SETTINGS_MAX_CONCURRENT_STREAMS of them per
+            // connection) in case a client's RFC 7540 PRIORITY frame names it later (such a stream then depends on
+            // the root, as RFC 9113 §5.3.2 leaves open). Issue 11: ~80 instructions per gRPC call, and the memory.
+            // Not SETTINGS_NO_RFC7540_PRIORITIES (RFC 9218), which saved ~400 by dropping the priority tree too:
+            // libnghttp2 then sends each stream's DATA to its end before the next stream's (RFC 9218's default,
+            // non-incremental), so a small answer waits behind a large one on the same connection, and a client
+            // session cannot mark its uploads incremental (bench/README, "Forty-eighth session").
+            nghttp2_option_set_no_closed_streams(options, 1)
             // CONTINUATION frames per header block: ours, not libnghttp2's 8 (see the constant for why).
             // (Debian's 1.52.0-1+deb12u3 has the option, with the CVE-2024-28182 fix.)
             nghttp2_option_set_max_continuations(options, HTTP2SessionConfiguration.maxContinuationFrames)

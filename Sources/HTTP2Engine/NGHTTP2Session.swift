@@ -296,15 +296,6 @@ package final class NGHTTP2Session {
                 settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
                 value: UInt32(clamping: self.configuration.maxHeaderListSize)
             ),
-            // RFC 9218 §2.1: no RFC 7540 priority tree, as nghttpx's frontend says too. libnghttp2 then keeps no
-            // dependency tree and no closed streams for it (a stream is freed when it closes, not kept among up to
-            // 100 closed ones per connection), ignores PRIORITY frames, and schedules DATA by RFC 9218 urgency
-            // (a client's `priority` field or PRIORITY_UPDATE; all equal by default). Issue 11: the tree's upkeep
-            // was ~400 of libnghttp2's ~26.6 k instructions per proxied gRPC call (bench/README, "Forty-eighth
-            // session"); the closed streams kept for it, up to 100 per client connection, are memory.
-            nghttp2_settings_entry(
-                settings_id: Int32(NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES.rawValue), value: 1
-            ),
         ]
         if self.role == .client {
             settings.append(nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0))
@@ -330,13 +321,8 @@ package final class NGHTTP2Session {
         self.drain()
     }
 
-    /// Whether the peer's SETTINGS said `SETTINGS_NO_RFC7540_PRIORITIES = 1` (RFC 9218 §2.1); false before they came.
-    var peerDisabledRFC7540Priorities: Bool {
-        nghttp2_session_get_remote_settings(self.nghttp2, NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES) == 1
-    }
-
-    /// Whether libnghttp2 still holds a stream object for `stream`: open, or closed and kept (an RFC 7540 priority
-    /// tree keeps closed streams; ``start()``'s SETTINGS turn the tree off).
+    /// Whether libnghttp2 still holds a stream object for `stream`: open, or closed and kept for the RFC 7540
+    /// priority tree (which a server session's options turn off: `NGHTTP2Tables.makeOptions`).
     func libraryHoldsStream(_ stream: HTTP2StreamID) -> Bool {
         nghttp2_session_find_stream(self.nghttp2, stream.rawValue) != nil
     }
