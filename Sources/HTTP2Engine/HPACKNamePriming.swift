@@ -24,8 +24,7 @@ struct HPACKNamePriming {
     /// Messages carrying a field between two that index it.
     static let reprimeInterval: UInt16 = 256
 
-    /// Per name (its slot): messages carrying it left before the next one
-    /// indexes it; 0 means the next one does.
+    /// Per name (its slot): messages carrying it left before the next one indexes it; 0 means the next one does.
     private var remaining: (UInt16, UInt16, UInt16) = (0, 0, 0)
 
     /// How the next field named `name` this session sends is encoded.
