@@ -19,16 +19,19 @@ import CNghttp2
 /// literals again for at most that many messages, and the entries cost the table one field's room per interval.
 ///
 /// One per session (``NGHTTP2Session``), touched only while a header block is handed to libnghttp2, on the
-/// session's event loop.
-struct HPACKNamePriming {
+/// session's event loop. `package` for its tests (HTTP2EngineTests also run against a release build, which cannot
+/// be imported `@testable`).
+package struct HPACKNamePriming {
     /// Messages carrying a field between two that index it.
-    static let reprimeInterval: UInt16 = 256
+    package static let reprimeInterval: UInt16 = 256
 
     /// Per name (its slot): messages carrying it left before the next one indexes it; 0 means the next one does.
     private var remaining: (UInt16, UInt16, UInt16) = (0, 0, 0)
 
+    package init() {}
+
     /// How the next field named `name` this session sends is encoded.
-    enum Indexing: Equatable {
+    package enum Indexing: Equatable {
         /// As libnghttp2's encoder chooses (it indexes most fields): any other name, or a never-indexed one
         /// whose turn to index it this is.
         case encoderDecides
@@ -42,7 +45,7 @@ struct HPACKNamePriming {
     }
 
     /// How the next field named `name` goes out (each call is one field sent: the turns count them).
-    mutating func indexing(for name: String) -> Indexing {
+    package mutating func indexing(for name: String) -> Indexing {
         guard let slot = HTTP2CommonFields.uniquePerMessageSlot(name) else { return .encoderDecides }
         switch slot {
         case 0: return Self.next(&remaining.0)

@@ -323,7 +323,7 @@ package final class NGHTTP2Session {
 
     /// Whether libnghttp2 still holds a stream object for `stream`: open, or closed and kept for the RFC 7540
     /// priority tree (which a server session's options turn off: `NGHTTP2Tables.makeOptions`).
-    func libraryHoldsStream(_ stream: HTTP2StreamID) -> Bool {
+    package func libraryHoldsStream(_ stream: HTTP2StreamID) -> Bool {
         nghttp2_session_find_stream(self.nghttp2, stream.rawValue) != nil
     }
 

@@ -1,6 +1,5 @@
+import HTTP2Engine
 import Testing
-
-@testable import HTTP2Engine
 
 /// A server session frees a stream when it closes (`nghttp2_option_set_no_closed_streams`), where libnghttp2 kept up
 /// to `SETTINGS_MAX_CONCURRENT_STREAMS` closed ones per connection for its RFC 7540 priority tree (issue 11); the
