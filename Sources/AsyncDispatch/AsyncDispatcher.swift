@@ -659,6 +659,8 @@ package final class AsyncDispatcher: Service {
         var request = operation.request
         request.mode = .sync
         request.idempotencyKey = id
+        // The operation id is the gateway's, not the value the client may have sent as sensitive.
+        request.sensitiveFields.remove(.idempotencyKey)
         request.deadline = nil
         request.waitsForCapacity = true
         let call = request

@@ -9,18 +9,22 @@ extension TriggerRequest {
     /// no control character but HTAB): these values come from outside, and a CR or LF would split an HTTP/1.1
     /// field while an HTTP/2 stack rejects the whole stream. Checked here, on the few values that vary, rather than
     /// on every field of every request (NIO's `NIOHTTPRequestHeadersValidator` cost ~5 000 instructions a call,
-    /// issue 11).
-    func forEachForwardedField(_ body: (_ name: String, _ value: String) -> Void) {
-        func forward(_ name: String, _ value: String?) {
+    /// issue 11). `sensitive`: the client sent the value as sensitive (``TriggerRequest/sensitiveFields``; the
+    /// principal is the gateway's own, never).
+    func forEachForwardedField(_ body: (_ name: String, _ value: String, _ sensitive: Bool) -> Void) {
+        let sensitive = sensitiveFields
+        func forward(_ name: String, _ value: String?, _ field: SensitiveFields) {
             guard let value, !value.isEmpty else { return }
             // Eight bytes at a time (`utf8.contains(where:)` cost ~700 instructions per value, a byte loop ~400).
-            if value.withUTF8Bytes({ isFieldValue(UnsafeRawBufferPointer($0)) }) { body(name, value) }
+            if value.withUTF8Bytes({ isFieldValue(UnsafeRawBufferPointer($0)) }) {
+                body(name, value, sensitive.contains(field))
+            }
         }
-        forward("request-id", requestID)
-        forward("traceparent", traceParent)
-        forward("tracestate", traceState)
-        forward("idempotency-key", idempotencyKey)
-        forward("x-trigger-principal", principal)
-        forward("instill-requester-uid", requesterUID)
+        forward("request-id", requestID, .requestID)
+        forward("traceparent", traceParent, .traceParent)
+        forward("tracestate", traceState, .traceState)
+        forward("idempotency-key", idempotencyKey, .idempotencyKey)
+        forward("x-trigger-principal", principal, [])
+        forward("instill-requester-uid", requesterUID, .requesterUID)
     }
 }

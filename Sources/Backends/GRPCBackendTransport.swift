@@ -409,7 +409,7 @@ extension GRPCBackendTransport: LoopCallingTransport {
             // (GRPCTimeout.encodeIndexable); the exact deadline is this side's, enforced by the call's timer.
             headers.add(lowercasedName: "grpc-timeout", value: GRPCTimeout.encodeIndexable(remaining))
         }
-        request.forEachForwardedField { headers.add(lowercasedName: $0, value: $1) }
+        request.forEachForwardedField { headers.add(lowercasedName: $0, value: $1, neverIndexed: $2) }
         return headers
     }
 }

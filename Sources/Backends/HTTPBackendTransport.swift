@@ -545,7 +545,7 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         writer.add("content-type", "application/json")
         contentLength(&writer)
         writer.add("accept", accept)
-        request.forEachForwardedField { writer.add($0, $1) }
+        request.forEachForwardedField { name, value, _ in writer.add(name, value) }  // HTTP/1.1: no HPACK
         if let deadline = request.deadline {
             writer.add("x-trigger-deadline-ms", decimal: Int(max((deadline - .now()).nanoseconds / 1_000_000, 1)))
         }

@@ -33,6 +33,9 @@ struct RequestContext {
     /// `instill-requester-uid`, set by the frontend only once `NamespaceDirectory.checkRequester` allowed it
     /// (the namespace the principal acts for; passed to the backend as metadata).
     var requesterUID: String?
+    /// Which forwarded fields the client sent as sensitive (HTTP/2 only: HPACK never indexed); carried to the
+    /// backend call (`TriggerRequest.sensitiveFields`, RFC 7541 §7.1.3). Set with ``markSensitive(_:sentRequestID:)``.
+    private(set) var sensitiveFields: TriggerRequest.SensitiveFields = []
 
     /// The route's pool's `request_timeout`, which bounds a sync call too: from the moment the request is complete
     /// and handed to the pool (`now` of ``makeRequest(ref:mode:batch:trace:now:)``), not from the head's arrival,
@@ -45,6 +48,15 @@ struct RequestContext {
     /// request is made; the pool and transports only enforce it.
     mutating func bound(byPoolTimeout timeout: TimeAmount?) {
         poolTimeout = timeout
+    }
+
+    /// Notes the fields the client sent as sensitive; the request id's mark is kept only when ``requestID`` is
+    /// the value the client sent (`sentRequestID`), not one made for it.
+    mutating func markSensitive(_ fields: TriggerRequest.SensitiveFields, sentRequestID: String?) {
+        guard !fields.isEmpty else { return }
+        var fields = fields
+        if fields.contains(.requestID), sentRequestID != requestID { fields.remove(.requestID) }
+        sensitiveFields = fields
     }
 
     /// The request id a client sent in `request-id`, or a new one when it sent none or one that is not
@@ -106,6 +118,7 @@ struct RequestContext {
             returnTraces: returnTraces,
             requesterUID: requesterUID
         )
+        request.sensitiveFields = sensitiveFields
         // The client's own deadline is the binding one: its passing is not the backend's failure.
         if let deadline, let clientDeadline { request.deadlineIsClients = clientDeadline <= deadline }
         return request

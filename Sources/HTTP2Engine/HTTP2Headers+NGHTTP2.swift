@@ -9,7 +9,8 @@ extension HTTP2Headers {
     /// NGHTTP2_NV_FLAG_NO_COPY_* flag is set: libnghttp2 copies every pair during the `nghttp2_submit_*`
     /// call, so nothing here has to outlive it. Fields whose value is new on every message go out never
     /// indexed (`HTTP2CommonFields.uniquePerMessageSlot`), but for the session's `priming` turns, which index them
-    /// so that their names stay in the encoder's table (``HPACKNamePriming``).
+    /// so that their names stay in the encoder's table (``HPACKNamePriming``). A field marked
+    /// ``HTTP2Headers/Field/neverIndexed`` goes never indexed always.
     ///
     /// Inlined into its caller: out of line, its three nested closures each retained and released what they
     /// captured (the session, the block's storage), ~10 atomic operations per proxied gRPC call (issue 11).
@@ -42,7 +43,11 @@ extension HTTP2Headers {
                                 value: base + value,
                                 namelen: value - name,
                                 valuelen: offset - value,
-                                flags: priming.indexing(for: fields[index].name).flags
+                                // A sensitive field (received so, RFC 7541 §7.1.3) goes never indexed and
+                                // takes no priming turn: its value must not enter the peer's table.
+                                flags: fields[index].neverIndexed
+                                    ? UInt8(NGHTTP2_NV_FLAG_NO_INDEX.rawValue)
+                                    : priming.indexing(for: fields[index].name).flags
                             )
                         )
                     }

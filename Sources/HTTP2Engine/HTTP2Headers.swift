@@ -10,10 +10,25 @@ package struct HTTP2Headers: Hashable, Sendable, Sequence, ExpressibleByDictiona
     package struct Field: Hashable, Sendable {
         package var name: String
         package var value: String
+        /// The field is sensitive: it was received as, or is to be sent as, a "literal never indexed" (RFC 7541
+        /// §6.2.3, libnghttp2's `NGHTTP2_NV_FLAG_NO_INDEX`). An intermediary must send a value it received that way
+        /// the same way (§7.1.3), so the flag travels with what the gateway forwards. How a field is encoded, not
+        /// what it is: equality and hashing ignore it.
+        package var neverIndexed: Bool
 
-        package init(name: String, value: String) {
+        package init(name: String, value: String, neverIndexed: Bool = false) {
             self.name = name
             self.value = value
+            self.neverIndexed = neverIndexed
+        }
+
+        package static func == (lhs: Field, rhs: Field) -> Bool {
+            lhs.name == rhs.name && lhs.value == rhs.value
+        }
+
+        package func hash(into hasher: inout Hasher) {
+            hasher.combine(name)
+            hasher.combine(value)
         }
     }
 
@@ -52,10 +67,11 @@ package struct HTTP2Headers: Hashable, Sendable, Sequence, ExpressibleByDictiona
     /// ``add(name:value:)`` for a name known to be lowercase (a literal such as `"grpc-timeout"`): not scanned
     /// for upper case (issue 11: ~90 instructions per field of a backend call's request headers).
     /// The strings are taken, not copied (see ``append(name:value:isPseudo:)``).
-    package mutating func add(lowercasedName name: consuming String, value: consuming String) {
+    /// `neverIndexed`: sent as a "literal never indexed" (``Field/neverIndexed``).
+    package mutating func add(lowercasedName name: consuming String, value: consuming String, neverIndexed: Bool = false) {
         assert(Self.lowercased(name) == name, "\(name) is not lowercase")
         let isPseudo = name.utf8.first == UInt8(ascii: ":")
-        self.append(name: name, value: value, isPseudo: isPseudo)
+        self.append(name: name, value: value, isPseudo: isPseudo, neverIndexed: neverIndexed)
     }
 
     /// Replaces every field named `name` with one field (appended if there was none).
@@ -142,18 +158,19 @@ package struct HTTP2Headers: Hashable, Sendable, Sequence, ExpressibleByDictiona
     /// first byte already). The strings are taken, not copied: a borrowed name and value were retained once more
     /// to go into the array and released by the caller (issue 11: four reference-count operations per field,
     /// ~11 fields per proxied gRPC call).
-    mutating func append(name: consuming String, value: consuming String, isPseudo: Bool) {
+    mutating func append(name: consuming String, value: consuming String, isPseudo: Bool, neverIndexed: Bool = false) {
+        let field = Field(name: name, value: value, neverIndexed: neverIndexed)
         if isPseudo {
             // Pseudo-headers nearly always come first: appended then, not inserted (an insert shifts nothing
             // but still goes through `replaceSubrange`, issue 11).
             if self.pseudoCount == self.fields.count {
-                self.fields.append(Field(name: name, value: value))
+                self.fields.append(field)
             } else {
-                self.fields.insert(Field(name: name, value: value), at: self.pseudoCount)
+                self.fields.insert(field, at: self.pseudoCount)
             }
             self.pseudoCount += 1
         } else {
-            self.fields.append(Field(name: name, value: value))
+            self.fields.append(field)
         }
     }
 }

@@ -138,7 +138,8 @@ private func onHeader(
         try session.receivedHeader(
             frame: frame,
             name: UnsafeBufferPointer(start: name, count: nameLength),
-            value: valueBuffer
+            value: valueBuffer,
+            neverIndexed: flags & UInt8(NGHTTP2_NV_FLAG_NO_INDEX.rawValue) != 0
         )
     }
 }

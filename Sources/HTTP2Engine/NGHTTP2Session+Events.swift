@@ -30,7 +30,8 @@ extension NGHTTP2Session {
         }
     }
 
-    /// One decoded header field (nghttp2 has validated it against RFC 9113 §8.2 already).
+    /// One decoded header field (nghttp2 has validated it against RFC 9113 §8.2 already); `neverIndexed` when it
+    /// came as a "literal never indexed" (RFC 7541 §6.2.3), kept with the field (``HTTP2Headers/Field/neverIndexed``).
     ///
     /// - Returns: 0, or NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE when a response or trailer block outgrows
     ///   ``HTTP2SessionConfiguration/maxHeaderListSize``: libnghttp2 then resets the stream (INTERNAL_ERROR)
@@ -41,26 +42,29 @@ extension NGHTTP2Session {
     func receivedHeader(
         frame: UnsafePointer<nghttp2_frame>,
         name: UnsafeBufferPointer<UInt8>,
-        value: UnsafeBufferPointer<UInt8>
+        value: UnsafeBufferPointer<UInt8>,
+        neverIndexed: Bool
     ) throws -> Int32 {
         let id = frame.pointee.hd.stream_id
         // Borrowed (see ``borrowedHeaderStream``): nothing below sets ``headerStream``, so the strong reference it
         // keeps holds the stream for the whole call.
         if let borrowed = self.borrowedHeaderStream {
             let result = borrowed._withUnsafeGuaranteedRef { stream -> Int32? in
-                stream.id == id ? self.receivedHeader(name: name, value: value, on: stream) : nil
+                stream.id == id
+                    ? self.receivedHeader(name: name, value: value, neverIndexed: neverIndexed, on: stream) : nil
             }
             if let result { return result }
         }
         guard let stream = self.streams[id] else { return 0 }
-        return self.receivedHeader(name: name, value: value, on: stream)
+        return self.receivedHeader(name: name, value: value, neverIndexed: neverIndexed, on: stream)
     }
 
-    /// ``receivedHeader(frame:name:value:)`` for the field's stream.
+    /// ``receivedHeader(frame:name:value:neverIndexed:)`` for the field's stream.
     @inline(__always)
     private func receivedHeader(
         name: UnsafeBufferPointer<UInt8>,
         value: UnsafeBufferPointer<UInt8>,
+        neverIndexed: Bool,
         on stream: HTTP2StreamState
     ) -> Int32 {
         // RFC 9113 §6.5.2: the uncompressed size plus 32 bytes of overhead per field.
@@ -94,7 +98,8 @@ extension NGHTTP2Session {
         stream.headerBlock.append(
             name: commonName ?? String(decoding: name, as: UTF8.self),
             value: HTTP2CommonFields.value(value) ?? self.recentFieldValues.string(value, name: commonName),
-            isPseudo: name.first == UInt8(ascii: ":")
+            isPseudo: name.first == UInt8(ascii: ":"),
+            neverIndexed: neverIndexed
         )
         return 0
     }

@@ -53,9 +53,16 @@ package struct OperationPayloadCodec: Sendable {
         w.bool(request.returnTraces)
         // Appended last, and only when there are any: rows written before labels existed end here and still
         // decode (an absent tail reads as no labels). The requester uid follows the labels (written, possibly
-        // empty, whenever there is a requester), so older rows stay readable the same way.
-        if !request.labels.isEmpty || request.requesterUID != nil { w.stringMap(request.labels) }
-        if let requester = request.requesterUID { w.string(requester) }
+        // empty, whenever there is a requester), so older rows stay readable the same way; then the sensitive
+        // fields' bits (one byte, only when there are any: the labels and the requester, empty when there is
+        // none, are written before it). A version before it stops reading after the requester, so it reads such a
+        // row too, sensitivity aside.
+        let sensitive = request.sensitiveFields
+        if !request.labels.isEmpty || request.requesterUID != nil || !sensitive.isEmpty {
+            w.stringMap(request.labels)
+        }
+        if request.requesterUID != nil || !sensitive.isEmpty { w.string(request.requesterUID ?? "") }
+        if !sensitive.isEmpty { w.byte(sensitive.rawValue) }
         return Encoded(bytes: w.sink.finish(), blobs: w.spilled)
     }
 
@@ -100,7 +107,14 @@ package struct OperationPayloadCodec: Sendable {
             returnTraces: try r.bool()
         )
         if r.buffer.readableBytes > 0 { request.labels = try r.stringMap() }
-        if r.buffer.readableBytes > 0 { request.requesterUID = try r.string() }
+        if r.buffer.readableBytes > 0 {
+            // Empty: written only to reach the sensitive fields' byte (no frontend keeps an empty requester).
+            let requester = try r.string()
+            request.requesterUID = requester.isEmpty ? nil : requester
+        }
+        if r.buffer.readableBytes > 0 {
+            request.sensitiveFields = TriggerRequest.SensitiveFields(rawValue: try r.byte())
+        }
         return request
     }
 

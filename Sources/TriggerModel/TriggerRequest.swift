@@ -128,6 +128,10 @@ package struct TriggerRequest: Sendable, Equatable {
     /// Instill's `instill-requester-uid` metadata: the uid of the namespace (user or organization) the principal
     /// acts for, already checked against what the principal may do; passed to the backend as the same metadata.
     package var requesterUID: String?
+    /// Which of the values above the client sent as sensitive (HTTP/2: as HPACK "literal never indexed", RFC 7541
+    /// §6.2.3); a backend call that speaks HPACK sends them the same way (§7.1.3: an intermediary must). Empty for
+    /// HTTP/1.1 clients, which have no such form.
+    package var sensitiveFields: SensitiveFields = []
     /// Set by the async dispatcher: the run waits for a slot of its pool behind the callers instead of being
     /// refused as overloaded (DESIGN.md "Failures: whose fault"), and its request timeout starts with the slot.
     package var waitsForCapacity = false
@@ -192,6 +196,37 @@ extension TriggerRequest {
             ref: ref, mode: mode, batch: TriggerBatch(inputs), principal: principal, deadline: deadline,
             requestID: requestID, traceParent: traceParent, traceState: traceState, idempotencyKey: idempotencyKey,
             returnTraces: returnTraces, requesterUID: nil)
+    }
+}
+
+extension TriggerRequest {
+    /// A set of the request's own forwarded fields (``TriggerRequest/sensitiveFields``), one bit each; the raw value
+    /// is what stores keep (`OperationPayloadCodec`), so the bits never change meaning.
+    package struct SensitiveFields: OptionSet, Sendable, Hashable {
+        package let rawValue: UInt8
+        package init(rawValue: UInt8) { self.rawValue = rawValue }
+
+        /// `request-id` (only when the value is the client's own: a made one is the gateway's).
+        package static let requestID = SensitiveFields(rawValue: 1 << 0)
+        /// `traceparent`: the gateway sends its own span id with the client's trace id.
+        package static let traceParent = SensitiveFields(rawValue: 1 << 1)
+        package static let traceState = SensitiveFields(rawValue: 1 << 2)
+        package static let idempotencyKey = SensitiveFields(rawValue: 1 << 3)
+        package static let requesterUID = SensitiveFields(rawValue: 1 << 4)
+
+        /// The member for a forwarded field's wire name (lowercase, as HTTP/1.1 headers and gRPC metadata both
+        /// name it: `request-id`, `traceparent`, `tracestate`, `idempotency-key`, `instill-requester-uid`); nil
+        /// for any other name.
+        package init?(fieldName name: String) {
+            switch name {
+            case "request-id": self = .requestID
+            case "traceparent": self = .traceParent
+            case "tracestate": self = .traceState
+            case "idempotency-key": self = .idempotencyKey
+            case "instill-requester-uid": self = .requesterUID
+            default: return nil
+            }
+        }
     }
 }
 
