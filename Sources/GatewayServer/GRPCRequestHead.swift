@@ -69,7 +69,9 @@ extension GRPCRequestHead {
                         Self.keepFirst(&userAgent, fields[index].value)
                     }
                 case 11:
-                    if name == "traceparent" { Self.keepFirst(&traceParent, fields[index], sensitive: &sensitive, .traceParent) }
+                    if name == "traceparent" {
+                        Self.keepFirst(&traceParent, fields[index], sensitive: &sensitive, .traceParent)
+                    }
                 case 12:
                     if name == "grpc-timeout" {
                         Self.keepFirst(&timeout, fields[index].value)
@@ -86,7 +88,9 @@ extension GRPCRequestHead {
                         Self.keepFirst(&encoding, fields[index].value)
                     }
                 case 15:
-                    if name == "idempotency-key" { Self.keepFirst(&idempotencyKey, fields[index], sensitive: &sensitive, .idempotencyKey) }
+                    if name == "idempotency-key" {
+                        Self.keepFirst(&idempotencyKey, fields[index], sensitive: &sensitive, .idempotencyKey)
+                    }
                 case 20:
                     if name == "grpc-accept-encoding" { Self.keepFirst(&acceptEncoding, fields[index].value) }
                 case 21:

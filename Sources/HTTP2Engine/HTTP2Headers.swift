@@ -68,7 +68,9 @@ package struct HTTP2Headers: Hashable, Sendable, Sequence, ExpressibleByDictiona
     /// for upper case (issue 11: ~90 instructions per field of a backend call's request headers).
     /// The strings are taken, not copied (see ``append(name:value:isPseudo:)``).
     /// `neverIndexed`: sent as a "literal never indexed" (``Field/neverIndexed``).
-    package mutating func add(lowercasedName name: consuming String, value: consuming String, neverIndexed: Bool = false) {
+    package mutating func add(
+        lowercasedName name: consuming String, value: consuming String, neverIndexed: Bool = false
+    ) {
         assert(Self.lowercased(name) == name, "\(name) is not lowercase")
         let isPseudo = name.utf8.first == UInt8(ascii: ":")
         self.append(name: name, value: value, isPseudo: isPseudo, neverIndexed: neverIndexed)

@@ -130,6 +130,33 @@ struct OperationPayloadCodecTests {
         #expect(try OperationPayloadCodec.decodeRequest(plain) { _ in ByteBuffer() }.requesterUID == nil)
     }
 
+    @Test(
+        "the sensitive fields round-trip with or without labels and requester, after them, so older rows still decode",
+        arguments: [(labels: false, requester: false), (false, true), (true, false), (true, true)])
+    func sensitiveFields(labels: Bool, requester: Bool) throws {
+        let codec = OperationPayloadCodec()
+        var request = Fixtures.request(blobs: [])
+        request.deadline = nil
+        if labels { request.labels = ["craft.deployment": "shout"] }
+        if requester { request.requesterUID = "8b2c31f3-cbb8-5983-8753-10a6cb2e1fa3" }
+        let without = codec.encode(request, blobPrefix: "q").bytes
+        request.sensitiveFields = [.traceState, .requesterUID]
+        let with = codec.encode(request, blobPrefix: "q").bytes
+        let decoded = try OperationPayloadCodec.decodeRequest(with) { _ in ByteBuffer() }
+        #expect(decoded == request)
+        #expect(decoded.sensitiveFields == [.traceState, .requesterUID])
+        // No requester stays none (the empty string written to reach the byte reads as none).
+        #expect(decoded.requesterUID == request.requesterUID)
+        // A row without the byte (every row written before it) decodes with none.
+        #expect(try OperationPayloadCodec.decodeRequest(without) { _ in ByteBuffer() }.sensitiveFields.isEmpty)
+        if labels || requester {
+            // A tail of its own: the row without it is a prefix, shorter by the byte (and by the empty requester
+            // written before it when there is none).
+            #expect(with.readableBytes == without.readableBytes + (requester ? 1 : 2))
+            #expect(with.getSlice(at: with.readerIndex, length: without.readableBytes) == without)
+        }
+    }
+
     @Test("a blob at the inline limit stays inline; one byte more is spilled", arguments: [(1000, 0), (1001, 1)])
     func inlineLimitEdge(size: Int, spilled: Int) throws {
         let codec = OperationPayloadCodec(inlineBlobLimit: 1000)
