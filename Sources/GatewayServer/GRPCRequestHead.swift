@@ -48,7 +48,7 @@ extension GRPCRequestHead {
             timeout: String?, encoding: String?, acceptEncoding: String?, traceParent: String?, traceState: String?,
             idempotencyKey: String?, returnTraces: String?, userAgent: String?
         var repeatedSingleton: String?
-        var sensitive: TriggerRequest.SensitiveFields = []
+        var sensitive = TriggerRequest.SensitiveFields()
         var contentTypeSeen = false
         // By index: iterating the fields would copy each (a retain and release of both strings).
         do {

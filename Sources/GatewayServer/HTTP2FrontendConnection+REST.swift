@@ -11,7 +11,7 @@ extension HTTP2FrontendConnection {
     func restReceivedHeaders(_ headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool) {
         var fields: [(name: String, value: String)] = []
         fields.reserveCapacity(headers.count)
-        var sensitive: TriggerRequest.SensitiveFields = []
+        var sensitive = TriggerRequest.SensitiveFields()
         for field in headers where !field.name.hasPrefix(":") {
             fields.append((field.name, field.value))
             // A forwarded field sent never indexed (any of its copies: the stricter reading) goes on so.

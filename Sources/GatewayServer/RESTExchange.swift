@@ -21,7 +21,7 @@ struct RESTRequestHead {
     var scheme = "http"
     /// Which forwarded fields came as sensitive (HTTP/2: HPACK never indexed; the HTTP/2 frontend sets it, an
     /// HTTP/1.1 request has none): carried to the backend call (`TriggerRequest.sensitiveFields`).
-    var sensitiveFields: TriggerRequest.SensitiveFields = []
+    var sensitiveFields = TriggerRequest.SensitiveFields()
 
     init(method: String, target: String, headers: [(name: String, value: String)]) {
         self.method = method

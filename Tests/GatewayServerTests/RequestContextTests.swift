@@ -36,6 +36,26 @@ struct RequestContextTests {
         #expect(RequestContext.requestID("mine") == "mine")
     }
 
+    @Test("the client's sensitive marks reach the request; the request id's only when the id is the client's own")
+    func sensitiveMarks() {
+        var marks = TriggerRequest.SensitiveFields()
+        marks.insert(.requestID)
+        marks.insert(.traceState)
+        // "r" is the context's request id: the client's own when it sent "r", a made one when it sent another.
+        var own = Self.context(["tracestate": "a=1"])
+        own.markSensitive(marks, sentRequestID: "r")
+        let ownRequest = own.makeRequest(ref: Self.ref, mode: .sync, inputs: [], now: Self.start)
+        #expect(ownRequest.sensitiveFields == marks)
+        var made = Self.context(["tracestate": "a=1"])
+        made.markSensitive(marks, sentRequestID: "a request id refused for its\u{7F}byte")
+        let madeRequest = made.makeRequest(ref: Self.ref, mode: .sync, inputs: [], now: Self.start)
+        #expect(madeRequest.sensitiveFields.contains(.traceState))
+        #expect(!madeRequest.sensitiveFields.contains(.requestID))
+        // None marked: none on the request.
+        var none = Self.context([:])
+        #expect(none.makeRequest(ref: Self.ref, mode: .sync, inputs: [], now: Self.start).sensitiveFields.isEmpty)
+    }
+
     @Test("a client's request-id is kept up to 200 bytes of visible ASCII; longer, spaced or non-ASCII: ours instead")
     func requestIDRule() {
         let edge = String(repeating: "r", count: 200)

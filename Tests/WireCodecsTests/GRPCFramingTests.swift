@@ -158,6 +158,28 @@ struct GRPCFramingTests {
         #expect(BufferPieces([a]).count == 1)
     }
 
+    @Test("forEachPiece visits each piece in order and marks only the last; readableBytes sums them")
+    func bufferPiecesVisits() {
+        let a = ByteBuffer(string: "ab")
+        let b = ByteBuffer(string: "cde")
+        let c = ByteBuffer(string: "f")
+        for (pieces, expected) in [
+            (BufferPieces([]), []), (BufferPieces(a), [a]), (BufferPieces([a, b]), [a, b]),
+            (BufferPieces([a, b, c]), [a, b, c]),
+        ] as [(BufferPieces, [ByteBuffer])] {
+            var seen: [ByteBuffer] = []
+            var lasts: [Bool] = []
+            pieces.forEachPiece { piece, isLast in
+                seen.append(piece)
+                lasts.append(isLast)
+            }
+            #expect(seen == expected)
+            // END_STREAM goes with the piece marked last: exactly one, the final one (none when there is none).
+            #expect(lasts == expected.indices.map { $0 == expected.count - 1 })
+            #expect(pieces.readableBytes == expected.reduce(0) { $0 + $1.readableBytes })
+        }
+    }
+
     @Test("a message whose headroom holds its prefix is framed in its own storage, shared or not; any other is copied")
     func frameInPlace() throws {
         var message = ByteBuffer()
