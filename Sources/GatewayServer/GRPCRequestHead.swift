@@ -1,5 +1,4 @@
 import HTTP2Engine
-import TriggerModel
 
 /// The fields a gRPC call's header block is read for, picked out in one pass over the block.
 ///
@@ -32,8 +31,6 @@ struct GRPCRequestHead {
     var returnTraces: String?
     /// `user-agent` (gRPC's own form: `grpc-python/1.76.0 grpc-c/51.0.0 (linux; chttp2)`), for the access log.
     var userAgent: String?
-    /// Which of the forwarded fields above came as sensitive (HPACK never indexed; `TriggerRequest.sensitiveFields`).
-    var sensitive: TriggerRequest.SensitiveFields
 }
 
 extension GRPCRequestHead {
@@ -48,7 +45,6 @@ extension GRPCRequestHead {
             timeout: String?, encoding: String?, acceptEncoding: String?, traceParent: String?, traceState: String?,
             idempotencyKey: String?, returnTraces: String?, userAgent: String?
         var repeatedSingleton: String?
-        var sensitive = TriggerRequest.SensitiveFields()
         var contentTypeSeen = false
         // By index: iterating the fields would copy each (a retain and release of both strings).
         do {
@@ -62,16 +58,14 @@ extension GRPCRequestHead {
                     if name == ":method" { Self.keepFirst(&method, fields[index].value) }
                 case 10:
                     if name == "request-id" {
-                        Self.keepFirst(&requestID, fields[index], sensitive: &sensitive, .requestID)
+                        Self.keepFirst(&requestID, fields[index].value)
                     } else if name == "tracestate" {
-                        Self.keepFirst(&traceState, fields[index], sensitive: &sensitive, .traceState)
+                        Self.keepFirst(&traceState, fields[index].value)
                     } else if name == "user-agent" {
                         Self.keepFirst(&userAgent, fields[index].value)
                     }
                 case 11:
-                    if name == "traceparent" {
-                        Self.keepFirst(&traceParent, fields[index], sensitive: &sensitive, .traceParent)
-                    }
+                    if name == "traceparent" { Self.keepFirst(&traceParent, fields[index].value) }
                 case 12:
                     if name == "grpc-timeout" {
                         Self.keepFirst(&timeout, fields[index].value)
@@ -88,14 +82,12 @@ extension GRPCRequestHead {
                         Self.keepFirst(&encoding, fields[index].value)
                     }
                 case 15:
-                    if name == "idempotency-key" {
-                        Self.keepFirst(&idempotencyKey, fields[index], sensitive: &sensitive, .idempotencyKey)
-                    }
+                    if name == "idempotency-key" { Self.keepFirst(&idempotencyKey, fields[index].value) }
                 case 20:
                     if name == "grpc-accept-encoding" { Self.keepFirst(&acceptEncoding, fields[index].value) }
                 case 21:
                     if name == "instill-requester-uid" {
-                        Self.keepFirst(&requesterUID, fields[index], sensitive: &sensitive, .requesterUID)
+                        Self.keepFirst(&requesterUID, fields[index].value)
                     } else if name == "instill-return-traces" {
                         Self.keepFirst(&returnTraces, fields[index].value)
                     }
@@ -108,20 +100,10 @@ extension GRPCRequestHead {
             path: path, method: method, requestID: requestID, authorization: authorization,
             repeatedSingleton: repeatedSingleton, requesterUID: requesterUID, timeout: timeout, encoding: encoding,
             acceptEncoding: acceptEncoding, traceParent: traceParent, traceState: traceState,
-            idempotencyKey: idempotencyKey, returnTraces: returnTraces, userAgent: userAgent, sensitive: sensitive)
+            idempotencyKey: idempotencyKey, returnTraces: returnTraces, userAgent: userAgent)
     }
 
     private static func keepFirst(_ slot: inout String?, _ value: String) {
         if slot == nil { slot = value }
-    }
-
-    /// ``keepFirst(_:_:)`` for a forwarded field: the kept one's sensitivity is noted as `bit` in `sensitive`.
-    private static func keepFirst(
-        _ slot: inout String?, _ field: HTTP2Headers.Field, sensitive: inout TriggerRequest.SensitiveFields,
-        _ bit: TriggerRequest.SensitiveFields
-    ) {
-        guard slot == nil else { return }
-        slot = field.value
-        if field.neverIndexed { sensitive.insert(bit) }
     }
 }

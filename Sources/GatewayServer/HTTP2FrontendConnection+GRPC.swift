@@ -263,8 +263,9 @@ extension HTTP2FrontendConnection {
                     clientTimeout: clientTimeout, traceParent: head.traceParent, traceState: head.traceState,
                     idempotencyKey: head.idempotencyKey, returnTraces: head.returnTraces, principal: principal,
                     requesterUID: requesterUID))
-            if !head.sensitive.isEmpty {
-                state.grpcCall!.context.markSensitive(head.sensitive, sentRequestID: head.requestID)
+            if headers.containsNeverIndexed {
+                state.grpcCall!.context.markSensitive(
+                    headers.sensitiveForwardedFields, sentRequestID: headers.first(name: "request-id"))
             }
             state.deframer = GRPCMessageDeframer(
                 maxMessageBytes: maxMessageBytes, maxDecompressedBytes: maxDecompressedBytes, encoding: requestEncoding)

@@ -11,13 +11,8 @@ extension HTTP2FrontendConnection {
     func restReceivedHeaders(_ headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool) {
         var fields: [(name: String, value: String)] = []
         fields.reserveCapacity(headers.count)
-        var sensitive = TriggerRequest.SensitiveFields()
         for field in headers where !field.name.hasPrefix(":") {
             fields.append((field.name, field.value))
-            // A forwarded field sent never indexed (any of its copies: the stricter reading) goes on so.
-            if field.neverIndexed, let bit = TriggerRequest.SensitiveFields(fieldName: field.name) {
-                sensitive.insert(bit)
-            }
         }
         // RFC 9113 §8.3.1: `:authority` is what HTTP/1.1's Host says (and replaces it); routes that name the
         // gateway's own URL (Abacus's getApiEndpoint) read it as `host`. A `Host` that names another host is
@@ -38,7 +33,7 @@ extension HTTP2FrontendConnection {
             headers: fields
         )
         if headers.first(name: ":scheme") == "https" { head.scheme = "https" }
-        head.sensitiveFields = sensitive
+        if headers.containsNeverIndexed { head.sensitiveFields = headers.sensitiveForwardedFields }
         let requestID = RequestContext.requestID(head.first("request-id"))
         // Given the two fields it uses, as HTTP/1.1 does: the method on the services copied them whole.
         var open = FrontendServices.openRequest(

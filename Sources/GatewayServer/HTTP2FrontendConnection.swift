@@ -887,3 +887,16 @@ extension HTTP2FrontendConnection {
         }
     }
 }
+
+extension HTTP2Headers {
+    /// The forwarded fields (`SensitiveFields(fieldName:)`) of which some copy came never indexed
+    /// (RFC 7541 §6.2.3): the stricter reading when a name repeats. For gRPC metadata and REST over h2 alike;
+    /// callers ask only when ``containsNeverIndexed`` says there is a marked field at all.
+    var sensitiveForwardedFields: SensitiveFields {
+        var marks = SensitiveFields()
+        for field in self where field.neverIndexed {
+            if let bit = SensitiveFields(fieldName: field.name) { marks.insert(bit) }
+        }
+        return marks
+    }
+}

@@ -21,7 +21,7 @@ struct RESTRequestHead {
     var scheme = "http"
     /// Which forwarded fields came as sensitive (HTTP/2: HPACK never indexed; the HTTP/2 frontend sets it, an
     /// HTTP/1.1 request has none): carried to the backend call (`TriggerRequest.sensitiveFields`).
-    var sensitiveFields = TriggerRequest.SensitiveFields()
+    var sensitiveFields = SensitiveFields()
 
     init(method: String, target: String, headers: [(name: String, value: String)]) {
         self.method = method
@@ -528,7 +528,7 @@ extension RESTRequestHead {
             var context: RequestContext? = RequestContext(
                 requestID: requestID, start: arrival, requestTimeout: services.requestTimeout, field: { first($0) })
             record.traceID = context!.startTrace().traceID
-            context!.markSensitive(sensitiveFields, sentRequestID: first("request-id"))
+            if !sensitiveFields.isEmpty { context!.markSensitive(sensitiveFields, sentRequestID: first("request-id")) }
             do {
                 principal = try services.authenticator.authenticate(authorization: first("authorization"))
             } catch {

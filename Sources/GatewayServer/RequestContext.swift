@@ -35,7 +35,7 @@ struct RequestContext {
     var requesterUID: String?
     /// Which forwarded fields the client sent as sensitive (HTTP/2 only: HPACK never indexed); carried to the
     /// backend call (`TriggerRequest.sensitiveFields`, RFC 7541 §7.1.3). Set with ``markSensitive(_:sentRequestID:)``.
-    private(set) var sensitiveFields = TriggerRequest.SensitiveFields()
+    private(set) var sensitiveFields = SensitiveFields()
 
     /// The route's pool's `request_timeout`, which bounds a sync call too: from the moment the request is complete
     /// and handed to the pool (`now` of ``makeRequest(ref:mode:batch:trace:now:)``), not from the head's arrival,
@@ -52,7 +52,7 @@ struct RequestContext {
 
     /// Notes the fields the client sent as sensitive; the request id's mark is kept only when ``requestID`` is
     /// the value the client sent (`sentRequestID`), not one made for it.
-    mutating func markSensitive(_ fields: TriggerRequest.SensitiveFields, sentRequestID: String?) {
+    mutating func markSensitive(_ fields: SensitiveFields, sentRequestID: String?) {
         guard !fields.isEmpty else { return }
         var fields = fields
         if fields.contains(.requestID), sentRequestID != requestID { fields.remove(.requestID) }

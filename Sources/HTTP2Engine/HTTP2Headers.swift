@@ -120,6 +120,15 @@ package struct HTTP2Headers: Hashable, Sendable, Sequence, ExpressibleByDictiona
         return names.next() == nil
     }
 
+    /// Whether some field is marked sensitive (``Field/neverIndexed``): a scan of the flags alone, by index (no
+    /// field copied), for callers that look further only when one is.
+    package var containsNeverIndexed: Bool {
+        self.fields.withUnsafeBufferPointer { fields in
+            for index in fields.indices where fields[index].neverIndexed { return true }
+            return false
+        }
+    }
+
     /// Every value of `name` in order.
     package func values(name: String) -> [String] {
         let name = Self.lowercased(name)

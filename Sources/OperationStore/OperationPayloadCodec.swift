@@ -113,7 +113,7 @@ package struct OperationPayloadCodec: Sendable {
             request.requesterUID = requester.isEmpty ? nil : requester
         }
         if r.buffer.readableBytes > 0 {
-            request.sensitiveFields = TriggerRequest.SensitiveFields(rawValue: try r.byte())
+            request.sensitiveFields = SensitiveFields(rawValue: try r.byte())
         }
         return request
     }

@@ -200,53 +200,6 @@ extension TriggerRequest {
 }
 
 extension TriggerRequest {
-    /// A set of the request's own forwarded fields (``TriggerRequest/sensitiveFields``), one bit each; the raw value
-    /// is what stores keep (`OperationPayloadCodec`), so the bits never change meaning.
-    ///
-    /// Not an `OptionSet`: its members come from generic `SetAlgebra` extensions that callers in other modules ran
-    /// unspecialised (an array literal went through `SetAlgebra.init<S: Sequence>`, metadata lookups and iterator
-    /// witnesses: ~2 400 instructions per gRPC call, bench/README.md "Forty-ninth session").
-    package struct SensitiveFields: Hashable, Sendable {
-        package private(set) var rawValue: UInt8
-
-        /// None.
-        package init() { rawValue = 0 }
-        package init(rawValue: UInt8) { self.rawValue = rawValue }
-
-        /// `request-id` (only when the value is the client's own: a made one is the gateway's).
-        package static var requestID: SensitiveFields { SensitiveFields(rawValue: 1 << 0) }
-        /// `traceparent`: the gateway sends its own span id with the client's trace id.
-        package static var traceParent: SensitiveFields { SensitiveFields(rawValue: 1 << 1) }
-        package static var traceState: SensitiveFields { SensitiveFields(rawValue: 1 << 2) }
-        package static var idempotencyKey: SensitiveFields { SensitiveFields(rawValue: 1 << 3) }
-        package static var requesterUID: SensitiveFields { SensitiveFields(rawValue: 1 << 4) }
-
-        package var isEmpty: Bool { rawValue == 0 }
-
-        /// Whether every field of `other` is in the set.
-        package func contains(_ other: SensitiveFields) -> Bool { rawValue & other.rawValue == other.rawValue }
-
-        package mutating func insert(_ other: SensitiveFields) { rawValue |= other.rawValue }
-
-        package mutating func remove(_ other: SensitiveFields) { rawValue &= ~other.rawValue }
-
-        /// The member for a forwarded field's wire name (lowercase, as HTTP/1.1 headers and gRPC metadata both
-        /// name it: `request-id`, `traceparent`, `tracestate`, `idempotency-key`, `instill-requester-uid`); nil
-        /// for any other name.
-        package init?(fieldName name: String) {
-            switch name {
-            case "request-id": self = .requestID
-            case "traceparent": self = .traceParent
-            case "tracestate": self = .traceState
-            case "idempotency-key": self = .idempotencyKey
-            case "instill-requester-uid": self = .requesterUID
-            default: return nil
-            }
-        }
-    }
-}
-
-extension TriggerRequest {
     /// The inputs no client may read back (``hiddenInputsLabel``); empty when the label is absent.
     package var hiddenInputNames: Set<String> {
         get {
@@ -274,6 +227,53 @@ extension TriggerRequest {
             var variables = input.variables
             for name in hidden { variables[name] = nil }
             return variables
+        }
+    }
+}
+
+/// A set of a request's own forwarded fields (``TriggerRequest/sensitiveFields``), one bit each; the raw value is
+/// what stores keep (`OperationPayloadCodec`), so the bits never change meaning.
+///
+/// Not an `OptionSet`: its members come from generic `SetAlgebra` extensions that callers in other modules ran
+/// unspecialised (an array literal went through `SetAlgebra.init<S: Sequence>`, metadata lookups and iterator
+/// witnesses: ~2 400 instructions per gRPC call, bench/README.md "Forty-ninth session"). `public`, with
+/// `@inlinable` members, for the reason `PercentDecoding` gives: Swift 6.3.1 serialises no `@inlinable` body of a
+/// `package` type, and each member called across modules was a call (~160 instructions per REST trigger).
+public struct SensitiveFields: Hashable, Sendable {
+    public var rawValue: UInt8
+
+    /// None.
+    @inlinable public init() { rawValue = 0 }
+    @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// `request-id` (only when the value is the client's own: a made one is the gateway's).
+    @inlinable public static var requestID: SensitiveFields { SensitiveFields(rawValue: 1 << 0) }
+    /// `traceparent`: the gateway sends its own span id with the client's trace id.
+    @inlinable public static var traceParent: SensitiveFields { SensitiveFields(rawValue: 1 << 1) }
+    @inlinable public static var traceState: SensitiveFields { SensitiveFields(rawValue: 1 << 2) }
+    @inlinable public static var idempotencyKey: SensitiveFields { SensitiveFields(rawValue: 1 << 3) }
+    @inlinable public static var requesterUID: SensitiveFields { SensitiveFields(rawValue: 1 << 4) }
+
+    @inlinable public var isEmpty: Bool { rawValue == 0 }
+
+    /// Whether every field of `other` is in the set.
+    @inlinable public func contains(_ other: SensitiveFields) -> Bool { rawValue & other.rawValue == other.rawValue }
+
+    @inlinable public mutating func insert(_ other: SensitiveFields) { rawValue |= other.rawValue }
+
+    @inlinable public mutating func remove(_ other: SensitiveFields) { rawValue &= ~other.rawValue }
+
+    /// The member for a forwarded field's wire name (lowercase, as HTTP/1.1 headers and gRPC metadata both name
+    /// it: `request-id`, `traceparent`, `tracestate`, `idempotency-key`, `instill-requester-uid`); nil for any
+    /// other name.
+    public init?(fieldName name: String) {
+        switch name {
+        case "request-id": self = .requestID
+        case "traceparent": self = .traceParent
+        case "tracestate": self = .traceState
+        case "idempotency-key": self = .idempotencyKey
+        case "instill-requester-uid": self = .requesterUID
+        default: return nil
         }
     }
 }

@@ -38,7 +38,7 @@ struct RequestContextTests {
 
     @Test("the client's sensitive marks reach the request; the request id's only when the id is the client's own")
     func sensitiveMarks() {
-        var marks = TriggerRequest.SensitiveFields()
+        var marks = SensitiveFields()
         marks.insert(.requestID)
         marks.insert(.traceState)
         // "r" is the context's request id: the client's own when it sent "r", a made one when it sent another.

@@ -1,12 +1,12 @@
 import Testing
 import TriggerModel
 
-/// `TriggerRequest.SensitiveFields`: one bit per forwarded field, its raw value what stores keep.
-@Suite("TriggerRequest.SensitiveFields")
+/// `SensitiveFields`: one bit per forwarded field, its raw value what stores keep.
+@Suite("SensitiveFields")
 struct SensitiveFieldsSetTests {
     @Test("insert, contains and remove by field; the bits are fixed; wire names map to members, others to none")
     func members() {
-        var set = TriggerRequest.SensitiveFields()
+        var set = SensitiveFields()
         #expect(set.isEmpty)
         set.insert(.traceState)
         set.insert(.idempotencyKey)
@@ -17,14 +17,14 @@ struct SensitiveFieldsSetTests {
         set.remove(.traceState)  // removing an absent member changes nothing
         #expect(set.rawValue == 0b01000)
         // Stored in operations: the bits must never move.
-        let bits: [(TriggerRequest.SensitiveFields, UInt8)] = [
+        let bits: [(SensitiveFields, UInt8)] = [
             (.requestID, 1), (.traceParent, 2), (.traceState, 4), (.idempotencyKey, 8), (.requesterUID, 16),
         ]
         for (member, bit) in bits { #expect(member.rawValue == bit) }
         let names = ["request-id", "traceparent", "tracestate", "idempotency-key", "instill-requester-uid"]
-        #expect(names.map { TriggerRequest.SensitiveFields(fieldName: $0)?.rawValue } == bits.map { $0.1 })
+        #expect(names.map { SensitiveFields(fieldName: $0)?.rawValue } == bits.map { $0.1 })
         for other in ["x-trigger-principal", "authorization", "Request-Id", ""] {
-            #expect(TriggerRequest.SensitiveFields(fieldName: other) == nil)
+            #expect(SensitiveFields(fieldName: other) == nil)
         }
     }
 }
