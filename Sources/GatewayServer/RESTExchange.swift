@@ -578,10 +578,11 @@ extension RESTRequestHead {
             let target = services.dispatcher.target(for: ref)
             record.name(ref, mode: mode, route: target?.route)
             context!.bound(byPoolTimeout: target?.requestTimeout)
-            if mode == .async, services.operations == nil {
+            // Pattern matched (see `HTTP1FrontendHandler.receivedEnd`): `==` on another module's enum is a witness call.
+            if case .async = mode, services.operations == nil {
                 return fail(GatewayError(.unimplemented, "async triggers are not available on this gateway"))
             }
-            if mode == .async, services.health.status(.async) != .serving {
+            if case .async = mode, services.health.status(.async) != .serving {
                 return fail(services.health.asyncRefusal)
             }
             let declaredLength = first("content-length").flatMap(Int.init)
@@ -620,7 +621,11 @@ extension RESTRequestHead {
             }
             // An async trigger's blobs go to the operation store as bytes: decoding them now, in place, is
             // cheaper than decoding them into a new buffer there.
-            collector.keepCanonicalBase64 = mode != .async && target?.sendsBlobsAsBase64 == true
+            collector.keepCanonicalBase64 =
+                switch mode {
+                case .async: false
+                case .sync, .stream: target?.sendsBlobsAsBase64 == true
+                }
             use = .use(.trigger(RESTTriggerPlan(ref: ref, mode: mode, context: context.take()!, target: target)))
             return .readBody
         }

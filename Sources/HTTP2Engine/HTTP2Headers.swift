@@ -66,7 +66,7 @@ package struct HTTP2Headers: Hashable, Sendable, Sequence, ExpressibleByDictiona
 
     /// ``add(name:value:)`` for a name known to be lowercase (a literal such as `"grpc-timeout"`): not scanned
     /// for upper case (issue 11: ~90 instructions per field of a backend call's request headers).
-    /// The strings are taken, not copied (see ``append(name:value:isPseudo:)``).
+    /// The strings are taken, not copied (see ``append(name:value:isPseudo:neverIndexed:)``).
     /// `neverIndexed`: sent as a "literal never indexed" (``Field/neverIndexed``).
     package mutating func add(
         lowercasedName name: consuming String, value: consuming String, neverIndexed: Bool = false

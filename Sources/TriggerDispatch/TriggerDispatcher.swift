@@ -40,7 +40,10 @@ package final class TriggerDispatcher: Sendable {
         package func deadlineExceeded(after amount: TimeAmount) -> GatewayError { pool.deadlineExceeded(after: amount) }
         /// Whether the pool sends blobs as base64 text (the http transport's JSON, API.md §5), so that a
         /// frontend may keep a client's canonical base64 as it is instead of decoding it (issue 12).
-        package var sendsBlobsAsBase64: Bool { pool.configuration.transport == .http }
+        /// Pattern matched: `==` on GatewayConfig's enum went through Equatable's witness (issue 11).
+        package var sendsBlobsAsBase64: Bool {
+            if case .http = pool.configuration.transport { true } else { false }
+        }
     }
 
     /// The route `ref` matches and its pool; nil when no route matches it or its pool is gone.

@@ -787,6 +787,12 @@ package struct HTTP1RequestHead: Sendable {
         case none
         case contentLength(Int)
         case chunked
+
+        /// Whether a body follows the head (a `content-length` of 0 counts: it is framed). Asked in the module
+        /// that owns the enum: `framing != .none` elsewhere went through Equatable's witness (issue 11).
+        package var hasBody: Bool {
+            if case .none = self { false } else { true }
+        }
     }
 
     /// The head's bytes, with any empty lines before the request-line dropped.
