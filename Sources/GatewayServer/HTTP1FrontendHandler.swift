@@ -202,7 +202,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         // answered before that: a client may then send its next request instead. So an answer sent without the
         // `100` ends the connection (RFC 9110 §10.1.1: the server may close instead of reading the body).
         let bodyHeldBack =
-            head.minorVersion >= 1 && head.framing.hasBody
+            head.minorVersion >= 1 && head.framing.declaresBody
             && fields.contains {
                 $0.name.utf8.count == 6 && $0.name == "expect" && $0.value.lowercased() == "100-continue"
             }

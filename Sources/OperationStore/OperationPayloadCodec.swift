@@ -56,7 +56,7 @@ package struct OperationPayloadCodec: Sendable {
         // empty, whenever there is a requester), so older rows stay readable the same way; then the sensitive
         // fields' bits (one byte, only when there are any: the labels and the requester, empty when there is
         // none, are written before it). A version before it stops reading after the requester, so it reads such a
-        // row too, sensitivity aside.
+        // row too, sensitivity aside (an empty requester it reads as empty, which it forwards as none).
         let sensitive = request.sensitiveFields
         if !request.labels.isEmpty || request.requesterUID != nil || !sensitive.isEmpty {
             w.stringMap(request.labels)

@@ -788,9 +788,9 @@ package struct HTTP1RequestHead: Sendable {
         case contentLength(Int)
         case chunked
 
-        /// Whether a body follows the head (a `content-length` of 0 counts: it is framed). Asked in the module
-        /// that owns the enum: `framing != .none` elsewhere went through Equatable's witness (issue 11).
-        package var hasBody: Bool {
+        /// Whether the head declares a body (RFC 9112 §6.3: `content-length`, even 0, or chunked). Asked in the
+        /// module that owns the enum: `framing != .none` elsewhere went through Equatable's witness (issue 11).
+        package var declaresBody: Bool {
             if case .none = self { false } else { true }
         }
     }
