@@ -341,7 +341,7 @@ extension HTTP2FrontendConnection {
             grpcFinish(state, stream: stream, error: gatewayError(from: error))
             return
         }
-        if mode == .stream {
+        if case .stream = mode {  // pattern matched: `==` on TriggerMode is a witness call (see HTTP1FrontendHandler)
             grpcStream(request, target: target, stream: stream)
             return
         }
