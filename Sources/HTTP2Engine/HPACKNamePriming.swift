@@ -12,7 +12,9 @@ import CNghttp2
 /// per call, ~4 k of the gateway's instructions, and as many for the runner to decode). So the first message of a
 /// session that carries one of these fields sends it with incremental indexing: one entry (its name and that
 /// message's value, ~100 bytes of the peer's 4 KiB table; the values are identifiers, not secrets), after which
-/// the field is never indexed again but its name is an index.
+/// the field is never indexed again but its name is an index. A value marked sensitive (received never indexed,
+/// ``HTTP2Headers/Field/neverIndexed``) never takes the turn: it must not enter the peer's table (RFC 7541 §7.1.3),
+/// so the next unmarked one does.
 ///
 /// libnghttp2 does not say when the entry is evicted (fields indexed later push it out of a full table), so the
 /// field is indexed again every ``reprimeInterval`` messages that carry it: after an eviction the names are

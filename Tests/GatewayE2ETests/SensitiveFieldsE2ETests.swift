@@ -30,7 +30,7 @@ struct SensitiveFieldsE2ETests {
     }
 
     @Test(
-        "gRPC and REST over h2: a field the client marked goes never indexed to the runner, the same field unmarked does not"
+        "gRPC (sync and async) and REST over h2: a field the client marked goes never indexed to the runner, unmarked it need not"
     )
     func forwardedAsReceived() async throws {
         let (runs, ran) = AsyncStream<String>.makeStream()
