@@ -476,28 +476,30 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// `connections.held_back`, the connections ended alike meanwhile, and `connections.held_back_since`; each
     /// one held back is a debug line, and every one is counted (review 26, M3: one warning per connection, no
     /// counter). Each stream still open gets its access-log line, flagged `DPE` when the client's fault ended the
-    /// connection (``cutTermination``).
+    /// connection (``cutTermination``). Counted before the warning is written: whoever reads the warning (an
+    /// operator, a test that waits for the line) then finds it in the counter too (the warning first was a CI
+    /// failure, 2026-12-06: a scrape right after the line read 0).
     private func connectionEnded(by error: HTTP2EngineError) {
         let peer: Logger.MetadataValue = "\(peerAddress?.hostPort ?? "unknown")"
         if error.code == .excessiveLoad {
+            services.metrics?.connections.endedForExcessiveLoad(.rapidReset)
             warnConnectionEnded(
                 "HTTP/2 connection ended with GOAWAY ENHANCE_YOUR_CALM: rapid reset (stream reset rate over the limit)",
                 key: "rapid_reset", metadata: ["peer.address": peer, "reason": "\(error.message)"])
-            services.metrics?.connections.endedForExcessiveLoad(.rapidReset)
         } else if error.code == .controlFrameFlood {
+            services.metrics?.connections.endedForExcessiveLoad(.controlFrameFlood)
             warnConnectionEnded(
                 "HTTP/2 connection ended with GOAWAY ENHANCE_YOUR_CALM: control frame flood (PING/SETTINGS)",
                 key: "control_frame_flood", metadata: ["peer.address": peer, "reason": "\(error.message)"])
-            services.metrics?.connections.endedForExcessiveLoad(.controlFrameFlood)
         } else if Self.isProtocolError(error) {
             // A connection error the client caused (malformed frame, too many streams): a warning naming it, as
             // nghttpx logs it, held back per GOAWAY code (a client that changes its fault is told of at once);
             // COMPRESSION_ERROR has its own warning below (and is counted here too).
             let code = error.peerFaultCode ?? .protocolError
+            Self.countProtocolError(code, services: services)
             warnConnectionEnded(
                 "HTTP/2 connection ended for a protocol error", key: "protocol_error/\(code)",
                 metadata: ["peer.address": peer, "reason": "\(error.message)"])
-            Self.countProtocolError(code, services: services)
         } else if let reason = Self.headerBlockRefusal(error) {
             // The block could not be answered on its stream (it was never decoded to its end): say why, and count
             // it, as its stream gets no access-log line.
@@ -507,9 +509,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                     + "(more than \(HTTP2SessionConfiguration.maxContinuationFrames) CONTINUATION frames)"
                 : "HTTP/2 connection ended with GOAWAY COMPRESSION_ERROR: request header block not decodable "
                     + "(a field over 65536 encoded bytes, or malformed HPACK)"
-            warnConnectionEnded(message, key: reason.rawValue, metadata: ["peer.address": peer])
             services.metrics?.connections.refusedHeaderBlock(reason)
             if reason == .compressionError { Self.countProtocolError(.compressionError, services: services) }
+            warnConnectionEnded(message, key: reason.rawValue, metadata: ["peer.address": peer])
         }
     }
 
