@@ -426,7 +426,12 @@ package protocol BalancedTransport: Sendable {
 /// A network transport whose unary calls all go through ``call(_:on:pinned:cancellation:completion:)``: both of
 /// ``TriggerRunner``'s `run` forms are that call, on the caller's loop (`pinned`, the frontends' and the pool's
 /// loop-native path) or on a loop of the group with the shared connections (`async` callers, on no loop).
-protocol LoopCallingTransport: TriggerRunner {
+///
+/// Class-bound (both transports are classes): ``BackendPool`` keeps one as an optional existential, and an
+/// unbound one was an opaque existential whose every call copied its container out of the optional through the
+/// runtime's generic value witnesses, then destroyed it (~200 instructions per call; issue 11, fiftieth session).
+/// A class existential is a reference and a witness table.
+protocol LoopCallingTransport: AnyObject, TriggerRunner {
     var group: any EventLoopGroup { get }
     /// One unary call, its outcome reported to `completion` once, on `eventLoop` (no promise of its own: what
     /// ``BackendPool`` uses, so that its promise is the call's only one).

@@ -486,7 +486,21 @@ extension HTTP2FrontendConnection {
     func grpcFinish(
         _ state: StreamState, stream: HTTP2StreamID, error: GatewayError?, extraHeaders: [(String, String)] = []
     ) {
-        if case .done = state.phase, !state.hasWork, state.sentHeaders == false, error == nil { return }
+        // What the answer needs of `error`, read once (each `error?.…` copied the optional error first, through
+        // the runtime's generic value witnesses: ~80 instructions per call; issue 11).
+        var code = 0
+        var message: String?
+        var upstreamFailure: UpstreamFailure?
+        var deadlineExceeded = false
+        var failed = false
+        if case .some(let error) = error {
+            failed = true
+            code = error.code.rpcCode
+            message = error.message
+            upstreamFailure = error.upstreamFailure
+            if case .deadlineExceeded = error.code { deadlineExceeded = true }
+        }
+        if case .done = state.phase, !state.hasWork, state.sentHeaders == false, !failed { return }
         // Answered before its message was complete (an error, the deadline): what was read of it is dropped.
         if case .grpcCollecting = state.phase { state.dropRequestBody() }
         state.phase = .done
@@ -497,22 +511,19 @@ extension HTTP2FrontendConnection {
         state.answered = true
         // A DEADLINE_EXCEEDED once the client's own deadline has passed: the client had given up (`DT`), whichever
         // timer ended the call; one of the gateway's timeouts that ended it earlier is not the client's.
-        let clientsDeadline =
-            error?.code == .deadlineExceeded && state.clientDeadline.map { services.clock() >= $0 } == true
+        let clientsDeadline = deadlineExceeded && state.clientDeadline.map { services.clock() >= $0 } == true
         state.updateRecord {
-            $0.grpcStatus = error?.code.rpcCode ?? 0
-            if let flag = error?.upstreamFailure { $0.upstreamFailure = flag }
+            $0.grpcStatus = code
+            if let upstreamFailure { $0.upstreamFailure = upstreamFailure }
             if clientsDeadline, $0.termination == nil { $0.termination = .downstreamDeadline }
         }
-        let code = error?.code.rpcCode ?? 0
         if state.sentHeaders {
             let trailers =
-                error == nil
-                ? Self.okTrailers : HTTP2Headers(GRPCResponseFields.status(code: code, message: error?.message))
+                failed ? HTTP2Headers(GRPCResponseFields.status(code: code, message: message)) : Self.okTrailers
             session.sendTrailers(stream: stream, trailers)
         } else {
             state.sentHeaders = true
-            let fields = GRPCResponseFields.trailersOnly(code: code, message: error?.message, extra: extraHeaders)
+            let fields = GRPCResponseFields.trailersOnly(code: code, message: message, extra: extraHeaders)
             session.sendResponseHeaders(stream: stream, headers: HTTP2Headers(fields), endStream: true)
         }
         // When the client is still sending, its remaining DATA is consumed and dropped (`.done`) rather than

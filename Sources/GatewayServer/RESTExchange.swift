@@ -430,14 +430,17 @@ extension RESTRequestHead {
             )
         }
         if let field = RequestFieldRules.repeatedSingleton(headers) { return fail(RequestFieldRules.repeated(field)) }
-        let parsed: RESTPath?
+        // The parsed route moved out of its optional by a switch: `guard let` on a stored optional copied the
+        // route and destroyed the optional after, each through the runtime's generic value witnesses (`RESTPath`
+        // has a dozen payload shapes: ~390 instructions per REST call; issue 11).
+        let path: RESTPath
         do {
-            parsed = try RESTPath.parse(target)
+            switch try RESTPath.parse(target) {
+            case .some(let found): path = found
+            case .none: return fail(GatewayError(.notFound, "no endpoint at \(method) \(pathOnly)"))
+            }
         } catch {
             return fail(error)
-        }
-        guard let path = parsed else {
-            return fail(GatewayError(.notFound, "no endpoint at \(method) \(pathOnly)"))
         }
         record.operation = path.operationID(method: method, target: target)
         guard path.allows(method) || path.answersEveryMethod else {

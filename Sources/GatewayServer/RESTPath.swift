@@ -129,7 +129,10 @@ enum RESTPath: Equatable {
     /// - Throws: `GatewayError(.invalidArgument)` when a segment holds a `%` not followed by two hex digits
     ///   (RFC 3986 §2.1: such a target is not a URI).
     static func parse(_ target: String) throws(GatewayError) -> RESTPath? {
-        if let trigger = triggerOnBytes(target) { return trigger }
+        // Returned as it came, not bound and wrapped again: a bound copy cost an outlined copy and destroy of the
+        // optional, through the runtime's generic value witnesses (~130 instructions each; issue 11).
+        let trigger = triggerOnBytes(target)
+        if case .some = trigger { return trigger }
         return try parseGenerally(target)
     }
 

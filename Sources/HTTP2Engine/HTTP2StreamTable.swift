@@ -41,9 +41,14 @@ struct HTTP2StreamTable<Value> {
     /// hundreds. A table grows from 16 slots, so a connection that never passes 128 streams never gets here.
     private static var shrinkFloor: Int { 256 }
 
-    /// The entry added last (nil when there is none, or it was removed); its key is not in ``entries``.
-    private var newest: (id: Int32, value: Value)?
-    /// Every entry but ``newest``'s: the slots (a power of two of them, or none before the first insertion).
+    /// The key of the entry added last, or ``emptyKey`` when there is none (or it was removed); never in
+    /// ``entries``. Two stored properties, not an optional `(id:, value:)` tuple: a tuple's copy and destroy went
+    /// through the runtime's generic tuple value witnesses once inlined into another module (~700 instructions
+    /// per gRPC call in `outlined init with copy of (id: Int32, value: AnyObject)?`; issue 11, fiftieth session).
+    private var newestKey: Int32 = Self.emptyKey
+    /// The value of the entry added last: nil exactly when ``newestKey`` is ``emptyKey``.
+    private var newestValue: Value?
+    /// Every entry but the newest (``newestKey``): the slots (a power of two of them, or none before the first insertion).
     private var entries: [Entry] = []
     /// The number of entries in ``entries``.
     private var storedCount = 0
@@ -52,8 +57,8 @@ struct HTTP2StreamTable<Value> {
 
     init() {}
 
-    var count: Int { self.storedCount &+ (self.newest == nil ? 0 : 1) }
-    var isEmpty: Bool { self.newest == nil && self.storedCount == 0 }
+    var count: Int { self.storedCount &+ (self.newestKey == Self.emptyKey ? 0 : 1) }
+    var isEmpty: Bool { self.newestKey == Self.emptyKey && self.storedCount == 0 }
     /// The table's slots (0, or a power of two from 16): for tests of growth and shrinking.
     var slotCount: Int { self.entries.count }
 
@@ -96,27 +101,28 @@ struct HTTP2StreamTable<Value> {
         // Inlined: the newest entry's compare at each call site (the one-stream-at-a-time case); the table's
         // probe out of line.
         @inline(__always) get {
-            if let newest = self.newest, newest.id == id { return newest.value }
+            if self.newestKey == id { return self.newestValue }
             return self.storedValue(for: id)
         }
         set {
+            precondition(id >= 0, "HTTP/2 stream ids are 31-bit non-negative integers")
             guard let newValue else {
                 self.removeValue(forKey: id)
                 return
             }
-            if let newestID = self.newest?.id, newestID == id {
-                self.newest = (id, newValue)
+            if self.newestKey == id {
+                self.newestValue = newValue
                 return
             }
             if let index = self.slot(of: id) {
                 self.entries[index].value = newValue
                 return
             }
-            precondition(id >= 0, "HTTP/2 stream ids are 31-bit non-negative integers")
             // Moved into the table, not copied (a copy was a retain here and a release at the assignment below,
             // each an atomic operation; issue 11).
-            if let newest = self.newest.take() { self.store(newest.id, newest.value) }
-            self.newest = (id, newValue)
+            if let newest = self.newestValue.take() { self.store(self.newestKey, newest) }
+            self.newestKey = id
+            self.newestValue = newValue
         }
     }
 
@@ -152,8 +158,9 @@ struct HTTP2StreamTable<Value> {
 
     @discardableResult
     mutating func removeValue(forKey id: Int32) -> Value? {
-        if let newestID = self.newest?.id, newestID == id {
-            return self.newest.take()!.value  // moved out: no retain and release
+        if self.newestKey == id {
+            self.newestKey = Self.emptyKey
+            return self.newestValue.take()  // moved out: no retain and release
         }
         guard let found = self.slot(of: id) else { return nil }
         self.storedCount &-= 1
@@ -188,7 +195,8 @@ struct HTTP2StreamTable<Value> {
     }
 
     mutating func removeAll() {
-        self.newest = nil
+        self.newestKey = Self.emptyKey
+        self.newestValue = nil
         self.entries = []
         self.storedCount = 0
     }
@@ -213,7 +221,7 @@ extension HTTP2StreamTable where Value: AnyObject {
     /// Whether `id` has an entry: `self[id] != nil` without the lookup's retain and release of the value.
     @inline(__always)
     func contains(_ id: Int32) -> Bool {
-        if let newestID = self.newest?.id, newestID == id { return true }
+        if self.newestKey == id { return id != Self.emptyKey }
         return self.storedCount > 0 && self.slot(of: id) != nil
     }
 
@@ -224,8 +232,8 @@ extension HTTP2StreamTable where Value: AnyObject {
     /// thirty-sixth session: ~14 engine lookups per gRPC call).
     @inline(__always)
     func unretainedValue(for id: Int32) -> Unmanaged<Value>? {
-        if let newestID = self.newest?.id, newestID == id {
-            return Unmanaged.passUnretained(self.newest.unsafelyUnwrapped.value)
+        if self.newestKey == id, id != Self.emptyKey {
+            return Unmanaged.passUnretained(self.newestValue.unsafelyUnwrapped)
         }
         return self.storedUnretainedValue(for: id)
     }
@@ -243,7 +251,8 @@ extension HTTP2StreamTable: Sequence {
     struct Iterator: IteratorProtocol {
         fileprivate let entries: [Entry]
         fileprivate var index = 0
-        fileprivate var newest: (id: Int32, value: Value)?
+        fileprivate let newestKey: Int32
+        fileprivate var newestValue: Value?
 
         mutating func next() -> (key: Int32, value: Value)? {
             while self.index < self.entries.count {
@@ -251,13 +260,14 @@ extension HTTP2StreamTable: Sequence {
                 self.index &+= 1
                 if entry.key != HTTP2StreamTable.emptyKey { return (entry.key, entry.value!) }
             }
-            defer { self.newest = nil }
-            return self.newest.map { (key: $0.id, value: $0.value) }
+            return self.newestValue.take().map { (key: self.newestKey, value: $0) }
         }
     }
 
     /// The entries, in no particular order, as `(key:, value:)` pairs.
-    func makeIterator() -> Iterator { Iterator(entries: self.entries, newest: self.newest) }
+    func makeIterator() -> Iterator {
+        Iterator(entries: self.entries, newestKey: self.newestKey, newestValue: self.newestValue)
+    }
 }
 
 /// ``HTTP2StreamTable``'s hash seed: one random word per process (one `getrandom` at the first table).
