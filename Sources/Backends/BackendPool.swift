@@ -524,10 +524,8 @@ private final class PoolCall: LoopDeadlineEntry, NIOScheduledCallbackHandler, @u
         timer?.cancel()
         timer = nil
         limiter.release()
-        // The failure's payload cast only for a failure: a cast in the pattern copied the whole result first, on
-        // every call (~140 instructions through the runtime's generic value witnesses; issue 11).
-        if armed, case .failure(let failure) = result, let error = failure as? GatewayError,
-            error.code == .deadlineExceeded, let deadline, eventLoop.now + Self.deadlineRaceSlack >= deadline
+        if armed, case .failure(let error as GatewayError) = result, error.code == .deadlineExceeded,
+            let deadline, eventLoop.now + Self.deadlineRaceSlack >= deadline
         {
             report(.failure(deadlineError()))
             return

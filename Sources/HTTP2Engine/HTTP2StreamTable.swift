@@ -48,7 +48,8 @@ struct HTTP2StreamTable<Value> {
     private var newestKey: Int32 = Self.emptyKey
     /// The value of the entry added last: nil exactly when ``newestKey`` is ``emptyKey``.
     private var newestValue: Value?
-    /// Every entry but the newest (``newestKey``): the slots (a power of two of them, or none before the first insertion).
+    /// Every entry but the newest (``newestKey``): the slots (a power of two of them, or none before the first
+    /// insertion).
     private var entries: [Entry] = []
     /// The number of entries in ``entries``.
     private var storedCount = 0
