@@ -57,8 +57,13 @@ final class VirtualTime: Clock, Sendable {
         let id = UUID()
         sleeps.withLock { $0[id] = deadline }
         defer { _ = sleeps.withLock { $0.removeValue(forKey: id) } }
+        if let hook = beforeSuspending.withLock({ $0 }) { await hook() }
         try await base.sleep(until: deadline, tolerance: tolerance)
     }
+
+    /// Runs in every sleep between its check of the deadline and `TestClock`'s suspension: how a test puts an
+    /// advance into that window (``isSettled(sleepers:)`` says why it matters).
+    let beforeSuspending = Mutex<(@Sendable () async -> Void)?>(nil)
 
     /// How far the clock has been advanced.
     var elapsed: Duration { origin.duration(to: base.now) }
@@ -70,9 +75,20 @@ final class VirtualTime: Clock, Sendable {
 
     /// True when exactly `sleepers` tasks sleep on the clock, none of them due: everything woken so far has
     /// finished its step and waits for a later instant.
-    func isSettled(sleepers: Int) -> Bool {
+    ///
+    /// A sleep that is due when asked is woken by an advance of zero (which wakes only what is due): the check in
+    /// ``sleep(until:tolerance:)`` and `TestClock`'s suspension are two steps, and an advance that reached the
+    /// deadline between them left the sleep suspended until the next advance, its step unsettled with "0.0
+    /// seconds" asleep (CI of 4f306fd: `adoptedRetryKeepsTheAttemptLimit` on PostgreSQL). Only the test's own task
+    /// calls this and ``advance(by:)``, so no two advances overlap (overlapping, `TestClock` could move time back).
+    func isSettled(sleepers: Int) async -> Bool {
         let now = base.now
-        return sleeps.withLock { sleeps in sleeps.count == sleepers && sleeps.values.allSatisfy { $0 > now } }
+        let (count, due) = sleeps.withLock { sleeps in (sleeps.count, sleeps.values.contains { $0 <= now }) }
+        if due {
+            await base.advance(by: .zero)
+            return false
+        }
+        return count == sleepers
     }
 
     /// The sleeps in progress, each as the time left until its deadline ("3 asleep: 1.0 seconds, …"): what a step
@@ -86,7 +102,7 @@ final class VirtualTime: Clock, Sendable {
 
     /// Waits (bounded in real time) until ``isSettled(sleepers:)``.
     func settle(sleepers: Int) async -> Bool {
-        await eventually(within: .seconds(20), interval: .milliseconds(2)) { isSettled(sleepers: sleepers) }
+        await eventually(within: .seconds(20), interval: .milliseconds(2)) { await isSettled(sleepers: sleepers) }
     }
 
     /// Moves time by `step`, waking the sleeps due by then in order, then the loop's timers due by then.

@@ -49,8 +49,8 @@ struct DispatcherTimeTests {
             if try await condition() { return true }
             await time.advance(by: step)
             let settled = try await eventually(within: .seconds(20), interval: .milliseconds(2)) {
-                try await condition()
-                    || (time.isSettled(sleepers: sleepers) && (store?.callsInFlight ?? 0) == 0)
+                if try await condition() { return true }
+                return await time.isSettled(sleepers: sleepers) && (store?.callsInFlight ?? 0) == 0
             }
             if !settled {
                 Issue.record("a step did not settle at \(time.elapsed): \(time.sleepsDescription)")
@@ -67,6 +67,26 @@ struct DispatcherTimeTests {
             let settled = await time.advance(by: .seconds(1), settlingOn: sleepers)
             #expect(settled, "a step did not settle at \(time.elapsed): \(time.sleepsDescription)")
         }
+    }
+
+    /// The test clock itself (the CI run of 4f306fd): a sleep that checked its deadline before an advance reached it
+    /// but was suspended by `TestClock` after, with its deadline exactly now, slept until the next advance, so the
+    /// step never settled. Asking whether time settled wakes it.
+    @Test(
+        "a sleep that begins as an advance reaches its deadline is woken when the test next asks whether time settled",
+        .timeLimit(.minutes(1)))
+    func sleepRacingAnAdvance() async throws {
+        let time = VirtualTime()
+        let (advanced, advancedDone) = AsyncStream.makeStream(of: Void.self)
+        time.beforeSuspending.withLock { $0 = { for await _ in advanced { break } } }
+        let sleeper = Task { try await time.sleep(for: .seconds(1)) }
+        #expect(await time.settle(sleepers: 1), "the sleep did not start")
+        await time.advance(by: .seconds(1))
+        advancedDone.yield()
+        let settled = await time.settle(sleepers: 0)
+        #expect(settled, "left asleep: \(time.sleepsDescription)")
+        if !settled { sleeper.cancel() }
+        await #expect(throws: Never.self) { try await sleeper.value }
     }
 
     @Test(
@@ -310,7 +330,7 @@ struct DispatcherTimeTests {
                 if succeeded { break }
                 await time.advance(by: .seconds(1))
                 let settled = await eventually(within: .seconds(10), interval: .milliseconds(2)) {
-                    time.isSettled(sleepers: Self.idle)
+                    await time.isSettled(sleepers: Self.idle)
                 }
                 #expect(settled, "a step did not settle within 10 s at \(time.elapsed): \(time.sleepsDescription)")
             }
@@ -355,7 +375,7 @@ struct DispatcherTimeTests {
             func second() async {
                 await time.advance(by: .seconds(1))
                 let settled = await eventually(within: .seconds(10), interval: .milliseconds(2)) {
-                    time.isSettled(sleepers: Self.idle)
+                    await time.isSettled(sleepers: Self.idle)
                         && store.claims.reduce(0) { $0 + $1.ids.count }
                             == store.releases.count + store.completions.count
                 }
@@ -426,7 +446,7 @@ struct DispatcherTimeTests {
                 let settled = await eventually(
                     within: required ? .seconds(10) : .seconds(1), interval: .milliseconds(2)
                 ) {
-                    time.isSettled(sleepers: Self.idle)
+                    await time.isSettled(sleepers: Self.idle)
                         && (!required || store.claims.reduce(0) { $0 + $1.ids.count } == store.releases.count)
                 }
                 if required {
@@ -536,8 +556,9 @@ struct DispatcherTimeTests {
             func step() async {
                 await time.advance(by: .seconds(1))
                 let settled = await eventually(within: .seconds(20), interval: .milliseconds(2)) {
-                    time.isSettled(sleepers: Self.idle + 1)
-                        || (time.elapsed >= .seconds(44) && time.isSettled(sleepers: Self.idle))
+                    if await time.isSettled(sleepers: Self.idle + 1) { return true }
+                    guard time.elapsed >= .seconds(44) else { return false }
+                    return await time.isSettled(sleepers: Self.idle)
                 }
                 #expect(settled, "a step did not settle at \(time.elapsed): \(time.sleepsDescription)")
             }
@@ -802,7 +823,7 @@ struct DispatcherTimeTests {
             // The outcome's next try (at most a second away): refused, and decided on, before the claim returns.
             await time.advance(by: .seconds(1))
             let refused = await eventually(within: .seconds(20), interval: .milliseconds(2)) {
-                store.completions.contains { !$0.stored } && time.isSettled(sleepers: Self.idle - 1)
+                await time.isSettled(sleepers: Self.idle - 1) && store.completions.contains { !$0.stored }
             }
             #expect(refused, "no refused write at \(time.elapsed): \(time.sleepsDescription)")
             claim.release()
@@ -852,7 +873,7 @@ struct DispatcherTimeTests {
             claim.release()
             #expect(
                 await eventually(within: .seconds(20), interval: .milliseconds(2)) {
-                    time.isSettled(sleepers: Self.idle) && store.callsInFlight == 0
+                    await time.isSettled(sleepers: Self.idle) && store.callsInFlight == 0
                 })
             #expect(runner.runs("hang") == 1, "the run was cut and the claim ran the pipeline again")
             // The next renewal (50 s) is under the adopted claim, and holds.
