@@ -156,6 +156,9 @@ package final class WebhookSender: Sendable {
                     status = 0
                     failure = Self.describe(error, timeout: webhook.timeout)
                 }
+                // Counted before the failure's line is written: a reader of the line then sees the count too.
+                metrics?.recordAttempt(
+                    status == 0 ? .transportError : (200..<300).contains(status) ? .success : .httpError, route: route)
                 if !(200..<300).contains(status) {
                     // Each failed attempt, a receiver's non-2xx answer as much as no answer (review 26 M4: a
                     // receiver answering 500 showed first in the give-up warning, attempts later).
@@ -167,8 +170,6 @@ package final class WebhookSender: Sendable {
                     if status != 0 { metadata["http.status"] = .stringConvertible(status) }
                     logger.info("webhook delivery failed", metadata: metadata)
                 }
-                metrics?.recordAttempt(
-                    status == 0 ? .transportError : (200..<300).contains(status) ? .success : .httpError, route: route)
                 if (200..<300).contains(status) {
                     metrics?.recordDelivery(.delivered, route: route)
                     _ = await record?(attempt, nil)

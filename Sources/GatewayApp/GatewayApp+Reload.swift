@@ -36,11 +36,13 @@ extension GatewayApp {
             if let listenReusePort { loaded.configuration.listenReusePort = listenReusePort }
             report = try reload(to: loaded.configuration)
         } catch {
+            // Counted before the line is written, as the applied reload below: whoever reads the line and then
+            // scrapes (an operator, the reload tests) sees the count that goes with it.
+            configStatus.recordReload(.refused, digest: nil, at: now)
             logger.error(
                 "config reload refused; the running configuration stays",
                 metadata: ["config.error": "\(error)", "config.running_digest": "\(configStatus.snapshot.digest)"]
             )
-            configStatus.recordReload(.refused, digest: nil, at: now)
             return .refused
         }
         configStatus.recordReload(
