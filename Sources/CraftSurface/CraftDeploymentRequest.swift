@@ -34,7 +34,7 @@ package struct CraftDeploymentRequest: Sendable, Equatable {
         guard case .json(let bytes) = body else {
             throw GatewayError(.unsupportedMediaType, "a deployment is created with an application/json body")
         }
-        let object = try JSONValueCodec.decodeObject(bytes, limits: limits, what: "request body")
+        let object = try JSONValueCodec.decodeObject(bytes, limits: limits, what: "request body", dataURIs: .text)
         func string(_ key: String, required: Bool = false) throws -> String? {
             switch object[key] {
             case .string(let value) where !value.isEmpty: return value
@@ -121,7 +121,7 @@ package struct CraftLogQuery: Sendable, Equatable {
         }
         self.init()
         guard bytes.readableBytes > 0 else { return }
-        let object = try JSONValueCodec.decodeObject(bytes, limits: limits, what: "request body")
+        let object = try JSONValueCodec.decodeObject(bytes, limits: limits, what: "request body", dataURIs: .text)
         func integer(_ key: String) throws -> Int64? {
             switch object[key] {
             case nil, .null?: return nil

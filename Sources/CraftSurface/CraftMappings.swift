@@ -66,7 +66,8 @@ package struct CraftMappings: Sendable, Equatable {
             let source: InputSource
             switch mapping.source {
             case .endpointInput(let name): source = .endpointInput(name)
-            case .constant(let json): source = .constant(try JSONValueCodec.decode(ByteBuffer(string: json)))
+            case .constant(let json):
+                source = .constant(try JSONValueCodec.decode(ByteBuffer(string: json), dataURIs: .text))
             case .environmentVariable(let name): source = .environmentVariable(name)
             case .null: source = .null
             }
@@ -74,7 +75,9 @@ package struct CraftMappings: Sendable, Equatable {
                 pipelineInputName: mapping.pipelineInputName,
                 source: source,
                 isRequired: mapping.isRequired,
-                defaultValue: try mapping.defaultJSON.map { try JSONValueCodec.decode(ByteBuffer(string: $0)) }
+                defaultValue: try mapping.defaultJSON.map {
+                    try JSONValueCodec.decode(ByteBuffer(string: $0), dataURIs: .text)
+                }
             )
         }
         self.outputs = deployment.outputMappings?.map { mapping in
@@ -195,7 +198,7 @@ package struct CraftMappings: Sendable, Equatable {
     ) throws -> [InputMapping] {
         guard
             case .list(let items) = try JSONValueCodec.decode(
-                json, limits: limits, path: "inputs_mapping", members: &members)
+                json, limits: limits, path: "inputs_mapping", members: &members, dataURIs: .text)
         else {
             throw GatewayError(.invalidArgument, "inputs_mapping must be a JSON list")
         }
@@ -246,7 +249,7 @@ package struct CraftMappings: Sendable, Equatable {
     ) throws -> [OutputMapping] {
         guard
             case .list(let items) = try JSONValueCodec.decode(
-                json, limits: limits, path: "outputs_mapping", members: &members)
+                json, limits: limits, path: "outputs_mapping", members: &members, dataURIs: .text)
         else {
             throw GatewayError(.invalidArgument, "outputs_mapping must be a JSON list")
         }
@@ -270,17 +273,38 @@ package struct CraftMappings: Sendable, Equatable {
 
     /// The output mapping as the label an execution keeps (`craft.outputs_mapping`), JSON; nil without one.
     package var outputsLabel: String? {
-        guard let outputs else { return nil }
-        var list: [Value] = []
-        for mapping in outputs {
+        outputsList.map { String(buffer: JSONValueCodec.encode(.list($0))) }
+    }
+
+    /// The input mapping in Craft AI's shape, as `run_pipeline` sends it and a deployment shows it
+    /// (`{pipeline_input_name, endpoint_input_name | constant_value | environment_variable_name | is_null,
+    /// is_required, default_value?}`, craft-ai-sdk's `InputSource.to_dict`); nil without one.
+    package var inputsList: [Value]? {
+        inputs?.map { mapping in
+            var o: ValueObject = ["pipeline_input_name": .string(mapping.pipelineInputName)]
+            switch mapping.source {
+            case .endpointInput(let name): o["endpoint_input_name"] = .string(name)
+            case .constant(let value): o["constant_value"] = value
+            case .environmentVariable(let name): o["environment_variable_name"] = .string(name)
+            case .null: o["is_null"] = .bool(true)
+            }
+            o["is_required"] = .bool(mapping.isRequired)
+            if let value = mapping.defaultValue { o["default_value"] = value }
+            return .object(o)
+        }
+    }
+
+    /// The output mapping in Craft AI's shape (`{pipeline_output_name, endpoint_output_name | is_null}`,
+    /// craft-ai-sdk's `OutputDestination.to_dict`); nil without one.
+    package var outputsList: [Value]? {
+        outputs?.map { mapping in
             var o: ValueObject = ["pipeline_output_name": .string(mapping.pipelineOutputName)]
             switch mapping.destination {
             case .endpointOutput(let name): o["endpoint_output_name"] = .string(name)
             case .null: o["is_null"] = .bool(true)
             }
-            list.append(.object(o))
+            return .object(o)
         }
-        return String(buffer: JSONValueCodec.encode(.list(list)))
     }
 
     /// The mappings an execution's label describes (only outputs: inputs were applied when it was created).

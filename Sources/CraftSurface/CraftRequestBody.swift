@@ -59,7 +59,7 @@ extension CraftRequestBody {
             case "json_inputs":
                 guard
                     case .object(let object) = try JSONValueCodec.decode(
-                        field.value, limits: limits, path: "json_inputs", members: &members)
+                        field.value, limits: limits, path: "json_inputs", members: &members, dataURIs: .text)
                 else {
                     throw GatewayError(.invalidArgument, "json_inputs must be a JSON object of input names to values")
                 }
@@ -96,7 +96,7 @@ extension CraftRequestBody {
         switch self {
         case .json(let body):
             guard body.readableBytes > 0 else { return ValueObject() }
-            return try JSONValueCodec.decodeObject(body, limits: limits, what: "request body")
+            return try JSONValueCodec.decodeObject(body, limits: limits, what: "request body", dataURIs: .text)
         case .form:
             throw GatewayError(
                 .unsupportedMediaType,
@@ -115,7 +115,7 @@ extension CraftRequestBody {
                 }
                 do {
                     inputs[part.name] = try JSONValueCodec.decode(
-                        part.body, limits: limits, path: part.name, members: &members)
+                        part.body, limits: limits, path: part.name, members: &members, dataURIs: .text)
                 } catch  where members > limits.maxJSONMembers {
                     throw error  // the body is over the width cap: refused, not taken as a string
                 } catch {

@@ -6,7 +6,7 @@ import TriggerModel
 enum CraftRoute: Equatable {
     /// `POST /api/v1/auth/refresh`
     case refresh
-    /// `GET /api/v1/pipelines` (`list_pipelines`)
+    /// `GET /api/v1/pipelines` (`list_pipelines`); `POST` (`create_pipeline`, refused: 501)
     case pipelines
     /// `GET /api/v1/pipelines/{name}`; `DELETE` (`delete_pipeline`, refused: 501)
     case pipeline(name: String)
@@ -56,7 +56,8 @@ enum CraftRoute: Equatable {
             ["POST"]
         case .deployment: ["GET", "HEAD", "DELETE", "PATCH"]
         case .pipeline, .execution: ["GET", "HEAD", "DELETE"]
-        case .pipelines, .pipelineExecutions, .latestPipelineExecution, .executionInput, .executionOutputs,
+        case .pipelines: ["GET", "HEAD", "POST"]
+        case .pipelineExecutions, .latestPipelineExecution, .executionInput, .executionOutputs,
             .executionOutput, .deployments, .latestExecution, .endpointExecution, .endpointOutput:
             ["GET", "HEAD"]
         }

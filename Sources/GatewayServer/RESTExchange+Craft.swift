@@ -187,6 +187,15 @@ struct CraftExchange: Sendable {
             return CraftAnswer.json(CraftAnswer.pipeline(name: name, description), requestID: requestID)
         case .pipelines:
             _ = try await authenticate()
+            if method == "POST" {
+                // `create_pipeline` uploads the function's code (multipart, CLIENTS.md §3): the gateway runs
+                // none; its body is left unread (the connection's usual handling of an unread body).
+                throw GatewayError(
+                    .unimplemented,
+                    "this gateway does not create pipelines: a pipeline is a route of its configuration to a runner "
+                        + "that serves it; add the route (and a craft.pipelines entry for its declared inputs) and "
+                        + "reload the configuration, then run it by name (run_pipeline)")
+            }
             return CraftAnswer.list(pipelineNames().map(CraftAnswer.pipelineListItem(name:)), requestID: requestID)
         case .pipelineExecutions(let name):
             let principal = try await authenticate()
@@ -777,15 +786,18 @@ enum CraftAnswer {
 
     /// A failed execution read back (its outputs, one output, an endpoint's result): the error's `message` and
     /// `name` with its code's status, except that a status that means "the service is busy or unreachable,
-    /// try again" (429, 502, 503, 504) is 500. The execution failed and stays failed; the gateway answered. At
-    /// 502/504 craft-ai-sdk prints "The platform is currently unreachable. Please try again later." instead of
-    /// the message, and 429/503 (with `Retry-After`) invite retry adapters to re-read an answer that never
-    /// changes (review 23 L1). The gateway's own live refusals (overload, store unavailable) keep theirs.
+    /// try again" (429, 502, 503, 504) or "your credentials" (401, 403) is 500. The execution failed and stays
+    /// failed; the gateway answered. At 502/504 craft-ai-sdk prints "The platform is currently unreachable.
+    /// Please try again later." instead of the message, and 429/503 (with `Retry-After`) invite retry adapters
+    /// to re-read an answer that never changes (review 23 L1). A pipeline's own `UNAUTHENTICATED` (a runner's
+    /// API key refused) at 401 made the SDK drop its access token (`shared/authentication.py`), and 401/403 read
+    /// as the caller's refusal; the `name` still says which code failed it. The gateway's own live refusals
+    /// (overload, store unavailable, a bad token) keep theirs.
     static func storedFailure(_ error: GatewayError, requestID: String) -> RESTResponse {
         var response = self.error(error, requestID: requestID)
-        if [429, 502, 503, 504].contains(response.status) {
+        if [401, 403, 429, 502, 503, 504].contains(response.status) {
             response.status = 500
-            response.headers.removeAll { $0.name == "retry-after" }
+            response.headers.removeAll { $0.name == "retry-after" || $0.name == "www-authenticate" }
         }
         return response
     }
@@ -962,6 +974,20 @@ enum CraftAnswer {
             "status": .string("up"),
         ]
         if let path = deployment.endpointURLPath { object["endpoint_url_path"] = .string(path) }
+        if deployment.executionRule == .endpoint {
+            // Present and null: the gateway never hands a token out (endpoint tokens are configured `tokens`,
+            // whose secrets it does not print). craft-ai-sdk's documented pattern
+            // `trigger_endpoint(name, deployment["endpoint_token"])` then takes its no-token path, the SDK token's
+            // `POST /api/v1/deployments/{name}/executions` (CLIENTS.md §3.5), which the deployment's `tokens`
+            // govern the same way; a missing key was a KeyError in the client's script.
+            object["endpoint_token"] = .null
+        }
+        // The configured mappings in the shape `create_deployment` sends them (none: inputs and outputs pass
+        // under their own names, and the keys are left out).
+        if let mappings = try? CraftMappings(deployment: deployment) {
+            if let inputs = mappings.inputsList { object["inputs_mapping"] = .list(inputs) }
+            if let outputs = mappings.outputsList { object["outputs_mapping"] = .list(outputs) }
+        }
         if let schedule = deployment.schedule {
             object["schedule"] = .string(schedule.cron.text)
             object["timezone"] = .string(schedule.timeZoneName)

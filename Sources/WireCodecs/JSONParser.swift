@@ -55,6 +55,8 @@ struct JSONParser {
     /// With `keepCanonicalBase64`: memory already found in base64's standard alphabet (`HTTP1BodyRelay`'s
     /// check of a relayed body's pieces), not checked again (`DataURI.canonicalBase64Header`).
     private let checkedAlphabet: Range<UInt>?
+    /// Whether a string that is a base64 data URI becomes a `.blob` (`JSONValueCodec.DataURIs`).
+    private let dataURIsAsBinaries: Bool
     private let maxDepth: Int
     /// `CodecLimits.maxJSONMembers`: object members plus array elements this parser may read, `members`
     /// included.
@@ -78,9 +80,10 @@ struct JSONParser {
     init(
         _ raw: UnsafeRawBufferPointer, maxDepth: Int, maxMembers: Int = .max, membersBefore: Int = 0,
         pathPrefix: String, inPlaceSource: ByteBuffer? = nil, keepCanonicalBase64: Bool = false,
-        checkedAlphabet: Range<UInt>? = nil
+        checkedAlphabet: Range<UInt>? = nil, dataURIsAsBinaries: Bool = true
     ) {
         precondition(raw.count > 0, "JSONParser needs at least one byte")
+        self.dataURIsAsBinaries = dataURIsAsBinaries
         self.bytes = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
         self.count = raw.count
         self.inPlaceSource = inPlaceSource
@@ -324,8 +327,10 @@ struct JSONParser {
 
     // MARK: Strings
 
-    /// A string in value position: a base64 data URI becomes a blob, decoded from the body bytes directly.
+    /// A string in value position: a base64 data URI becomes a blob, decoded from the body bytes directly
+    /// (unless `dataURIsAsBinaries` is off: then it is a string like any other).
     private mutating func parseStringValue() throws(Failure) -> Value {
+        guard dataURIsAsBinaries else { return .string(try parseString()) }
         let start = pos + 1
         if count - start >= 5, bytes[start] | 0x20 == UInt8(ascii: "d"),
             let blob = try parseDataURIFast(from: start)

@@ -5,28 +5,38 @@ package import TriggerModel
 /// fields, the HTTP backend hop, SSE data lines).
 ///
 /// Decoding is a hand-written RFC 8259 parser over the buffer's bytes: objects keep their key order, nesting is
-/// capped by `CodecLimits.maxDepth` and width by `CodecLimits.maxJSONMembers`, and a string that is a base64 data URI becomes a `.blob` whose payload is
+/// capped by `CodecLimits.maxDepth` and width by `CodecLimits.maxJSONMembers`, and a string that is a base64 data URI becomes a `.blob` (unless `DataURIs.text`) whose payload is
 /// decoded straight from the body bytes. Errors are `GatewayError(.invalidArgument)` naming the byte offset
 /// (syntax) or the JSON path (content, e.g. `data[0].variable.image: invalid base64 ...`).
 package enum JSONValueCodec {
+    /// What a JSON string that is a base64 data URI decodes to.
+    package enum DataURIs: Sendable {
+        /// A `.blob` (the Instill REST rule, API.md §2: "a string value that is a data URI is a binary").
+        case binaries
+        /// A `.string` like any other: for an API whose binaries never travel as JSON strings, so that a text
+        /// input that happens to look like a data URI stays text (Craft AI: files come only as multipart parts,
+        /// `json_inputs` and endpoint parameters carry the other inputs, CLIENTS.md §3.4 and §3.5).
+        case text
+    }
+
     /// Decodes one JSON document; anything but whitespace after it is an error.
     ///
     /// - Parameter path: prepended to the paths in error messages (e.g. a multipart field name).
-    package static func decode(_ bytes: ByteBuffer, limits: CodecLimits = .defaults, path: String = "") throws
-        -> Value
-    {
+    package static func decode(
+        _ bytes: ByteBuffer, limits: CodecLimits = .defaults, path: String = "", dataURIs: DataURIs = .binaries
+    ) throws -> Value {
         var members = 0
-        return try decode(bytes, limits: limits, path: path, members: &members)
+        return try decode(bytes, limits: limits, path: path, members: &members, dataURIs: dataURIs)
     }
 
     /// As `decode(_:limits:path:)`, for one of several documents of a request (multipart fields): `members`
     /// holds the object members and array elements of the documents before it and gains this one's, so that
     /// `limits.maxJSONMembers` holds for the whole request body.
     package static func decode(
-        _ bytes: ByteBuffer, limits: CodecLimits, path: String, members: inout Int
+        _ bytes: ByteBuffer, limits: CodecLimits, path: String, members: inout Int, dataURIs: DataURIs = .binaries
     ) throws -> Value {
         do {
-            return try parse(bytes, limits: limits, path: path, members: &members)
+            return try parse(bytes, limits: limits, path: path, members: &members, dataURIs: dataURIs)
         } catch {
             throw error.error
         }
@@ -36,9 +46,10 @@ package enum JSONValueCodec {
     package static func decodeObject(
         _ bytes: ByteBuffer,
         limits: CodecLimits = .defaults,
-        what: String = "body"
+        what: String = "body",
+        dataURIs: DataURIs = .binaries
     ) throws -> ValueObject {
-        guard case .object(let object) = try decode(bytes, limits: limits) else {
+        guard case .object(let object) = try decode(bytes, limits: limits, dataURIs: dataURIs) else {
             throw GatewayError(.invalidArgument, "\(what) must be a JSON object")
         }
         return object
@@ -106,7 +117,8 @@ package enum JSONValueCodec {
         members: inout Int,
         inPlace: Bool = false,
         keepCanonicalBase64: Bool = false,
-        checkedAlphabet: Range<UInt>? = nil
+        checkedAlphabet: Range<UInt>? = nil,
+        dataURIs: DataURIs = .binaries
     ) throws(JSONParseFailure) -> Value {
         guard bytes.readableBytes > 0 else {
             let suffix = path.isEmpty ? "" : " (in \(path))"
@@ -124,7 +136,7 @@ package enum JSONValueCodec {
             var parser = JSONParser(
                 raw, maxDepth: limits.maxDepth, maxMembers: limits.maxJSONMembers, membersBefore: membersBefore,
                 pathPrefix: path, inPlaceSource: inPlace ? bytes : nil, keepCanonicalBase64: keepCanonicalBase64,
-                checkedAlphabet: checkedAlphabet)
+                checkedAlphabet: checkedAlphabet, dataURIsAsBinaries: dataURIs == .binaries)
             defer { membersAfter = parser.members }
             do {
                 return .success(try parser.parseDocument())

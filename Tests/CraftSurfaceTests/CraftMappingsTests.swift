@@ -158,6 +158,36 @@ struct CraftMappingsTests {
         }
     }
 
+    /// Craft AI sends files only as parts (CLIENTS.md §3.4, §3.5): a text input that looks like a base64 data
+    /// URI is text, in `json_inputs` (form and multipart), an endpoint's JSON body and its multipart fields, and a
+    /// mapping's constant; a file part is still a file.
+    @Test("a string input that is a data URI stays a string on every Craft body; a file part is a file")
+    func dataURIStringsStayText() throws {
+        let uri = "data:text/plain;base64,aGVsbG8="
+        let json = #"{"s":"\#(uri)"}"#
+        let form = "json_inputs=%7B%22s%22%3A%22data%3Atext%2Fplain%3Bbase64%2CaGVsbG8%3D%22%7D"  // `json`, encoded
+        var run = try CraftRequestBody.form(ByteBuffer(string: form)).pipelineRun(limits: .defaults)
+        #expect(run.inputs["s"] == .string(uri))
+        run = try CraftRequestBody.multipart([
+            MultipartPart(name: "json_inputs", body: ByteBuffer(string: json)),
+            MultipartPart(
+                name: "inputs_mapping",
+                body: ByteBuffer(string: #"[{"pipeline_input_name":"c","constant_value":"\#(uri)"}]"#)),
+            MultipartPart(name: "doc", fileName: "doc", body: ByteBuffer(string: uri)),
+        ]).pipelineRun(limits: .defaults)
+        #expect(run.inputs["s"] == .string(uri))
+        #expect(run.inputs["doc"]?.blobValue?.bytes == ByteBuffer(string: uri))
+        #expect(run.mappings.inputs?.first?.source == .constant(.string(uri)))
+        #expect(
+            try CraftRequestBody.json(ByteBuffer(string: json)).endpointInputs(limits: .defaults)["s"] == .string(uri))
+        let fields = try CraftRequestBody.multipart([
+            MultipartPart(name: "s", body: ByteBuffer(string: "\"\(uri)\"")),
+            MultipartPart(name: "f", fileName: "f", body: ByteBuffer(string: "x")),
+        ]).endpointInputs(limits: .defaults)
+        #expect(fields["s"] == .string(uri))
+        #expect(fields["f"]?.blobValue != nil)
+    }
+
     /// `limits.max_json_members` holds for a form's fields together (review 24 M2), and a multipart endpoint
     /// field over it is refused rather than taken as a string.
     @Test("JSON fields of one body share max_json_members: at the cap accepted, one past refused", arguments: [5, 6])

@@ -133,6 +133,54 @@ extension CraftSDKTests {
         }
     }
 
+    /// craft-ai-sdk documents `create_deployment(...)["endpoint_token"]` as the token to trigger with, and its
+    /// `Deployment` type has `inputs_mapping` / `outputs_mapping`: the keys were missing (a KeyError in the script).
+    /// The gateway hands out no token (endpoint tokens are configured secrets): null, which the SDK's
+    /// `trigger_endpoint` takes as "no token" and triggers with the SDK token instead.
+    @Test("get_deployment shows endpoint_token null and the configured mappings; create_deployment's token triggers")
+    func deploymentTokenAndMappings() async throws {
+        let yaml = """
+            craft:
+              deployments:
+                - {name: echo, pipeline: echo}
+                - name: shout
+                  pipeline: upper
+                  endpoint_url_path: loud
+                  input_mappings:
+                    - {pipeline_input_name: prompt, endpoint_input_name: text, is_required: true}
+                    - {pipeline_input_name: n, constant_value: 3}
+                  output_mappings: [{pipeline_output_name: prompt, endpoint_output_name: text}]
+                - {name: yearly, pipeline: echo, execution_rule: periodic, schedule: "0 0 1 1 *"}
+            """
+        try await withTestGateway(yaml: yaml) { gateway in
+            var answer = try await Peers.craft(
+                "create_then_trigger", port: gateway.port, ["echo", "echo", #"{"a":1}"#])
+            let value = try result(answer)
+            #expect(value["endpoint_token"] is NSNull, "\(answer)")
+            #expect(
+                ((value["triggered"] as? [String: Any])?["outputs"] as? [String: Any])?["a"] as? Int == 1, "\(answer)")
+            #expect(count(answer, status: 200, pathContaining: "/api/v1/deployments/echo/executions") >= 1, "\(answer)")
+
+            answer = try await Peers.craft("get_deployment", port: gateway.port, ["shout"])
+            let shout = try result(answer)
+            #expect(shout.keys.contains("endpoint_token") && shout["endpoint_token"] is NSNull, "\(answer)")
+            let inputs = try #require(shout["inputs_mapping"] as? [[String: Any]], "\(answer)")
+            #expect(inputs.count == 2, "\(answer)")
+            #expect(inputs.first?["pipeline_input_name"] as? String == "prompt")
+            #expect(inputs.first?["endpoint_input_name"] as? String == "text")
+            #expect(inputs.first?["is_required"] as? Bool == true)
+            #expect(inputs.last?["constant_value"] as? Int == 3, "\(answer)")
+            let outputs = try #require(shout["outputs_mapping"] as? [[String: Any]], "\(answer)")
+            #expect(outputs.first?["endpoint_output_name"] as? String == "text", "\(answer)")
+
+            answer = try await Peers.craft("get_deployment", port: gateway.port, ["echo"])
+            let echo = try result(answer)
+            #expect(echo["endpoint_token"] is NSNull && echo["inputs_mapping"] == nil, "\(answer)")
+            answer = try await Peers.craft("get_deployment", port: gateway.port, ["yearly"])
+            #expect(try result(answer).keys.contains("endpoint_token") == false, "\(answer)")
+        }
+    }
+
     @Test("delete_deployment: a deployment is configuration (501); an unknown one is 404")
     func deleteDeployment() async throws {
         try await withTestGateway { gateway in

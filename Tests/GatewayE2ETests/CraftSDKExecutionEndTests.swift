@@ -43,13 +43,19 @@ extension CraftSDKTests {
             #expect(!(failure["text"] as? String ?? "").contains("unreachable"), "\(answer)")
             #expect(count(answer, status: 500, pathContaining: "/endpoints/v1/sleep/executions/") == 1, "\(answer)")
 
-            // The pipeline's own codes: UNAVAILABLE and RESOURCE_EXHAUSTED are 500 too; others keep their status.
-            let codes = [(14, "UNAVAILABLE", 500), (8, "RESOURCE_EXHAUSTED", 500), (5, "NOT_FOUND", 404)]
+            // The pipeline's own codes: UNAVAILABLE and RESOURCE_EXHAUSTED are 500 too, and so are
+            // UNAUTHENTICATED and PERMISSION_DENIED (a runner's key refused: at 401 the SDK dropped its own access
+            // token); others keep their status.
+            let codes = [
+                (14, "UNAVAILABLE", 500), (8, "RESOURCE_EXHAUSTED", 500), (16, "UNAUTHENTICATED", 500),
+                (7, "PERMISSION_DENIED", 500), (5, "NOT_FOUND", 404),
+            ]
             for (code, name, status) in codes {
                 answer = try await Peers.craft(
                     "run_json", port: gateway.port, ["fail", #"{"code":\#(code),"message":"runner says \#(name)"}"#])
                 failure = try error(answer)
                 #expect(failure["status_code"] as? Int == status, "\(code): \(answer)")
+                #expect(count(answer, status: 401, pathContaining: "/outputs") == 0, "\(code): \(answer)")
                 #expect(failure["name"] as? String == name, "\(answer)")
                 #expect(failure["message"] as? String == "runner says \(name)", "\(answer)")
             }
@@ -144,7 +150,7 @@ extension CraftSDKTests {
     /// Review 23 L4: the SDK calls the gateway does not serve were 404 "no endpoint at POST …" (which reads as a
     /// typo) or 405; each is now 501 UNIMPLEMENTED saying what the gateway does instead, as delete_deployment is.
     @Test(
-        "get_pipeline_logs, get_deployment_logs, update_deployment and delete_pipeline are 501 saying what to do instead"
+        "get_pipeline_logs, get_deployment_logs, update_deployment, delete_pipeline and create_pipeline are 501 saying what to do instead"
     )
     func unservedCalls() async throws {
         try await withTestGateway { gateway in
@@ -155,6 +161,8 @@ extension CraftSDKTests {
                 "get_deployment_logs": "get_pipeline_execution_logs",
                 "update_deployment": "craft.deployments",
                 "delete_pipeline": "remove its route",
+                // It was 405 "POST is not allowed on /api/v1/pipelines", which said nothing of configuration.
+                "create_pipeline": "add the route",
             ]
             for (call, hint) in hints {
                 let failure = try #require(

@@ -132,6 +132,34 @@ struct CraftSDKTests {
         }
     }
 
+    /// Craft AI sends files only as parts (CLIENTS.md §3.4, §3.5): a text input that happens to be a base64 data
+    /// URI is text. It was taken as a file (the Instill REST rule), so echo handed back bytes, and an input
+    /// declared `string` was refused as "got file".
+    @Test("a string input that is a data URI stays a string: run_pipeline, trigger_endpoint, the execution's inputs")
+    func dataURIStringsStayText() async throws {
+        let uri = "data:text/plain;base64,aGVsbG8="
+        let yaml = "craft:\n  pipelines:\n    - {name: echo, inputs: [{name: s, data_type: string}]}\n"
+        try await withTestGateway(yaml: yaml) { gateway in
+            var answer = try await Peers.craft("run_json", port: gateway.port, ["echo", #"{"s":"\#(uri)"}"#])
+            let run = try result(answer)
+            #expect((run["outputs"] as? [String: Any])?["s"] as? String == uri, "\(answer)")
+            let id = try #require(run["execution_id"] as? String, "\(answer)")
+            answer = try await Peers.craft("get_execution", port: gateway.port, [id])
+            let inputs = try #require(try result(answer)["inputs"] as? [[String: Any]], "\(answer)")
+            #expect(inputs.first?["data_type"] as? String == "string", "\(answer)")
+            #expect(inputs.first?["value"] as? String == uri, "\(answer)")
+
+            answer = try await Peers.craft("trigger", port: gateway.port, ["echo", "EP", #"{"s":"\#(uri)"}"#, "true"])
+            #expect((try result(answer)["outputs"] as? [String: Any])?["s"] as? String == uri, "\(answer)")
+            // Files and parameters together: the parameter is a JSON-encoded form field.
+            answer = try await Peers.craft(
+                "trigger_file", port: gateway.port, ["echo", "EP", "doc", "00ff", #"{"s":"\#(uri)"}"#])
+            let outputs = try #require(try result(answer)["outputs"] as? [String: Any], "\(answer)")
+            #expect(outputs["s"] as? String == uri, "\(answer)")
+            #expect((outputs["doc"] as? [String: Any])?["hex"] as? String == "00ff", "\(answer)")
+        }
+    }
+
     @Test("trigger_endpoint without waiting, then retrieve_endpoint_results; the execution is an operation too")
     func triggerThenRetrieve() async throws {
         try await withTestGateway { gateway in

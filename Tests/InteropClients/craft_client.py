@@ -158,6 +158,13 @@ def main():
         kwargs = json.loads(args[3]) if len(args) > 3 else {}
         kwargs.setdefault("timeout_s", 10)  # create_deployment waits by default: the same bound
         result = sdk.create_deployment(args[0], args[1], args[2], **kwargs)
+    elif scenario == "create_then_trigger":
+        # The SDK's documented pattern: the created deployment's "endpoint_token" handed to trigger_endpoint.
+        deployment = sdk.create_deployment(args[0], args[1], "endpoint", timeout_s=10)
+        result = {
+            "endpoint_token": deployment["endpoint_token"],
+            "triggered": sdk.trigger_endpoint(args[1], deployment["endpoint_token"], inputs=json.loads(args[2])),
+        }
     elif scenario == "delete_deployment":
         result = sdk.delete_deployment(args[0])
     elif scenario == "delete_execution":
@@ -168,6 +175,12 @@ def main():
             "get_deployment_logs": lambda: sdk.get_deployment_logs("echo"),
             "update_deployment": lambda: sdk.update_deployment("echo", is_enabled=False),
             "delete_pipeline": lambda: sdk.delete_pipeline("echo"),
+            "create_pipeline": lambda: sdk.create_pipeline(
+                "echo",
+                function_path="src/main.py",
+                function_name="run",
+                container_config={"repository_url": "git@example.invalid:team/repo.git"},
+            ),
         }
         result = {}
         for name, call in calls.items():

@@ -335,6 +335,33 @@ struct JSONValueCodecTests {
         #expect(try decode(#""database""#) == .string("database"))
     }
 
+    /// `DataURIs.text` (the Craft AI surface): a data URI is a string like any other, on the fast path (no
+    /// escapes), the escaped slow path and nested, and a bad payload is no error; the default still decodes.
+    @Test("DataURIs.text keeps data URIs as strings, fast and escaped paths, nested; the default makes blobs")
+    func dataURIsAsText() throws {
+        let fast = #"data:text/plain;base64,aGVsbG8="#
+        let escaped = #"data:image\/png;base64,aGk\/"#
+        let text = #"{"a":"\#(fast)","b":"\#(escaped)","c":[{"d":"\#(fast)"}],"e":"data:;base64,!!"}"#
+        let object = try #require(
+            try JSONValueCodec.decode(ByteBuffer(string: text), dataURIs: .text).objectValue)
+        #expect(object["a"] == .string(fast))
+        #expect(object["b"] == .string("data:image/png;base64,aGk/"))
+        #expect(object["c"] == .list([.object(["d": .string(fast)])]))
+        #expect(object["e"] == .string("data:;base64,!!"))
+        var members = 0
+        #expect(
+            try JSONValueCodec.decode(
+                ByteBuffer(string: "\"\(fast)\""), limits: .defaults, path: "f", members: &members, dataURIs: .text)
+                == .string(fast))
+        #expect(
+            try JSONValueCodec.decodeObject(ByteBuffer(string: #"{"a":"\#(fast)"}"#), dataURIs: .text)["a"]
+                == .string(fast))
+        // The default (the Instill REST rule, API.md §2) is unchanged.
+        #expect(
+            try JSONValueCodec.decode(ByteBuffer(string: "\"\(fast)\"")).blobValue?.bytes == ByteBuffer(string: "hello")
+        )
+    }
+
     @Test("Invalid base64 in a data URI names the field path")
     func invalidBase64() {
         let text = #"{"data":[{"variable":{"image":"data:image/png;base64,iVBO!!=="}}]}"#
