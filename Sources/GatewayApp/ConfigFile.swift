@@ -40,7 +40,8 @@ package enum ConfigFile {
         do {
             bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            throw ConfigError(source: path, path: "", message: "cannot read the file: \(describe(error))")
+            throw ConfigError(
+                source: path, path: "", message: "cannot read the file: \(notRegularFile(path) ?? describe(error))")
         }
         guard let text = String(data: bytes, encoding: .utf8) else {
             throw ConfigError(source: path, path: "", message: "the file is not UTF-8 text")
@@ -158,6 +159,20 @@ package enum ConfigFile {
     }
 
     /// The reason a file could not be read, without Foundation's domain and code noise.
+    /// Why `path`, which could not be read, is no file to read ("is a directory", "is not a regular file"); nil
+    /// for a regular file or a path that cannot be looked at (its read error says why). Foundation's own error
+    /// for a directory was a dump of `NSCocoaErrorDomain Code=256`, and for a device "permission denied".
+    private static func notRegularFile(_ path: String) -> String? {
+        guard let type = try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType else {
+            return nil
+        }
+        switch type {
+        case .typeRegular, .typeSymbolicLink: return nil
+        case .typeDirectory: return "is a directory"
+        default: return "is not a regular file"
+        }
+    }
+
     private static func describe(_ error: any Error) -> String {
         if let error = error as? CocoaError {
             switch error.code {

@@ -19,7 +19,9 @@ package struct ListenFailure: Error, CustomStringConvertible {
                     ": ports below 1024 need root or CAP_NET_BIND_SERVICE"
                     + " (systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE), or use a port above 1023"
             }
-        } else if error is SocketAddressError {
+        } else if error is SocketAddressError || error is SocketAddressError.UnknownHost {
+            // `UnknownHost` is a struct nested in the enum's extension, not one of its cases (getaddrinfo's
+            // failure, which printed as "SocketAddressError.UnknownHost: Name or service not known (error -2)").
             self.reason = "the address does not resolve"
         } else {
             self.reason = "\(error)"

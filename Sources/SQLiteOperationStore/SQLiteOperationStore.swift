@@ -156,7 +156,20 @@ package final class SQLiteOperationStore: OperationStore {
         }
         let handle: SQLiteHandle
         do {
-            handle = try await threadPool.runIfActive { try SQLiteHandle(path: configuration.databasePath) }
+            handle = try await threadPool.runIfActive {
+                let handle = try SQLiteHandle(path: configuration.databasePath)
+                do {
+                    // `sqlite3_open` reads nothing: the header is read here, so that a file that is not a database
+                    // (SQLITE_NOTADB) is refused with the path and SQLite's reason, not later by a store call as the
+                    // clients' "unavailable; retry later", wrong advice for a file that will never open.
+                    _ = try handle.run("PRAGMA busy_timeout = \(configuration.busyTimeout.milliseconds)", [])
+                    _ = try handle.run("SELECT count(*) FROM sqlite_master", [])
+                } catch {
+                    handle.close()
+                    throw error
+                }
+                return handle
+            }
         } catch {
             throw GatewayError(.unavailable, "cannot open the database \(configuration.databasePath): \(error)")
         }

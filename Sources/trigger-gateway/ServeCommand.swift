@@ -48,7 +48,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(
         help: """
             Least severe level logged: trace, debug, info, notice, warning, error, critical (overrides the \
-            file's log.level; default info, which includes the access log).
+            file's log.level; default info). The access log is written at every level; log.access: false \
+            turns it off.
             """)
     var logLevel: LogConfiguration.Level?
 
@@ -69,7 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
         var configuration: GatewayConfiguration
         var digest = ConfigFile.embeddedDigest
         let listenOverride: ListenAddress?
-        do {
+        do throws(ConfigError) {
             listenOverride = try listen.map(ListenAddress.init(parsingFlag:))
             if let config {
                 (configuration, digest) = try ConfigFile.load(
@@ -85,7 +86,20 @@ struct ServeCommand: AsyncParsableCommand {
                     configuration.listen = inheritedListen
                 }
                 if let dataDir { configuration.dataDir = dataDir }
-                try configuration.validateListenPolicy()
+                do throws(ConfigError) {
+                    try configuration.validateListenPolicy()
+                } catch {
+                    // The embedded default has no file to add tokens to: name the flag that set the address, and
+                    // say that the fix is a file (or a loopback address).
+                    var refusal = error
+                    refusal.source = "--listen"
+                    refusal.path = ""
+                    refusal.message =
+                        "refusing to listen on \(configuration.listen) without authentication: the embedded default "
+                        + "has no tokens. Listen on a loopback address (127.0.0.1, [::1], localhost), or pass "
+                        + "--config FILE with tokens (or \"auth: none\" to serve without authentication)"
+                    throw refusal
+                }
             }
         } catch {
             // Every mistake of the file, one prefixed line each (then their count), as check-config lists them.

@@ -451,6 +451,77 @@ struct ProcessTests {
         }
     }
 
+    /// README's exit codes and its unit's `RestartPreventExitStatus=2 64`: a command line that does not parse exits
+    /// 64 (`EX_USAGE`, swift-argument-parser's), which the table did not list, so a typo on `ExecStart=` restarted
+    /// forever; a `--listen` value that is not HOST:PORT is the configuration's mistake, 2.
+    @Test("exit codes of the command line: an unknown flag or a value a flag does not take is 64; a bad --listen is 2")
+    func commandLineExitCodes() async throws {
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-usage-\(UUID().uuidString)")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        for arguments in [
+            ["serve", "--bogus"], ["serve", "--log-level", "verbose"], ["serve", "--listen"], ["nope"],
+        ] {
+            let out = try await TestProcess.run(Self.gatewayPath, arguments + ["--data-dir", dataDir])
+            #expect(out.status == 64, "\(arguments): \(out.stderr)")
+        }
+        let listen = try await TestProcess.run(
+            Self.gatewayPath, ["serve", "--listen", "127.0.0.1", "--data-dir", dataDir])
+        #expect(listen.status == 2, "\(listen.stderr)")
+        let readme = try String(
+            contentsOf: Peers.repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        #expect(readme.contains("RestartPreventExitStatus=2 64\n") && readme.contains("\n| 64 | "))
+    }
+
+    /// The fifty-second session's operator review: start-up refusals whose lines did not say what to fix.
+    @Test(
+        "start-up refusals say what to fix: a config path that is a directory or a device, a corrupt SQLite file, an unresolvable --listen host, the embedded default on a public address"
+    )
+    func startUpRefusalsSayWhatToFix() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("tg-refusals-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        // A directory: it was Foundation's `NSCocoaErrorDomain Code=256` dump; a device read "permission denied".
+        for (path, reason) in [(root.path, "is a directory"), ("/dev/null", "is not a regular file")] {
+            let out = try await TestProcess.run(Self.gatewayPath, ["check-config", path])
+            #expect(out.status == 1)
+            #expect(
+                out.stdoutString + out.stderr == "\(path): cannot read the file: \(reason)\n",
+                "\(out.stdoutString)\(out.stderr)")
+        }
+        // A file that is not a database: the cause with the path, not the clients' "unavailable; retry later".
+        let corrupt = root.appendingPathComponent("corrupt")
+        try FileManager.default.createDirectory(at: corrupt, withIntermediateDirectories: true)
+        try Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 13) }).write(
+            to: corrupt.appendingPathComponent("operations.sqlite"))
+        var out = try await TestProcess.run(
+            Self.gatewayPath, ["serve", "--listen", "127.0.0.1:0", "--data-dir", corrupt.path])
+        #expect(out.status == 1)
+        let last = out.stderr.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(
+            last == "trigger-gateway: cannot open the operation store: cannot open the database "
+                + "\(corrupt.path)/operations.sqlite: SQLite error 26: file is not a database", "\(out.stderr)")
+        // A host name that does not resolve (a reserved TLD: the resolver answers at once): no NIO type name.
+        let tokens = root.appendingPathComponent("tokens.yaml")
+        try "tokens: [{name: a, token: a-secret-token-0123456789}]\n".write(
+            to: tokens, atomically: true, encoding: .utf8)
+        out = try await TestProcess.run(
+            Self.gatewayPath,
+            ["serve", "--config", tokens.path, "--listen", "nosuchhost.invalid:18490", "--data-dir", root.path + "/d"],
+            environment: ["SWIFT_BACKTRACE": "enable=no"])
+        #expect(out.status == 1)
+        #expect(
+            out.stderr.hasSuffix(
+                "trigger-gateway: cannot listen on nosuchhost.invalid:18490: the address does not resolve\n"),
+            "\(out.stderr)")
+        // The embedded default has no file to add tokens to: the refusal names the flag and says to pass one.
+        out = try await TestProcess.run(
+            Self.gatewayPath, ["serve", "--listen", "0.0.0.0:18490", "--data-dir", root.path + "/d"])
+        #expect(out.status == 2)
+        #expect(out.stderr.hasPrefix("trigger-gateway: --listen: refusing to listen on 0.0.0.0:18490"), "\(out.stderr)")
+        #expect(out.stderr.contains("pass --config FILE with tokens"), "\(out.stderr)")
+    }
+
     /// Review 27 L2: with `--log-format json` the fatal line was bare text (the only one, for an invalid file).
     @Test("--log-format json: a fatal start-up error is a JSON line at critical with exit_code, and every line parses")
     func fatalErrorsInJSON() async throws {
