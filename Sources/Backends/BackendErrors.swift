@@ -58,7 +58,8 @@ enum BackendErrors {
     static func overloaded(pool: String, limit: Int, queue: Int) -> GatewayError {
         var error = GatewayError(
             .overloaded,
-            "backend pool \"\(pool)\" is overloaded: \(limit) calls running and \(queue) queued; retry later"
+            "backend pool \"\(pool)\" is overloaded: \(limit) \(limit == 1 ? "call" : "calls") running and \(queue) "
+                + "queued; retry later"
         )
         error.upstreamFailure = .overflow
         return error

@@ -777,7 +777,7 @@ enum CraftAnswer {
         ]
         var response = RESTResponse.json(
             status: error.code.httpStatus, body: JSONValueCodec.encode(.object(object)), requestID: requestID)
-        if error.code == .unauthenticated { response.headers.append(("www-authenticate", "Bearer")) }
+        if error.code.httpStatus == 401 { response.headers.append(("www-authenticate", "Bearer")) }
         if error.code.httpStatus == 503 || error.code == .tooManyRequests {
             response.headers.append(("retry-after", "1"))
         }

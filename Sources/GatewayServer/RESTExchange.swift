@@ -378,9 +378,11 @@ struct RESTBodyCollector {
 
 /// REST error wording shared by both HTTP versions.
 enum RESTErrors {
+    /// `limit` is `limits.max_body_bytes`, which the message names as the operator sets it (as the decompression
+    /// and request-buffer refusals name theirs).
     static func bodyTooLarge(size: Int, limit: Int, declared: Bool) -> GatewayError {
         let what = declared ? "declared request body of \(size) bytes" : "request body of at least \(size) bytes"
-        return GatewayError(.payloadTooLarge, "\(what) exceeds the limit of \(limit) bytes")
+        return GatewayError(.payloadTooLarge, "\(what) exceeds the limit of \(limit) bytes (limits.max_body_bytes)")
     }
 }
 
@@ -421,7 +423,8 @@ extension RESTRequestHead {
                 close: true
             )
         }
-        if case .lookalike(let type) = GRPCContentType(header: first("content-type")) {
+        let grpcContentType = GRPCContentType(header: first("content-type"))
+        if case .lookalike(let type) = grpcContentType {
             return fail(
                 GatewayError(
                     .unsupportedMediaType,
@@ -437,7 +440,13 @@ extension RESTRequestHead {
         do {
             switch try RESTPath.parse(target) {
             case .some(let found): path = found
-            case .none: return fail(GatewayError(.notFound, "no endpoint at \(method) \(pathOnly)"))
+            case .none:
+                // A gRPC call reaches here only over HTTP/1.1 (over HTTP/2 the gRPC frontend takes it): say so.
+                let hint =
+                    if case .grpc = grpcContentType {
+                        ": gRPC needs HTTP/2 (h2c with prior knowledge on this port, or h2 over TLS)"
+                    } else { "" }
+                return fail(GatewayError(.notFound, "no endpoint at \(method) \(pathOnly)\(hint)"))
             }
         } catch {
             return fail(error)

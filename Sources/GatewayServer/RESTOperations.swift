@@ -162,10 +162,12 @@ enum RESTOperations {
         for spellings in listParameters {
             let given = query.names.filter { spellings.contains($0) }
             if given.count > 1 {
+                // A filter's values each need a list of their own; a page parameter simply has one value.
+                let hint = spellings.count == 1 ? " (list each \(spellings[0]) separately)" : ""
                 return GatewayError(
                     .invalidArgument,
                     "query parameter \"\(spellings[0])\" is given \(given.count) times; the operations list takes "
-                        + "one value (list each \(spellings[0]) separately)")
+                        + "one value\(hint)")
             }
         }
         return nil

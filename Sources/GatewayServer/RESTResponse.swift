@@ -36,9 +36,10 @@ struct RESTResponse {
         if error.code.httpStatus == 503 || error.code == .tooManyRequests {
             response.headers.append(("retry-after", "1"))
         }
-        if error.code == .unauthenticated {
+        if error.code.httpStatus == 401 {
             // RFC 9110 §11.6.1: a 401 "MUST send a WWW-Authenticate header field"; the scheme is Bearer
-            // (RFC 6750 §3).
+            // (RFC 6750 §3). By the status, not the code: a pipeline's own UNAUTHENTICATED (`.application(16)`)
+            // is a 401 too.
             response.headers.append(("www-authenticate", "Bearer"))
         }
         return response

@@ -29,10 +29,12 @@ struct CheckConfigCommand: ParsableCommand {
             let (configuration, digest) = try ConfigFile.load(
                 path: file, listen: listenOverride, dataDir: dataDir, checkingDataDir: true)
             let periodic = configuration.craft.deployments?.filter { $0.schedule != nil }.count ?? 0
+            /// "1 pool", "2 pools".
+            func count(_ n: Int, _ noun: String) -> String { n == 1 ? "1 \(noun)" : "\(n) \(noun)s" }
             let counts =
-                "\(configuration.pools.count) pools, \(configuration.routes.count) routes, "
-                + "\(configuration.schedules.count) schedules"
-                + (periodic > 0 ? ", \(periodic) periodic Craft AI deployments" : "")
+                "\(count(configuration.pools.count, "pool")), \(count(configuration.routes.count, "route")), "
+                + count(configuration.schedules.count, "schedule")
+                + (periodic > 0 ? ", \(count(periodic, "periodic Craft AI deployment"))" : "")
             for warning in configuration.warnings {
                 FileHandle.standardError.write(Data("warning: \(warning)\n".utf8))
             }

@@ -108,6 +108,9 @@ struct LoopNativeCallTests {
             let refused = pool.run(makeRequest("echo"), on: loop, cancellation: TriggerCancellation())
             let overload = await #expect(throws: GatewayError.self) { try await refused.get() }
             #expect(overload?.code == .overloaded)
+            #expect(
+                overload?.message
+                    == "backend pool \"\(configuration.name)\" is overloaded: 1 call running and 1 queued; retry later")
 
             // Withdrawn from the queue: it fails and never takes the slot.
             waiter.cancel()

@@ -353,14 +353,22 @@ struct AsyncRESTTests {
                 ("filter=state%3Dfailed", "unknown query parameter \"filter\""),
                 ("pipline=demo%2Fecho", "unknown query parameter \"pipline\""),
                 ("pipeline=demo%2Fecho&pipeline=demo%2Ffail", "\"pipeline\" is given 2 times"),
-                ("state=queued&state=running", "\"state\" is given 2 times"),
-                ("page_size=2&pageSize=3", "\"page_size\" is given 2 times"),
+                (
+                    "state=queued&state=running",
+                    "\"state\" is given 2 times; the operations list takes one value (list each state separately)"
+                ),
+                ("page_size=2&pageSize=3", "\"page_size\" is given 2 times; the operations list takes one value"),
                 ("pipeline=demo%2F*", "wildcards are not supported"),
             ] {
                 (status, page) = try await client.get("/v1beta/operations?\(query)")
                 #expect(status == 400, "\(query): \(page)")
                 #expect(page["code"] as? Int == 3, "\(query): \(page)")
                 #expect((page["message"] as? String)?.contains(words) == true, "\(query): \(page)")
+                // Only a filter is "listed separately"; a page size is simply one value.
+                #expect(
+                    (page["message"] as? String)?.hasSuffix("separately)")
+                        == (query.hasPrefix("state=q") || query.hasPrefix("pipeline=demo%2Fecho&")),
+                    "\(query): \(page)")
             }
         }
     }

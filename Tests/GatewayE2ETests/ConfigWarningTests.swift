@@ -16,7 +16,7 @@ struct ConfigWarningTests {
         """.write(to: file, atomically: true, encoding: .utf8)
         let out = try await TestProcess.run(ProcessTests.gatewayPath, ["check-config", file.path])
         #expect(out.status == 0, "\(out.stderr)")
-        #expect(out.stdoutString.contains(": ok (1 pools, 0 routes"), "\(out.stdoutString)")
+        #expect(out.stdoutString.contains(": ok (1 pool, 0 routes"), "\(out.stdoutString)")
         #expect(
             out.stderr.contains(
                 "warning: \(file.path): routes: no routes: every trigger will be 404 (no route matches it)"),

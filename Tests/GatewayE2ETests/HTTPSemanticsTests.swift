@@ -484,7 +484,28 @@ struct HTTPSemanticsTests {
         }
     }
 
-    @Test("a 401 carries WWW-Authenticate: Bearer, on both HTTP versions")
+    /// A gRPC client pointed at the port over HTTP/1.1 (curl without --http2-prior-knowledge) read only "no endpoint
+    /// at POST /pipeline…": the answer says what it needs.
+    @Test("a gRPC call over HTTP/1.1 is 404 saying gRPC needs HTTP/2; another unknown path's 404 does not")
+    func grpcOverHTTP1() async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            let path = "/pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline"
+            var response = try await client.request(
+                "POST", path, headers: [("content-type", "application/grpc")], body: ByteBuffer(bytes: [0, 0, 0, 0, 0]))
+            #expect(response.status == 404)
+            #expect(
+                try json(response.body)["message"] as? String
+                    == "no endpoint at POST \(path): gRPC needs HTTP/2 (h2c with prior knowledge on this port, or h2 over TLS)"
+            )
+            response = try await client.request(
+                "POST", "/nope", headers: jsonHeaders, body: ByteBuffer(string: Self.body))
+            #expect(try json(response.body)["message"] as? String == "no endpoint at POST /nope")
+            await client.close()
+        }
+    }
+
+    @Test("a 401 carries WWW-Authenticate: Bearer, on both HTTP versions, a pipeline's own 401 too")
     func wwwAuthenticate() async throws {
         let curl = try #require(TestProcess.which("curl"))
         try await withTestGateway(yaml: "tokens:\n  - {name: a, token: t0k}\n") { gateway in
@@ -502,6 +523,16 @@ struct HTTPSemanticsTests {
                     "-d", Self.body, "http://127.0.0.1:\(gateway.port)\(Self.trigger)",
                 ])
             #expect(out.stdoutString.lowercased().contains("www-authenticate: bearer"), "\(out.stdoutString)")
+        }
+        // A pipeline's own UNAUTHENTICATED (16) is a 401 as well: the header too (it was missing).
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            let response = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/fail/trigger", headers: jsonHeaders,
+                body: ByteBuffer(string: #"{"data":[{"variable":{"message":"key refused","code":16}}]}"#))
+            #expect(response.status == 401)
+            #expect(response.header("www-authenticate") == "Bearer")
+            await client.close()
         }
     }
 }

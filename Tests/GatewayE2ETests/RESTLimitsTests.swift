@@ -39,6 +39,7 @@ struct RESTLimitsTests {
             if status == 413 {
                 let message = try json(response.body)["message"] as? String ?? ""
                 #expect(message.contains("\(Self.smallCap)") && message.contains("\(size)"), "\(message)")
+                #expect(message.hasSuffix("bytes (limits.max_body_bytes)"), "the key to raise: \(message)")
                 #expect(try json(response.body)["code"] as? Int == 8)
             }
             await client.close()
@@ -59,7 +60,8 @@ struct RESTLimitsTests {
             )
             #expect(response.status == status)
             if status == 413 {
-                #expect((try json(response.body)["message"] as? String)?.contains("\(Self.smallCap)") == true)
+                let message = try json(response.body)["message"] as? String ?? ""
+                #expect(message.contains("\(Self.smallCap)") && message.contains("limits.max_body_bytes"), "\(message)")
             }
             await client.close()
         }
