@@ -378,6 +378,22 @@ struct RESTBodyCollector {
 
 /// REST error wording shared by both HTTP versions.
 enum RESTErrors {
+    /// The 404 of a path no route serves, saying what the client may have meant: a gRPC call reaches it only over
+    /// HTTP/1.1 (over HTTP/2 the gRPC frontend takes it), and a Craft AI SDK call the surface does not serve
+    /// (`who_am_i`, `generate_new_endpoint_token`, …) read "no endpoint at POST /api/v1/endpoints/x/…", as if the
+    /// deployment were missing.
+    static func noEndpoint(_ method: String, _ path: Substring, grpc contentType: GRPCContentType) -> String {
+        if case .grpc = contentType {
+            return "no endpoint at \(method) \(path): gRPC needs HTTP/2 (h2c with prior knowledge on this port, or h2 "
+                + "over TLS)"
+        }
+        if RESTErrorFormat(path: path) == .craft {
+            return "this gateway does not serve \(method) \(path) of the Craft AI API: it serves pipelines (read and "
+                + "run), executions, deployments and their endpoints (README, \"Craft AI\")"
+        }
+        return "no endpoint at \(method) \(path)"
+    }
+
     /// `limit` is `limits.max_body_bytes`, which the message names as the operator sets it (as the decompression
     /// and request-buffer refusals name theirs).
     static func bodyTooLarge(size: Int, limit: Int, declared: Bool) -> GatewayError {
@@ -441,12 +457,7 @@ extension RESTRequestHead {
             switch try RESTPath.parse(target) {
             case .some(let found): path = found
             case .none:
-                // A gRPC call reaches here only over HTTP/1.1 (over HTTP/2 the gRPC frontend takes it): say so.
-                let hint =
-                    if case .grpc = grpcContentType {
-                        ": gRPC needs HTTP/2 (h2c with prior knowledge on this port, or h2 over TLS)"
-                    } else { "" }
-                return fail(GatewayError(.notFound, "no endpoint at \(method) \(pathOnly)\(hint)"))
+                return fail(GatewayError(.notFound, RESTErrors.noEndpoint(method, pathOnly, grpc: grpcContentType)))
             }
         } catch {
             return fail(error)

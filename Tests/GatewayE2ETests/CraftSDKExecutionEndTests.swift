@@ -171,6 +171,22 @@ extension CraftSDKTests {
                 #expect(failure["name"] as? String == "UNIMPLEMENTED", "\(call): \(answer)")
                 #expect((failure["message"] as? String)?.contains(hint) == true, "\(call): \(answer)")
             }
+            // Calls with no route: 404 naming the call as one the gateway does not serve (it read "no endpoint at
+            // POST /api/v1/endpoints/echo/generate-new-token", as if deployment echo were missing).
+            let paths = [
+                "who_am_i": "GET /api/v1/users/me",
+                "generate_new_endpoint_token": "POST /api/v1/endpoints/echo/generate-new-token",
+                "list_environment_variables": "GET /api/v1/environment-variables",
+            ]
+            for (call, path) in paths {
+                let failure = try #require(
+                    (calls[call] as? [String: Any])?["error"] as? [String: Any], "\(call): \(answer)")
+                #expect(failure["status_code"] as? Int == 404, "\(call): \(answer)")
+                #expect(
+                    (failure["message"] as? String)?.hasPrefix(
+                        "this gateway does not serve \(path) of the Craft AI API")
+                        == true, "\(call): \(answer)")
+            }
             // Nothing was changed: echo is still a pipeline and a deployment.
             let deployment = try await Peers.craft("get_deployment", port: gateway.port, ["echo"])
             #expect(try result(deployment)["name"] as? String == "echo", "\(deployment)")

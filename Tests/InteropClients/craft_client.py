@@ -171,6 +171,10 @@ def main():
         result = sdk.delete_pipeline_execution(args[0])
     elif scenario == "unserved":
         calls = {
+            # Calls with no route at all (404 naming the call as one of the Craft AI API the gateway does not serve).
+            "who_am_i": lambda: sdk.who_am_i(),
+            "generate_new_endpoint_token": lambda: sdk.generate_new_endpoint_token("echo"),
+            "list_environment_variables": lambda: sdk.list_environment_variables(),
             "get_pipeline_logs": lambda: sdk.get_pipeline_logs("echo"),
             "get_deployment_logs": lambda: sdk.get_deployment_logs("echo"),
             "update_deployment": lambda: sdk.update_deployment("echo", is_enabled=False),
