@@ -53,7 +53,7 @@ extension GatewayApp {
         if let certificate = report.certificate {
             // As the start-up `listening` line names them (review 10, finding 3: which certificate is in force).
             metadata["tls.subject"] = "\(certificate.subject)"
-            metadata["tls.not_valid_after"] = "\(certificate.notValidAfter)"
+            metadata["tls.not_valid_after"] = "\(ListenerTLS.logTime(certificate.notValidAfter))"
         }
         var level = Logger.Level.info
         if let changed = report.logLevel {

@@ -217,7 +217,7 @@ package final class GatewayServer: Service {
         }
         if let tls = services.tls {
             listenMetadata["tls.subject"] = "\(tls.subject)"
-            listenMetadata["tls.not_valid_after"] = "\(tls.notValidAfter)"
+            listenMetadata["tls.not_valid_after"] = "\(ListenerTLS.logTime(tls.notValidAfter))"
             listenMetadata["tls.allow_plaintext"] = .stringConvertible(tls.allowPlaintext)
         }
         services.logger.info("listening", metadata: listenMetadata)

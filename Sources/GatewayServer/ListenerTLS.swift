@@ -6,6 +6,7 @@ package import GatewayConfig
 package import NIOCore
 package import NIOSSL
 import SwiftASN1
+import TriggerModel
 package import X509
 
 /// The TLS side of the listener (issue 17, item 1): a server context built from `tls:`, and the rule for
@@ -28,6 +29,13 @@ package struct ListenerTLS: Sendable {
     /// The leaf certificate's subject and expiry, for the start-up log.
     package let subject: String
     package let notValidAfter: Date
+
+    /// A certificate time as the log writes times (RFC 3339, UTC, milliseconds: `tls.not_valid_after`), not
+    /// `Date`'s description (`2026-12-08 18:21:43 +0000`). Rounded to the millisecond: `notAfter` is whole
+    /// seconds, which the `Double` may hold a hair under.
+    package static func logTime(_ date: Date) -> String {
+        RFC3339.format(milliseconds: Int64((date.timeIntervalSince1970 * 1000).rounded()))
+    }
     /// The leaf's serial number (hex): a renewal that keeps subject and expiry to the second still changes it.
     package let serialNumber: String
     /// `client_ca_file` is set: client certificates are asked for and verified, and name the principal.

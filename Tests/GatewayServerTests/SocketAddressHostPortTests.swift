@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Logging
 import NIOCore
 import Testing
@@ -21,5 +22,17 @@ struct OpenFileLimitLogTests {
         #expect(GatewayServer.openFileLimit(UInt.max).description == "unlimited")
         #expect(GatewayServer.openFileLimit(1_024).description == "1024")
         #expect(GatewayServer.openFileLimit(UInt.max - 1).description == String(UInt.max - 1))
+    }
+}
+
+@Suite("certificate times in log lines")
+struct CertificateLogTimeTests {
+    /// The start-up and reload lines wrote `tls.not_valid_after="2026-12-07 18:21:43 +0000"` (`Date`'s
+    /// description) where every other time in the log is RFC 3339.
+    @Test("RFC 3339 with milliseconds, UTC; a whole second held a hair under in the Double rounds to it")
+    func rfc3339() {
+        #expect(ListenerTLS.logTime(Date(timeIntervalSince1970: 1_796_667_703)) == "2026-12-07T18:21:43.000Z")
+        #expect(
+            ListenerTLS.logTime(Date(timeIntervalSince1970: 1_796_667_703.0.nextDown)) == "2026-12-07T18:21:43.000Z")
     }
 }
