@@ -3584,6 +3584,66 @@ let openAPIDocumentJSON = #####"""
           }
         },
         "parameters": []
+      },
+      "post": {
+        "operationId": "craftCreatePipeline",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "`create_pipeline`: refused, 501 (the gateway runs no uploaded code: a pipeline is a route of the configuration to a runner that serves it; add the route and reload)",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "responses": {
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        }
       }
     },
     "/api/v1/pipelines/{name}": {
@@ -7890,8 +7950,26 @@ let openAPIDocumentJSON = #####"""
           "endpoint_url_path": {
             "type": "string"
           },
+          "endpoint_token": {
+            "type": "null",
+            "description": "Always null on an `endpoint` deployment: the gateway never hands a token out (endpoint tokens are configured `tokens`); craft-ai-sdk's `trigger_endpoint(name, None)` then triggers with the SDK token."
+          },
           "schedule": {
             "type": "string"
+          },
+          "inputs_mapping": {
+            "type": "array",
+            "items": {
+              "type": "object"
+            },
+            "description": "The configured input mapping, as `create_deployment` sends one (absent when none is configured)."
+          },
+          "outputs_mapping": {
+            "type": "array",
+            "items": {
+              "type": "object"
+            },
+            "description": "The configured output mapping (absent when none is configured)."
           },
           "status": {
             "type": "string",

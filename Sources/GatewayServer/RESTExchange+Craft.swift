@@ -619,7 +619,7 @@ struct CraftExchange: Sendable {
             let page = try await operations.list(filter: filter, pageSize: pageSize, pageToken: token)
             pageSize = OperationPaging.maximumPageSize
             for operation in page.operations
-            where RESTOperations.isVisible(operation, to: principal) && belongs(operation) {
+            where isVisible(operation, to: principal) && belongs(operation) {
                 found.append(operation)
                 if found.count == limit { return found }
             }
@@ -651,10 +651,34 @@ struct CraftExchange: Sendable {
         }.first
     }
 
-    /// The execution `id` as it is now; 404 for an unknown id or one of another principal.
+    /// Whether `principal` may see `operation` on this surface: the one rule of every surface
+    /// (`Operation.isVisible(to:)`: its own), and also an execution made through a configured deployment whose
+    /// `tokens` list both its maker and `principal` (as the configuration is now). Listing tokens on a deployment
+    /// is the operator's statement that those principals share it: craft-ai-sdk reads a deployment's executions
+    /// across its two credentials (`trigger_endpoint` with an endpoint token, then `get_pipeline_execution` or
+    /// `list_pipeline_executions` with the SDK token, or the reverse with `retrieve_endpoint_results`), which
+    /// found nothing when only the maker saw it, and Craft AI shows a deployment's executions to all who use it.
+    /// A deployment that lists no tokens (any principal may trigger it, implicit ones included) groups no one:
+    /// its executions stay their makers' alone, so tokens that stand for separate tenants stay apart. A caller
+    /// with no principal sees only anonymous executions, as on every surface.
+    private func isVisible(_ operation: Operation, to principal: String?) -> Bool {
+        if operation.isVisible(to: principal) { return true }
+        guard let principal, let maker = operation.request.principal,
+            let name = operation.request.labels[CraftLabels.deployment],
+            let deployment = craft.configuration.deployment(named: name)
+        else { return false }
+        return deployment.tokens.contains(principal) && deployment.tokens.contains(maker)
+    }
+
+    /// ``isVisible(_:to:)``, or the store's 404 (an execution that may not be seen is answered as none).
+    private func checkVisible(_ operation: Operation, to principal: String?) throws {
+        guard isVisible(operation, to: principal) else { throw OperationStoreErrors.notFound(operation.id) }
+    }
+
+    /// The execution `id` as it is now; 404 for an unknown id or one ``isVisible(_:to:)`` hides.
     private func visibleExecution(_ id: String, principal: String?) async throws -> Operation {
         let operation = try await operations.get(id: id)
-        try RESTOperations.checkVisible(operation, to: principal)
+        try checkVisible(operation, to: principal)
         return operation
     }
 
@@ -669,7 +693,7 @@ struct CraftExchange: Sendable {
         let operations = try operations
         // Whose it is is checked before any wait, so a caller that may not see it is not held.
         var operation = try await operations.get(id: id)
-        try RESTOperations.checkVisible(operation, to: principal)
+        try checkVisible(operation, to: principal)
         if let deployment, operation.request.labels[CraftLabels.deployment] != deployment {
             throw OperationStoreErrors.notFound(id)
         }

@@ -80,7 +80,7 @@ struct OpenAPITests {
                 port: gateway.port,
                 ["-H", "Authorization: Bearer \(try #require(token))", "--include-path-regex", "^/api/v1/"])
             #expect(result.status == 0, "\(result.stdoutString)\n\(result.stderr)")
-            #expect(result.stdoutString.contains("Tested: 23"), "every /api/v1 operation: \(result.stdoutString)")
+            #expect(result.stdoutString.contains("Tested: 24"), "every /api/v1 operation: \(result.stdoutString)")
         }
     }
 

@@ -26,10 +26,13 @@ struct CraftRouteTests {
         ])
     func parses(target: String, expected: CraftRoute) throws {
         #expect(try Self.route(target) == expected)
-        // `delete_pipeline` (refused) and `delete_pipeline_execution` (a cancel) also DELETE a pipeline or an execution.
+        // `delete_pipeline` (refused) and `delete_pipeline_execution` (a cancel) also DELETE a pipeline or an execution;
+        // `create_pipeline` (refused, its upload unread) POSTs to the list.
         let deletable = [CraftRoute.pipeline(name: "p"), .execution(id: "e")].contains(expected)
-        #expect(expected.allowedMethods == (deletable ? ["GET", "HEAD", "DELETE"] : ["GET", "HEAD"]))
+        let extra = deletable ? ["DELETE"] : expected == .pipelines ? ["POST"] : []
+        #expect(expected.allowedMethods == ["GET", "HEAD"] + extra)
         #expect(!expected.readsBody(method: "GET") && !expected.readsBody(method: "DELETE"))
+        #expect(!expected.readsBody(method: "POST") || expected != .pipelines)
     }
 
     @Test(
