@@ -158,7 +158,6 @@ package enum ConfigFile {
         "sha256:" + SHA256.hash(data: bytes).lowercaseHex
     }
 
-    /// The reason a file could not be read, without Foundation's domain and code noise.
     /// Why `path`, which could not be read, is no file to read ("is a directory", "is not a regular file"); nil
     /// for a regular file or a path that cannot be looked at (its read error says why). Foundation's own error
     /// for a directory was a dump of `NSCocoaErrorDomain Code=256`, and for a device "permission denied".
@@ -173,6 +172,7 @@ package enum ConfigFile {
         }
     }
 
+    /// The reason a file could not be read, without Foundation's domain and code noise.
     private static func describe(_ error: any Error) -> String {
         if let error = error as? CocoaError {
             switch error.code {

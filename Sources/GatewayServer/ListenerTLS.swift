@@ -29,6 +29,12 @@ package struct ListenerTLS: Sendable {
     /// The leaf certificate's subject and expiry, for the start-up log.
     package let subject: String
     package let notValidAfter: Date
+    /// The leaf's serial number (hex): a renewal that keeps subject and expiry to the second still changes it.
+    package let serialNumber: String
+    /// `client_ca_file` is set: client certificates are asked for and verified, and name the principal.
+    package let verifiesClients: Bool
+    /// `client_principals`: certificate subject → principal.
+    package let clientPrincipals: [String: String]
 
     /// A certificate time as the log writes times (RFC 3339, UTC, milliseconds: `tls.not_valid_after`), not
     /// `Date`'s description (`2026-12-08 18:21:43 +0000`). Rounded to the millisecond: `notAfter` is whole
@@ -36,12 +42,6 @@ package struct ListenerTLS: Sendable {
     package static func logTime(_ date: Date) -> String {
         RFC3339.format(milliseconds: Int64((date.timeIntervalSince1970 * 1000).rounded()))
     }
-    /// The leaf's serial number (hex): a renewal that keeps subject and expiry to the second still changes it.
-    package let serialNumber: String
-    /// `client_ca_file` is set: client certificates are asked for and verified, and name the principal.
-    package let verifiesClients: Bool
-    /// `client_principals`: certificate subject → principal.
-    package let clientPrincipals: [String: String]
 
     /// Why `tls:` cannot be used: the key path (`tls.cert_file`, …) and a message naming the file.
     package struct Failure: Error, Sendable {
