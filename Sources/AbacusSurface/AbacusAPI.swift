@@ -130,6 +130,7 @@ package enum AbacusAPI {
         case describePipelineStepVersion
         case listPipelineVersions
         case listPipelineVersionLogs
+        case getStepVersionLogs
         case describePipeline
 
         /// Only reads, so GET and HEAD may ask for them as well as POST.
@@ -251,14 +252,19 @@ package enum AbacusAPI {
             operationID = id
             let operation = try await version(id, principal, services)
             return .object(AbacusPipelineVersion.logs(operation))
-        case .describePipelineStepVersion:
+        case .describePipelineStepVersion, .getStepVersionLogs:
             let id = try parameters.requiredString("pipelineStepVersion")
             let stepNotFound = AbacusError.dataNotFound("no pipeline step version \"\(id)\"")
             guard let reference = AbacusPipelineVersion.stepReference(id) else { throw stepNotFound }
             operationID = reference.id
             let operation = try await version(reference.id, principal, services)
             guard reference.item < AbacusPipelineVersion.stepCount(operation) else { throw stepNotFound }
-            return .object(AbacusPipelineVersion.step(operation, item: reference.item))
+            // `get_step_version_logs` (also a `PipelineStepVersion`'s own method): that step's entry of
+            // `listPipelineVersionLogs`.
+            return .object(
+                action == .getStepVersionLogs
+                    ? AbacusPipelineVersion.stepLogs(operation, item: reference.item)
+                    : AbacusPipelineVersion.step(operation, item: reference.item))
         case .listPipelineVersions:
             let pipelineID = try parameters.requiredString("pipelineId")
             named = Named(ref: pipelineRef(pipelineID, services))

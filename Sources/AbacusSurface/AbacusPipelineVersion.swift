@@ -95,18 +95,29 @@ package enum AbacusPipelineVersion {
     /// The steps of a batch share the run's events: the runner runs the inputs as one call. The runner protocol
     /// carries no stdout or stderr, so these are the gateway's record of the run, not the pipeline's output.
     package static func logs(_ operation: Operation) -> ValueObject {
-        let text = OperationView.events(operation).map {
-            "\(RFC3339.format(milliseconds: $0.milliseconds)) \($0.message)\n"
-        }.joined()
-        let stepLogs: [Value] = steps(operation).map { step in
-            .object([
-                "stepName": step["stepName"] ?? .null,
-                "pipelineStepId": step["pipelineStepId"] ?? .null,
-                "pipelineStepVersion": step["pipelineStepVersion"] ?? .null,
-                "logs": .string(text),
-            ])
-        }
-        return ["stepLogs": .list(stepLogs)]
+        let text = logText(operation)
+        return [
+            "stepLogs": .list((0..<stepCount(operation)).map { .object(stepLogs(operation, item: $0, text: text)) })
+        ]
+    }
+
+    /// One step's entry of ``logs(_:)``: `{"stepName","pipelineStepId","pipelineStepVersion","logs"}` (abacusai's
+    /// `PipelineStepVersionLogs`, what `get_step_version_logs` answers). `text`: the run's log text when the
+    /// caller has it already.
+    package static func stepLogs(_ operation: Operation, item: Int, text: String? = nil) -> ValueObject {
+        let step = step(operation, item: item)
+        return [
+            "stepName": step["stepName"] ?? .null,
+            "pipelineStepId": step["pipelineStepId"] ?? .null,
+            "pipelineStepVersion": step["pipelineStepVersion"] ?? .null,
+            "logs": .string(text ?? logText(operation)),
+        ]
+    }
+
+    /// The run's events as text: one `<RFC 3339 time> <message>` line each, oldest first.
+    private static func logText(_ operation: Operation) -> String {
+        OperationView.events(operation).map { "\(RFC3339.format(milliseconds: $0.milliseconds)) \($0.message)\n" }
+            .joined()
     }
 
     /// The operation id and input of a `pipelineStepVersion`: `<id>` is the first (or only) input's step,

@@ -3009,6 +3009,190 @@ let openAPIDocumentJSON = #####"""
         "description": "`logs` is the run's events as `<RFC 3339 time> <message>` lines (created, started, a retry pending, how it ended): the record Craft AI's get_pipeline_execution_logs serves. The runner protocol carries no stdout or stderr. Another key's or an unknown version is DataNotFoundError 404."
       }
     },
+    "/api/v0/getStepVersionLogs": {
+      "get": {
+        "operationId": "abacusGetStepVersionLogs",
+        "tags": [
+          "Abacus.AI"
+        ],
+        "summary": "One step's logs of a pipeline version (`get_step_version_logs`): its entry of `listPipelineVersionLogs`",
+        "security": [
+          {},
+          {
+            "abacusApiKey": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "`{\"success\": true, \"result\": …}`",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "required": [
+                    "success",
+                    "result"
+                  ],
+                  "properties": {
+                    "success": {
+                      "const": true
+                    },
+                    "result": {
+                      "$ref": "#/components/schemas/AbacusPipelineStepVersionLogs"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/AbacusFailure"
+          }
+        },
+        "parameters": [
+          {
+            "name": "pipelineStepVersion",
+            "in": "query",
+            "required": true,
+            "description": "The step version (the operation id).",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          }
+        ]
+      },
+      "post": {
+        "operationId": "abacusGetStepVersionLogsPost",
+        "tags": [
+          "Abacus.AI"
+        ],
+        "summary": "One step's logs of a pipeline version (`get_step_version_logs`): its entry of `listPipelineVersionLogs`",
+        "security": [
+          {},
+          {
+            "abacusApiKey": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "`{\"success\": true, \"result\": …}`",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "required": [
+                    "success",
+                    "result"
+                  ],
+                  "properties": {
+                    "success": {
+                      "const": true
+                    },
+                    "result": {
+                      "$ref": "#/components/schemas/AbacusPipelineStepVersionLogs"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/AbacusFailure"
+          }
+        },
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object",
+                "properties": {
+                  "pipelineStepVersion": {
+                    "type": "string",
+                    "minLength": 1
+                  }
+                },
+                "required": [
+                  "pipelineStepVersion"
+                ]
+              }
+            }
+          }
+        },
+        "parameters": []
+      }
+    },
     "/api/v0/listPipelineVersions": {
       "post": {
         "operationId": "abacusListPipelineVersions",
@@ -7810,29 +7994,32 @@ let openAPIDocumentJSON = #####"""
           "stepLogs": {
             "type": "array",
             "items": {
-              "type": "object",
-              "required": [
-                "stepName",
-                "pipelineStepId",
-                "pipelineStepVersion",
-                "logs"
-              ],
-              "properties": {
-                "stepName": {
-                  "type": "string"
-                },
-                "pipelineStepId": {
-                  "type": "string"
-                },
-                "pipelineStepVersion": {
-                  "type": "string"
-                },
-                "logs": {
-                  "type": "string",
-                  "description": "One `<RFC 3339 time> <message>` line per recorded event, oldest first, each ending in a newline."
-                }
-              }
+              "$ref": "#/components/schemas/AbacusPipelineStepVersionLogs"
             }
+          }
+        }
+      },
+      "AbacusPipelineStepVersionLogs": {
+        "type": "object",
+        "required": [
+          "stepName",
+          "pipelineStepId",
+          "pipelineStepVersion",
+          "logs"
+        ],
+        "properties": {
+          "stepName": {
+            "type": "string"
+          },
+          "pipelineStepId": {
+            "type": "string"
+          },
+          "pipelineStepVersion": {
+            "type": "string"
+          },
+          "logs": {
+            "type": "string",
+            "description": "One `<RFC 3339 time> <message>` line per recorded event, oldest first, each ending in a newline."
           }
         }
       },

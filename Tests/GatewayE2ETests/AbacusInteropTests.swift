@@ -299,7 +299,7 @@ struct AbacusInteropTests {
     }
 
     @Test(
-        "list_pipeline_version_logs: the run's events (created, started, succeeded) as its step's logs; another key's version and an unknown one are DataNotFoundError"
+        "list_pipeline_version_logs and get_step_version_logs: the run's events (created, started, succeeded) as its step's logs; another key's version and an unknown one are DataNotFoundError"
     )
     func versionLogs() async throws {
         let yaml = "tokens:\n  - {name: alice, token: tok-a}\n  - {name: bob, token: tok-b}\n"
@@ -328,6 +328,20 @@ struct AbacusInteropTests {
                 answer = try await Peers.abacus("version_logs", port: gateway.port, [version], apiKey: key)
                 #expect(answer["exception"] as? String == "DataNotFoundError", "\(version) as \(key): \(answer)")
                 #expect(answer["http_status"] as? Int == 404, "\(answer)")
+            }
+
+            // get_step_version_logs (it was 404 "does not serve"), by the client and as the step version object
+            // asks it: the step's entry of the version's logs, exactly.
+            answer = try await Peers.abacus("step_logs", port: gateway.port, [id], apiKey: "tok-a")
+            for key in ["direct", "via_step"] {
+                let entry = try #require(answer[key] as? [String: Any], "\(answer)")
+                #expect(entry["pipeline_step_version"] as? String == id, "\(answer)")
+                #expect(entry["step_name"] as? String == "echo", "\(answer)")
+                #expect(entry["logs"] as? String == steps[0]["logs"] as? String, "\(answer)")
+            }
+            for (version, key) in [(id, "tok-b"), ("nosuchversion", "tok-a")] {
+                answer = try await Peers.abacus("step_logs", port: gateway.port, [version], apiKey: key)
+                #expect(answer["exception"] as? String == "DataNotFoundError", "\(version) as \(key): \(answer)")
             }
         }
     }

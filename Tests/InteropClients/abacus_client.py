@@ -111,6 +111,14 @@ def scenario_version_logs(port, version):
     return {"step_logs": [s.to_dict() for s in steps if s is not None]}
 
 
+def scenario_step_logs(port, version):
+    """get_step_version_logs: by the client, and as the step version describe_pipeline_version returns asks it."""
+    c = client(port)
+    direct = c.get_step_version_logs(version)
+    via_step = c.describe_pipeline_version(version).step_versions[0].get_step_version_logs()
+    return {"direct": direct.to_dict(), "via_step": via_step.to_dict()}
+
+
 def scenario_reset_version(port, version):
     c = client(port)
     return {"version": version_dict(c.reset_pipeline_version(version))}
@@ -118,6 +126,7 @@ def scenario_reset_version(port, version):
 
 SCENARIOS = {
     "version_logs": scenario_version_logs,
+    "step_logs": scenario_step_logs,
     "reset_version": scenario_reset_version,
     "construct": scenario_construct,
     "run": scenario_run,
