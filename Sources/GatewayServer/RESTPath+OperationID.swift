@@ -50,7 +50,7 @@ extension RESTPath {
         case .craft(let route):
             switch route {
             case .refresh: return "craftRefresh"
-            case .pipelines: return "craftListPipelines"
+            case .pipelines: return method == "POST" ? "craftCreatePipeline" : "craftListPipelines"
             case .pipeline: return method == "DELETE" ? "craftDeletePipeline" : "craftGetPipeline"
             case .pipelineLogs: return "craftPipelineLogs"
             case .deploymentLogs: return "craftDeploymentLogs"
@@ -94,6 +94,8 @@ extension RESTPath {
         "POST describePipelineStepVersion": "abacusDescribePipelineStepVersionPost",
         "GET listPipelineVersionLogs": "abacusListPipelineVersionLogs",
         "POST listPipelineVersionLogs": "abacusListPipelineVersionLogsPost",
+        "GET getStepVersionLogs": "abacusGetStepVersionLogs",
+        "POST getStepVersionLogs": "abacusGetStepVersionLogsPost",
         "POST listPipelineVersions": "abacusListPipelineVersions",
         "GET listPipelineVersions": "abacusListPipelineVersionsGet",
         "POST describePipeline": "abacusDescribePipeline",
