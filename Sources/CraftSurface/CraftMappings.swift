@@ -276,27 +276,9 @@ package struct CraftMappings: Sendable, Equatable {
         outputsList.map { String(buffer: JSONValueCodec.encode(.list($0))) }
     }
 
-    /// The input mapping in Craft AI's shape, as `run_pipeline` sends it and a deployment shows it
-    /// (`{pipeline_input_name, endpoint_input_name | constant_value | environment_variable_name | is_null,
-    /// is_required, default_value?}`, craft-ai-sdk's `InputSource.to_dict`); nil without one.
-    package var inputsList: [Value]? {
-        inputs?.map { mapping in
-            var o: ValueObject = ["pipeline_input_name": .string(mapping.pipelineInputName)]
-            switch mapping.source {
-            case .endpointInput(let name): o["endpoint_input_name"] = .string(name)
-            case .constant(let value): o["constant_value"] = value
-            case .environmentVariable(let name): o["environment_variable_name"] = .string(name)
-            case .null: o["is_null"] = .bool(true)
-            }
-            o["is_required"] = .bool(mapping.isRequired)
-            if let value = mapping.defaultValue { o["default_value"] = value }
-            return .object(o)
-        }
-    }
-
     /// The output mapping in Craft AI's shape (`{pipeline_output_name, endpoint_output_name | is_null}`,
     /// craft-ai-sdk's `OutputDestination.to_dict`); nil without one.
-    package var outputsList: [Value]? {
+    var outputsList: [Value]? {
         outputs?.map { mapping in
             var o: ValueObject = ["pipeline_output_name": .string(mapping.pipelineOutputName)]
             switch mapping.destination {

@@ -162,11 +162,13 @@ package enum ConfigFile {
     /// for a regular file or a path that cannot be looked at (its read error says why). Foundation's own error
     /// for a directory was a dump of `NSCocoaErrorDomain Code=256`, and for a device "permission denied".
     private static func notRegularFile(_ path: String) -> String? {
-        guard let type = try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType else {
+        // Through symbolic links (`attributesOfItem` describes the link itself): a link to a directory is one.
+        let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        guard let type = try? FileManager.default.attributesOfItem(atPath: target)[.type] as? FileAttributeType else {
             return nil
         }
         switch type {
-        case .typeRegular, .typeSymbolicLink: return nil
+        case .typeRegular: return nil
         case .typeDirectory: return "is a directory"
         default: return "is not a regular file"
         }

@@ -248,7 +248,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             state = .discarding(keepAlive: keepAlive)
             write(response, keepAlive: keepAlive, context: context)
         case .run(let work):
-            startWork(work.run, keepAlive: keepAlive, context: context)
+            // A route that reads no body (a refused upload: Craft's `create_pipeline`, `delete_pipeline`) is answered
+            // without the `100`, so a held-back body ends the connection here too.
+            startWork(work.run, keepAlive: keepAlive && !bodyHeldBack, context: context)
         case .readBody:
             state = .collecting(keepAlive: keepAlive)
             // The relay's own first test, made here so that a small body's request does not copy the services

@@ -8144,20 +8144,6 @@ let openAPIDocumentJSON = #####"""
           "schedule": {
             "type": "string"
           },
-          "inputs_mapping": {
-            "type": "array",
-            "items": {
-              "type": "object"
-            },
-            "description": "The configured input mapping, as `create_deployment` sends one (absent when none is configured)."
-          },
-          "outputs_mapping": {
-            "type": "array",
-            "items": {
-              "type": "object"
-            },
-            "description": "The configured output mapping (absent when none is configured)."
-          },
           "status": {
             "type": "string",
             "enum": [

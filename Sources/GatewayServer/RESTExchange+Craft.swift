@@ -189,7 +189,8 @@ struct CraftExchange: Sendable {
             _ = try await authenticate()
             if method == "POST" {
                 // `create_pipeline` uploads the function's code (multipart, CLIENTS.md §3): the gateway runs
-                // none; its body is left unread (the connection's usual handling of an unread body).
+                // none, and does not read the upload (`CraftRoute.readsBody`): HTTP/1.1 discards it after the
+                // answer, or closes when the client held it back for a `100 Continue`; HTTP/2 resets nothing.
                 throw GatewayError(
                     .unimplemented,
                     "this gateway does not create pipelines: a pipeline is a route of its configuration to a runner "
@@ -619,7 +620,7 @@ struct CraftExchange: Sendable {
             let page = try await operations.list(filter: filter, pageSize: pageSize, pageToken: token)
             pageSize = OperationPaging.maximumPageSize
             for operation in page.operations
-            where isVisible(operation, to: principal) && belongs(operation) {
+            where RESTOperations.isVisible(operation, to: principal) && belongs(operation) {
                 found.append(operation)
                 if found.count == limit { return found }
             }
@@ -651,34 +652,10 @@ struct CraftExchange: Sendable {
         }.first
     }
 
-    /// Whether `principal` may see `operation` on this surface: the one rule of every surface
-    /// (`Operation.isVisible(to:)`: its own), and also an execution made through a configured deployment whose
-    /// `tokens` list both its maker and `principal` (as the configuration is now). Listing tokens on a deployment
-    /// is the operator's statement that those principals share it: craft-ai-sdk reads a deployment's executions
-    /// across its two credentials (`trigger_endpoint` with an endpoint token, then `get_pipeline_execution` or
-    /// `list_pipeline_executions` with the SDK token, or the reverse with `retrieve_endpoint_results`), which
-    /// found nothing when only the maker saw it, and Craft AI shows a deployment's executions to all who use it.
-    /// A deployment that lists no tokens (any principal may trigger it, implicit ones included) groups no one:
-    /// its executions stay their makers' alone, so tokens that stand for separate tenants stay apart. A caller
-    /// with no principal sees only anonymous executions, as on every surface.
-    private func isVisible(_ operation: Operation, to principal: String?) -> Bool {
-        if operation.isVisible(to: principal) { return true }
-        guard let principal, let maker = operation.request.principal,
-            let name = operation.request.labels[CraftLabels.deployment],
-            let deployment = craft.configuration.deployment(named: name)
-        else { return false }
-        return deployment.tokens.contains(principal) && deployment.tokens.contains(maker)
-    }
-
-    /// ``isVisible(_:to:)``, or the store's 404 (an execution that may not be seen is answered as none).
-    private func checkVisible(_ operation: Operation, to principal: String?) throws {
-        guard isVisible(operation, to: principal) else { throw OperationStoreErrors.notFound(operation.id) }
-    }
-
-    /// The execution `id` as it is now; 404 for an unknown id or one ``isVisible(_:to:)`` hides.
+    /// The execution `id` as it is now; 404 for an unknown id or one of another principal.
     private func visibleExecution(_ id: String, principal: String?) async throws -> Operation {
         let operation = try await operations.get(id: id)
-        try checkVisible(operation, to: principal)
+        try RESTOperations.checkVisible(operation, to: principal)
         return operation
     }
 
@@ -693,7 +670,7 @@ struct CraftExchange: Sendable {
         let operations = try operations
         // Whose it is is checked before any wait, so a caller that may not see it is not held.
         var operation = try await operations.get(id: id)
-        try checkVisible(operation, to: principal)
+        try RESTOperations.checkVisible(operation, to: principal)
         if let deployment, operation.request.labels[CraftLabels.deployment] != deployment {
             throw OperationStoreErrors.notFound(id)
         }
@@ -1005,12 +982,6 @@ enum CraftAnswer {
             // `POST /api/v1/deployments/{name}/executions` (CLIENTS.md §3.5), which the deployment's `tokens`
             // govern the same way; a missing key was a KeyError in the client's script.
             object["endpoint_token"] = .null
-        }
-        // The configured mappings in the shape `create_deployment` sends them (none: inputs and outputs pass
-        // under their own names, and the keys are left out).
-        if let mappings = try? CraftMappings(deployment: deployment) {
-            if let inputs = mappings.inputsList { object["inputs_mapping"] = .list(inputs) }
-            if let outputs = mappings.outputsList { object["outputs_mapping"] = .list(outputs) }
         }
         if let schedule = deployment.schedule {
             object["schedule"] = .string(schedule.cron.text)

@@ -163,7 +163,8 @@ enum RESTOperations {
             let given = query.names.filter { spellings.contains($0) }
             if given.count > 1 {
                 // A filter's values each need a list of their own; a page parameter simply has one value.
-                let hint = spellings.count == 1 ? " (list each \(spellings[0]) separately)" : ""
+                let hint =
+                    ["pipeline", "state"].contains(spellings[0]) ? " (list each \(spellings[0]) separately)" : ""
                 return GatewayError(
                     .invalidArgument,
                     "query parameter \"\(spellings[0])\" is given \(given.count) times; the operations list takes "

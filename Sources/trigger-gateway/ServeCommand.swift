@@ -92,7 +92,8 @@ struct ServeCommand: AsyncParsableCommand {
                     // The embedded default has no file to add tokens to: name the flag that set the address, and
                     // say that the fix is a file (or a loopback address).
                     var refusal = error
-                    refusal.source = "--listen"
+                    // The address that serves: the inherited socket's when there is one (it wins over the flag).
+                    refusal.source = inheritedListen == nil ? "--listen" : "the inherited socket (socket activation)"
                     refusal.path = ""
                     refusal.message =
                         "refusing to listen on \(configuration.listen) without authentication: the embedded default "

@@ -133,11 +133,10 @@ extension CraftSDKTests {
         }
     }
 
-    /// craft-ai-sdk documents `create_deployment(...)["endpoint_token"]` as the token to trigger with, and its
-    /// `Deployment` type has `inputs_mapping` / `outputs_mapping`: the keys were missing (a KeyError in the script).
-    /// The gateway hands out no token (endpoint tokens are configured secrets): null, which the SDK's
-    /// `trigger_endpoint` takes as "no token" and triggers with the SDK token instead.
-    @Test("get_deployment shows endpoint_token null and the configured mappings; create_deployment's token triggers")
+    /// craft-ai-sdk documents `create_deployment(...)["endpoint_token"]` as the token to trigger with: the key was
+    /// missing (a KeyError in the script). The gateway hands out no token (endpoint tokens are configured
+    /// secrets): null, which the SDK's `trigger_endpoint` takes as "no token" and triggers with the SDK token.
+    @Test("get_deployment shows endpoint_token null and no mappings; create_deployment's token triggers")
     func deploymentTokenAndMappings() async throws {
         let yaml = """
             craft:
@@ -161,17 +160,13 @@ extension CraftSDKTests {
                 ((value["triggered"] as? [String: Any])?["outputs"] as? [String: Any])?["a"] as? Int == 1, "\(answer)")
             #expect(count(answer, status: 200, pathContaining: "/api/v1/deployments/echo/executions") >= 1, "\(answer)")
 
+            // Mappings are not shown: a constant may be a secret (an API key the runner needs), and any token
+            // holder may read a deployment.
             answer = try await Peers.craft("get_deployment", port: gateway.port, ["shout"])
             let shout = try result(answer)
             #expect(shout.keys.contains("endpoint_token") && shout["endpoint_token"] is NSNull, "\(answer)")
-            let inputs = try #require(shout["inputs_mapping"] as? [[String: Any]], "\(answer)")
-            #expect(inputs.count == 2, "\(answer)")
-            #expect(inputs.first?["pipeline_input_name"] as? String == "prompt")
-            #expect(inputs.first?["endpoint_input_name"] as? String == "text")
-            #expect(inputs.first?["is_required"] as? Bool == true)
-            #expect(inputs.last?["constant_value"] as? Int == 3, "\(answer)")
-            let outputs = try #require(shout["outputs_mapping"] as? [[String: Any]], "\(answer)")
-            #expect(outputs.first?["endpoint_output_name"] as? String == "text", "\(answer)")
+            #expect(shout["inputs_mapping"] == nil && shout["outputs_mapping"] == nil, "\(answer)")
+            #expect(!"\(answer)".contains("constant_value"), "\(answer)")
 
             answer = try await Peers.craft("get_deployment", port: gateway.port, ["echo"])
             let echo = try result(answer)

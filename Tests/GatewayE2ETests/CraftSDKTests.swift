@@ -214,55 +214,6 @@ struct CraftSDKTests {
         }
     }
 
-    /// craft-ai-sdk reads a deployment's executions across its two credentials: an endpoint token triggers, the
-    /// SDK token reads (and the reverse). A deployment that lists tokens shares its executions among them; one
-    /// that lists none (here `echo`, implicit-like) keeps each execution its maker's, as every other surface does.
-    @Test(
-        "a deployment's executions are seen by every principal its tokens list, not by others; a deployment without tokens keeps them private"
-    )
-    func deploymentExecutionsShared() async throws {
-        let yaml = """
-            tokens:
-              - {name: alice, token: ALICE-SECRET}
-              - {name: ept, token: EPT-SECRET}
-              - {name: bob, token: BOB-SECRET}
-            craft:
-              deployments:
-                - {name: shared, pipeline: echo, tokens: [ept, alice]}
-                - {name: open, pipeline: echo}
-            """
-        try await withTestGateway(yaml: yaml) { gateway in
-            // ept triggers; alice (listed) reads it with her SDK token, in the list too; bob (not listed) cannot.
-            var answer = try await Peers.craft(
-                "trigger", port: gateway.port, ["shared", "EPT-SECRET", #"{"a":1}"#, "false"], sdkToken: "ALICE-SECRET")
-            let byEndpoint = try #require(try result(answer)["execution_id"] as? String, "\(answer)")
-            answer = try await Peers.craft("get_execution", port: gateway.port, [byEndpoint], sdkToken: "ALICE-SECRET")
-            #expect(try result(answer)["execution_id"] as? String == byEndpoint, "\(answer)")
-            answer = try await Peers.craft("list_executions", port: gateway.port, ["echo"], sdkToken: "ALICE-SECRET")
-            let listed = (answer["result"] as? [[String: Any]] ?? []).compactMap { $0["execution_id"] as? String }
-            #expect(listed.contains(byEndpoint), "\(answer)")
-            answer = try await Peers.craft("get_execution", port: gateway.port, [byEndpoint], sdkToken: "BOB-SECRET")
-            #expect(try error(answer)["status_code"] as? Int == 404, "\(answer)")
-
-            // The reverse: alice triggers with her SDK token, the endpoint token reads the result.
-            answer = try await Peers.craft(
-                "trigger", port: gateway.port, ["shared", "-", #"{"a":2}"#, "false"], sdkToken: "ALICE-SECRET")
-            let bySDK = try #require(try result(answer)["execution_id"] as? String, "\(answer)")
-            answer = try await Peers.craft(
-                "retrieve", port: gateway.port, ["shared", "EPT-SECRET", bySDK], sdkToken: "ALICE-SECRET")
-            #expect((try result(answer)["outputs"] as? [String: Any])?["a"] as? Int == 2, "\(answer)")
-
-            // No tokens listed: bob's execution stays his.
-            answer = try await Peers.craft(
-                "trigger", port: gateway.port, ["open", "BOB-SECRET", #"{"a":3}"#, "false"], sdkToken: "BOB-SECRET")
-            let bobs = try #require(try result(answer)["execution_id"] as? String, "\(answer)")
-            answer = try await Peers.craft("get_execution", port: gateway.port, [bobs], sdkToken: "ALICE-SECRET")
-            #expect(try error(answer)["status_code"] as? Int == 404, "\(answer)")
-            answer = try await Peers.craft("get_execution", port: gateway.port, [bobs], sdkToken: "BOB-SECRET")
-            #expect(try result(answer)["execution_id"] as? String == bobs, "\(answer)")
-        }
-    }
-
     @Test(
         "with tokens configured: a wrong endpoint token is 401, a wrong SDK token fails the refresh, a good one works; create_deployment's endpoint_token must be one the deployment takes"
     )

@@ -484,6 +484,35 @@ struct HTTPSemanticsTests {
         }
     }
 
+    /// A route that reads no body answered a request whose client held its body back for `100 Continue` (RFC 9110
+    /// §10.1.1) and kept the connection: the client's next request was then taken for the unread body, and hung.
+    /// Craft's refused `create_pipeline` (and `delete_pipeline`) answer without reading: the connection now ends.
+    @Test("an upload held back for 100 Continue to a route that reads no body: answered, Connection: close, closed")
+    func heldBackBodyToARouteThatReadsNone() async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            let refresh = try await client.request(
+                "POST", "/api/v1/auth/refresh", headers: jsonHeaders,
+                body: ByteBuffer(string: #"{"refresh_token":"t"}"#))
+            await client.close()
+            let token = try #require(try json(refresh.body)["access_token"] as? String, "\(refresh)")
+            let head = Self.request(
+                "POST", "/api/v1/pipelines",
+                headers: [
+                    "host: x", "authorization: Bearer \(token)", "content-type: multipart/form-data; boundary=b",
+                    "content-length: 500", "expect: 100-continue",
+                ])
+            let reply = try await RawTCPClient.exchange(
+                port: gateway.port, sending: [Array((head + Self.request("GET", "/healthz")).utf8)],
+                timeout: .seconds(20))
+            let answers = Self.responses(reply)
+            try #require(answers.count == 1, "\(String(decoding: reply, as: UTF8.self))")
+            #expect(answers[0].status == 501, "\(answers[0])")
+            #expect(answers[0].headers["connection"] == "close", "\(answers[0])")
+            #expect(!String(decoding: reply, as: UTF8.self).contains("100 Continue"))
+        }
+    }
+
     /// A gRPC client pointed at the port over HTTP/1.1 (curl without --http2-prior-knowledge) read only "no endpoint
     /// at POST /pipeline…": the answer says what it needs.
     @Test("a gRPC call over HTTP/1.1 is 404 saying gRPC needs HTTP/2; another unknown path's 404 does not")

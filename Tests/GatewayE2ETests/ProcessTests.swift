@@ -482,7 +482,15 @@ struct ProcessTests {
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
         // A directory: it was Foundation's `NSCocoaErrorDomain Code=256` dump; a device read "permission denied".
-        for (path, reason) in [(root.path, "is a directory"), ("/dev/null", "is not a regular file")] {
+        // And through a symbolic link to either (the link's own type is neither).
+        let linkToDirectory = root.appendingPathComponent("dir-link").path
+        let linkToDevice = root.appendingPathComponent("null-link").path
+        try FileManager.default.createSymbolicLink(atPath: linkToDirectory, withDestinationPath: root.path)
+        try FileManager.default.createSymbolicLink(atPath: linkToDevice, withDestinationPath: "/dev/null")
+        for (path, reason) in [
+            (root.path, "is a directory"), ("/dev/null", "is not a regular file"),
+            (linkToDirectory, "is a directory"), (linkToDevice, "is not a regular file"),
+        ] {
             let out = try await TestProcess.run(Self.gatewayPath, ["check-config", path])
             #expect(out.status == 1)
             #expect(
