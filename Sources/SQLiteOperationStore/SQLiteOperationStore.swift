@@ -159,7 +159,8 @@ package final class SQLiteOperationStore: OperationStore {
             handle = try await threadPool.runIfActive {
                 let handle = try SQLiteHandle(path: configuration.databasePath)
                 do {
-                    // `sqlite3_open` reads nothing: the header is read here, so that a file that is not a database
+                    // busy_timeout first, for this connection's whole life (`prepare` relies on it). `sqlite3_open`
+                    // reads nothing: the header is read here, so that a file that is not a database
                     // (SQLITE_NOTADB) is refused with the path and SQLite's reason, not later by a store call as the
                     // clients' "unavailable; retry later", wrong advice for a file that will never open.
                     _ = try handle.run("PRAGMA busy_timeout = \(configuration.busyTimeout.milliseconds)", [])
@@ -182,7 +183,7 @@ package final class SQLiteOperationStore: OperationStore {
             now: configuration.now
         )
         do {
-            try await store.prepare(busyTimeout: configuration.busyTimeout)
+            try await store.prepare()
         } catch {
             try? await threadPool.runIfActive { handle.close() }
             throw error
@@ -1025,11 +1026,11 @@ package final class SQLiteOperationStore: OperationStore {
     /// `OperationRow.columns` plus whether blob files exist (so rows without them decode without a thread hop).
     static let selectColumns = "\(OperationRow.columns), has_blobs"
 
-    private func prepare(busyTimeout: Duration) async throws {
+    /// WAL, `synchronous`, the schema and the orphan sweep. `busy_timeout` is already set: `open` sets it on the
+    /// connection before its first read of the file (switching to WAL waits for another process's lock on the
+    /// file, as every later statement does; sqlite-nio's connection waited without bound before it was set).
+    private func prepare() async throws {
         try await serialized {
-            // busy_timeout first: switching to WAL waits for another process's lock on the file, as every later
-            // statement does (sqlite-nio's connection waited without bound before it was set).
-            try await query("PRAGMA busy_timeout = \(busyTimeout.milliseconds)")
             // journal_mode=WAL persists in the file; synchronous and busy_timeout are per connection.
             let mode = try await query("PRAGMA journal_mode = WAL").first?.column("journal_mode")?.string
             if mode?.lowercased() != "wal" {
