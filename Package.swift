@@ -297,6 +297,7 @@ let package = Package(
         // The seeded generator random-case tests replay from; no dependencies, so the ASan core package
         // (scripts/asan-core) builds it with the codec suites.
         .target(name: "SeededRandom", path: "Tests/SeededRandom", swiftSettings: testSwiftSettings),
+        .target(name: "TestScheduling", path: "Tests/TestScheduling", swiftSettings: testSwiftSettings),
         .target(
             name: "GatewayTestSupport",
             dependencies: [
@@ -322,6 +323,7 @@ let package = Package(
         .testTarget(
             name: "BackendsTests",
             dependencies: [
+                "TestScheduling",
                 "Backends", "DemoRunner", "TriggerModel", "WireCodecs", "GatewayTestSupport", "HTTP2Engine",
                 "Observability", nioCore, nioPosix, nioHTTP1,
                 .product(name: "Clocks", package: "swift-clocks"),
@@ -332,6 +334,7 @@ let package = Package(
         .testTarget(
             name: "GatewayServerTests",
             dependencies: [
+                "TestScheduling",
                 "GatewayServer", "WireCodecs", "ProtoCodec", "AbacusSurface", "TriggerModel", "Observability",
                 "Backends", "HTTP2Engine",
                 "TriggerDispatch", "Routing", "GatewayConfig", "GatewayTestSupport", nioCore, nioPosix, logging,
@@ -342,6 +345,7 @@ let package = Package(
         .testTarget(
             name: "ObservabilityTests",
             dependencies: [
+                "TestScheduling",
                 "Observability", "GatewayTestSupport", "TriggerModel", "SeededRandom", nioCore, logging,
                 // The sharded histograms' exposition is compared with swift-prometheus' own.
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -360,7 +364,7 @@ let package = Package(
         ),
         .testTarget(name: "ThreadLocalsTests", dependencies: ["ThreadLocals"], swiftSettings: testSwiftSettings),
         .testTarget(
-            name: "TriggerModelTests", dependencies: ["TriggerModel", "SeededRandom", nioCore],
+            name: "TriggerModelTests", dependencies: ["TestScheduling", "TriggerModel", "SeededRandom", nioCore],
             swiftSettings: testSwiftSettings),
         .testTarget(
             name: "CraftSurfaceTests",
@@ -369,7 +373,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WireCodecsTests",
-            dependencies: ["WireCodecs", "TriggerModel", "SeededRandom", nioCore],
+            dependencies: ["TestScheduling", "WireCodecs", "TriggerModel", "SeededRandom", nioCore],
             swiftSettings: testSwiftSettings),
         .testTarget(
             name: "GatewayConfigTests", dependencies: ["GatewayConfig", "TriggerModel"],
@@ -380,6 +384,7 @@ let package = Package(
         .testTarget(
             name: "DemoRunnerTests",
             dependencies: [
+                "TestScheduling",
                 "DemoRunner", "HTTP2Engine", "TriggerModel", nioCore,
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
@@ -393,10 +398,12 @@ let package = Package(
             dependencies: ["AbacusSurface", "OperationStore", "TriggerModel", "WireCodecs", nioCore],
             swiftSettings: testSwiftSettings
         ),
-        .testTarget(name: "GatewayFuzzingTests", dependencies: ["GatewayFuzzing"], swiftSettings: testSwiftSettings),
+        .testTarget(
+            name: "GatewayFuzzingTests", dependencies: ["TestScheduling", "GatewayFuzzing"],
+            swiftSettings: testSwiftSettings),
         .testTarget(
             name: "ProtoCodecTests",
-            dependencies: ["ProtoCodec", "TriggerModel", "WireCodecs", "SeededRandom", nioCore],
+            dependencies: ["TestScheduling", "ProtoCodec", "TriggerModel", "WireCodecs", "SeededRandom", nioCore],
             swiftSettings: testSwiftSettings),
         .testTarget(
             name: "GatewayE2ETests",

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Synchronization
 import Testing
+import TestScheduling
 
 /// The slot limiter as a state machine: cap, bounded queue, hand-over order, withdrawal, and — under threads
 /// racing on the lock-free fast path — no slot handed out past the cap and no queued caller left waiting
@@ -88,7 +89,7 @@ struct ConcurrencyLimiterTests {
         #expect(limiter.running == 0)
     }
 
-    @Test("threads racing on acquire and release: never past the cap, every queued caller served")
+    @Test("threads racing on acquire and release: never past the cap, every queued caller served", .cpuBound)
     func racingThreads() {
         let cap = 1
         let threads = 4

@@ -5,10 +5,11 @@ import NIOCore
 import Synchronization
 import Testing
 import TriggerModel
+import TestScheduling
 
 @Suite("gRPC backend transport against the demo gRPC server")
 struct GRPCBackendTransportTests {
-    @Test("a unary echo carries a 1 MiB blob byte for byte, with strings, numbers and key order intact")
+    @Test("a unary echo carries a 1 MiB blob byte for byte, with strings, numbers and key order intact", .cpuBound)
     func unaryEchoBlob() async throws {
         try await withGRPCBackend { backend in
             var bytes = ByteBuffer()

@@ -5,10 +5,11 @@ import TriggerModel
 import WireCodecs
 
 @testable import Backends
+import TestScheduling
 
 /// The http backend connection's bodies (issue 12): responses are gathered linearly (counted storage moves,
 /// never timing), and the request body goes out in bounded chunks as the channel becomes writable.
-@Suite("HTTP backend bodies")
+@Suite("HTTP backend bodies", .cpuBound)
 struct HTTPBackendBodyTests {
     static let chunk = 4096
     static let chunks = 4096
@@ -151,11 +152,13 @@ struct HTTPBackendBodyTests {
     }
 
     static func blobRequest(_ count: Int) -> TriggerRequest {
-        var bytes = ByteBuffer()
-        for i in 0..<count { bytes.writeInteger(UInt8(truncatingIfNeeded: i &* 31)) }
-        return TriggerRequest(
+        TriggerRequest(
             ref: PipelineRef(namespace: "demo", pipeline: "blob-info"),
-            inputs: [TriggerInput(variables: ["f": .blob(Blob(bytes: bytes))])],
+            inputs: [
+                TriggerInput(variables: [
+                    "f": .blob(Blob(bytes: periodicBytes(count: count) { UInt8(truncatingIfNeeded: $0 &* 31) }))
+                ])
+            ],
             requestID: "r"
         )
     }

@@ -2,6 +2,7 @@ import DemoRunner
 import Foundation
 import NIOCore
 import Testing
+import TestScheduling
 
 @Suite("blob-info SHA-256 (swift-crypto over ByteBuffer readable bytes)")
 struct SHA256Tests {
@@ -38,7 +39,7 @@ struct SHA256Tests {
         #expect(BufferSHA256.hexDigest(ByteBuffer(bytes: bytes)) == (try sha256sum(bytes)))
     }
 
-    @Test("a random few-MiB buffer agrees with /usr/bin/sha256sum")
+    @Test("a random few-MiB buffer agrees with /usr/bin/sha256sum", .cpuBound)
     func randomBufferMatchesSystemTool() throws {
         let bytes = randomBytes(3 << 20 + Int.random(in: 0..<64))
         #expect(BufferSHA256.hexDigest(ByteBuffer(bytes: bytes)) == (try sha256sum(bytes)))

@@ -1,13 +1,14 @@
 import Foundation
 @testable import GatewayFuzzing
 import Testing
+import TestScheduling
 
 /// The fuzz target's connection harness in the ordinary test run: the seeds captured from real clients and the
 /// generated HTTP/2 sessions go through the gateway's real connection pipeline and meet every invariant, and
 /// the invariants themselves catch what they are meant to catch. Every corpus file and every past crasher is
 /// replayed here as `scripts/fuzz.sh regress` replays it (``replayed(_:)``), without libFuzzer's instrumentation
 /// and AddressSanitizer, which `scripts/fuzz.sh regress` adds (a separate build of the whole graph).
-@Suite("fuzz harness: the real frontends on a test channel")
+@Suite("fuzz harness: the real frontends on a test channel", .cpuBound)
 struct FuzzConnectionTests {
     static let corpus = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -2,6 +2,7 @@
 import NIOCore
 import Testing
 import TriggerModel
+import TestScheduling
 
 /// The one request context of every frontend: fields read the same way, one deadline, one trace.
 @Suite("Request context: fields, the one deadline, the trace")
@@ -171,7 +172,9 @@ struct RequestContextTests {
         return ones
     }
 
-    @Test("started trace ids, span ids and request ids: valid W3C ids, non-zero, unique, every bit random-looking")
+    @Test(
+        "started trace ids, span ids and request ids: valid W3C ids, non-zero, unique, every bit random-looking",
+        .cpuBound)
     func randomIDs() {
         let count = 4096
         var traceIDs: [[UInt64]] = []

@@ -5,6 +5,7 @@ import Observability
 import Synchronization
 import Testing
 import TriggerModel
+import TestScheduling
 
 @Suite("GatewayMetrics")
 struct GatewayMetricsTests {
@@ -100,7 +101,8 @@ struct GatewayMetricsTests {
     /// ("pthread_key_create failed (11)"). Now one key per kind serves them all; a thread's cache of instruments is
     /// started over when another instance records on it, so each still counts only its own.
     @Test(
-        "1,200 metrics and access logs alive at once (past PTHREAD_KEYS_MAX), recording in turn on one thread: each counts only its own"
+        "1,200 metrics and access logs alive at once (past PTHREAD_KEYS_MAX), recording in turn on one thread: each counts only its own",
+        .cpuBound
     )
     func manyInstancesOneThread() throws {
         let quiet = Logger(label: "access") { _ in SwiftLogNoOpLogHandler() }

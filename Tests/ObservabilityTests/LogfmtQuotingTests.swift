@@ -2,6 +2,7 @@ import Logging
 import Observability
 import SeededRandom
 import Testing
+import TestScheduling
 
 /// The logfmt quoting decision, taken eight bytes at a time (branch hotpath5), against the rule a byte at a time:
 /// a value is quoted when it is empty or holds a byte up to SP, DEL, `=`, `"`, `\`, or a C1 control (`C2 80`–`C2
@@ -26,7 +27,7 @@ struct LogfmtQuotingTests {
         bytes.withUnsafeBufferPointer { LineWriter.logfmtNeedsQuotes($0) }
     }
 
-    @Test("each byte 0x00–0xFF at each position of 1- to 25-byte values: as the byte rule says")
+    @Test("each byte 0x00–0xFF at each position of 1- to 25-byte values: as the byte rule says", .cpuBound)
     func everyByteAtEveryPosition() {
         #expect(Self.decided([]))
         for length in 1...25 {
@@ -61,7 +62,7 @@ struct LogfmtQuotingTests {
     /// would be one that needs quotes.
     static let equalSigns = [UInt8](repeating: UInt8(ascii: "="), count: 8)
 
-    @Test("the tail's 1–7 bytes: two edge bytes at every two positions, values cut from a buffer of `=`")
+    @Test("the tail's 1–7 bytes: two edge bytes at every two positions, values cut from a buffer of `=`", .cpuBound)
     func tailPairs() {
         let edges: [UInt8] = [0x00, 0x20, 0x21, 0x3D, 0x22, 0x5C, 0x7F, 0x80, 0x9F, 0xA0, 0xC2, 0xFF, 0x61, 0x76]
         for length in Array(1...7) + Array(9...15) {
@@ -124,7 +125,9 @@ struct LogfmtQuotingTests {
         return out + [UInt8(ascii: "\"")]
     }
 
-    @Test("the written field: each ASCII byte at each position of 1- to 25-byte values, bare or quoted and escaped")
+    @Test(
+        "the written field: each ASCII byte at each position of 1- to 25-byte values, bare or quoted and escaped",
+        .cpuBound)
     func writtenField() {
         let prefix = Array("ts=2026-11-30T02:39:29.007Z level=info logger=t msg=m ".utf8)
         for length in 1...25 {

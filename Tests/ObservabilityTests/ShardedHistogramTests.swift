@@ -4,8 +4,9 @@ import Observability
 import Prometheus
 import Synchronization
 import Testing
+import TestScheduling
 
-@Suite("ShardedHistogram")
+@Suite("ShardedHistogram", .cpuBound)
 struct ShardedHistogramTests {
     static let bounds = [1.0, 2.5, 10.0]
 

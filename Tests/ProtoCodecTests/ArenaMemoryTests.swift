@@ -3,6 +3,7 @@ import Testing
 import TriggerModel
 
 @testable import ProtoCodec
+import TestScheduling
 
 @Suite("Arena memory (protobuf-c trees, issue 11)")
 struct ArenaMemoryTests {
@@ -105,7 +106,7 @@ struct ArenaMemoryTests {
         }
     }
 
-    @Test("a large allocation gets a block of its own and leaves the chunk's room to later small ones")
+    @Test("a large allocation gets a block of its own and leaves the chunk's room to later small ones", .cpuBound)
     func largeAllocations() {
         let memory = ArenaMemory()
         defer { memory.release() }

@@ -5,6 +5,7 @@ import TriggerModel
 import WireCodecs
 
 @testable import ProtoCodec
+import TestScheduling
 
 /// An Instill trigger request whose batch goes to a grpc runner as the client's own bytes, renumbered (issue
 /// 11): only when the `RunRequest` is then what decoding and re-encoding would send, with the same model or
@@ -261,7 +262,9 @@ struct InstillRequestPassthroughTests {
         )
     }
 
-    @Test("A Struct of maxMembers fields decodes (the default, 100,000); one more field is refused", arguments: [0, 1])
+    @Test(
+        "A Struct of maxMembers fields decodes (the default, 100,000); one more field is refused", .cpuBound,
+        arguments: [0, 1])
     func wideStruct(extra: Int) throws {
         let cap = CodecLimits.defaults.maxJSONMembers
         var entries: [UInt8] = []

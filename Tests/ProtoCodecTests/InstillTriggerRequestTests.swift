@@ -3,6 +3,7 @@ import NIOCore
 import ProtoCodec
 import Testing
 import TriggerModel
+import TestScheduling
 
 @Suite("Instill trigger requests")
 struct InstillTriggerRequestTests {
@@ -121,7 +122,7 @@ struct InstillTriggerRequestTests {
         #expect(error?.code == .invalidArgument)
     }
 
-    @Test("random and mutated input never crashes the decoder")
+    @Test("random and mutated input never crashes the decoder", .cpuBound)
     func neverCrashes() throws {
         var rng = SplitMix64(seed: 0x5EED)
         let valid = Array(ByteBuffer(hex: Self.sdkHex).readableBytesView)

@@ -4,6 +4,7 @@ import ProtoCodec
 import Testing
 import TriggerModel
 import WireCodecs
+import TestScheduling
 
 @Suite("Runner messages")
 struct RunnerCodecTests {
@@ -14,7 +15,8 @@ struct RunnerCodecTests {
         return Blob(contentType: "image/png", fileName: "big.png", bytes: bytes)
     }
 
-    @Test("a run request in pieces: the same bytes, the blobs shared not copied, headroom in front (issue 12)")
+    @Test(
+        "a run request in pieces: the same bytes, the blobs shared not copied, headroom in front (issue 12)", .cpuBound)
     func requestPieces() throws {
         let blob = Self.megabyteBlob()
         let small = Blob(bytes: ByteBuffer(bytes: [1, 2, 3]))

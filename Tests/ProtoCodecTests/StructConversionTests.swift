@@ -3,6 +3,7 @@ import NIOCore
 import ProtoCodec
 import Testing
 import TriggerModel
+import TestScheduling
 
 @Suite("google.protobuf.Struct conversion")
 struct StructConversionTests {
@@ -77,7 +78,7 @@ struct StructConversionTests {
     /// decode into a new buffer would have storage for the blob alone.
     @Test(
         "a large data URI decodes in place, into the storage protobuf-c unpacked the string into",
-        arguments: [65_536 / 4 * 3, 300_000, 1 << 20]
+        .cpuBound, arguments: [65_536 / 4 * 3, 300_000, 1 << 20]
     )
     func largeDataURIInPlace(blobBytes: Int) throws {
         var rng = SplitMix64(seed: 7)
@@ -177,7 +178,7 @@ struct StructConversionTests {
         }
     }
 
-    @Test("hostile nesting far past the limit is rejected without recursing into it")
+    @Test("hostile nesting far past the limit is rejected without recursing into it", .cpuBound)
     func hostileNesting() throws {
         // A request whose first input is a Struct with one entry whose value is 200 000 nested ListValues:
         // unpacked naively this would exhaust the stack.

@@ -1,6 +1,7 @@
 import NIOCore
 import Testing
 import TriggerModel
+import TestScheduling
 
 @Suite("Base64")
 struct Base64Tests {
@@ -85,7 +86,7 @@ struct Base64Tests {
         return String(decoding: out, as: UTF8.self)
     }
 
-    @Test("Encoding is RFC 4648's at every length around the vector step's 12-byte groups and 16-byte loads")
+    @Test("Encoding is RFC 4648's at every length around the vector step's 12-byte groups and 16-byte loads", .cpuBound)
     func encodeMatchesReference() {
         var random = XorShift(seed: 12)
         for length in Array(0..<100) + [1 << 16, (1 << 16) + 1, (1 << 16) + 2, 1 << 20] {

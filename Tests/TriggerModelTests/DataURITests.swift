@@ -1,6 +1,7 @@
 import NIOCore
 import Testing
 import TriggerModel
+import TestScheduling
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -156,7 +157,7 @@ struct DataURITests {
         }
     }
 
-    @Test("Random blobs round-trip; every header fits the cap")
+    @Test("Random blobs round-trip; every header fits the cap", .cpuBound)
     func randomRoundTrips() throws {
         let pieces = ["a", "/", ";", "=", ",", "%", " ", "\"", "é", "😀", "name", "filename", "base64", "%2", "\u{7F}"]
         var random = XorShift(seed: 7)

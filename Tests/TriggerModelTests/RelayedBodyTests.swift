@@ -2,6 +2,7 @@ import NIOCore
 import Synchronization
 import Testing
 import TriggerModel
+import TestScheduling
 
 /// The body of a runner request relayed while the client's body arrives (issue 12): bytes in order, a wait
 /// woken by the producer's next step, an end only after `complete`, a failure that drops what was queued.
@@ -53,7 +54,9 @@ struct RelayedBodyTests {
     }
 
     /// A client sending its file a few bytes per segment: the queue's memory follows its bytes, not its chunks.
-    @Test("small chunks are joined into buffers of at most the coalescing size; a large chunk is queued as it is")
+    @Test(
+        "small chunks are joined into buffers of at most the coalescing size; a large chunk is queued as it is",
+        .cpuBound)
     func smallChunksJoined() {
         let woken = Wakes()
         let body = RelayedBody(count: 1_000_000, head: ByteBuffer(string: "{"))

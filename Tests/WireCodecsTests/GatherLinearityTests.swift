@@ -2,11 +2,12 @@ import NIOCore
 import Testing
 import TriggerModel
 import WireCodecs
+import TestScheduling
 
 /// Every place that gathers a growing body stays linear (issue 12): a buffer shared while it grows is copied
 /// whole on every write, which these tests see as its storage moving once per chunk. Counted, never timed:
 /// 16 MiB in 4 KiB chunks moves O(log n) times when gathered in place (≤ 20 here) and 4096 times when not.
-@Suite("linear gathering: multipart parts, gRPC deframer, SSE decoder")
+@Suite("linear gathering: multipart parts, gRPC deframer, SSE decoder", .cpuBound)
 struct GatherLinearityTests {
     static let chunk = 4096
     static let chunks = 4096

@@ -3,6 +3,7 @@ import SeededRandom
 import Testing
 import TriggerModel
 import WireCodecs
+import TestScheduling
 
 /// `HTTP1RequestDecoder` (RFC 9112): every rule it enforces, each limit at its edge and one past it, and a few
 /// requests split at every byte boundary.
@@ -554,7 +555,7 @@ struct FieldLineWordTests {
         #expect(got == want, "\(comment())")
     }
 
-    @Test("each byte 0x00–0xFF at each position of 1- to 25-byte values: as the byte rule says")
+    @Test("each byte 0x00–0xFF at each position of 1- to 25-byte values: as the byte rule says", .cpuBound)
     func everyByteAtEveryPosition() {
         for length in 1...25 {
             for position in 0..<length {
@@ -567,7 +568,8 @@ struct FieldLineWordTests {
         }
     }
 
-    @Test("the class edges (0x1F/0x20/0x21, HTAB, CR, LF, 0x7E/0x7F/0x80, 0xFF) behind names of 1 to 8 bytes")
+    @Test(
+        "the class edges (0x1F/0x20/0x21, HTAB, CR, LF, 0x7E/0x7F/0x80, 0xFF) behind names of 1 to 8 bytes", .cpuBound)
     func classEdgesAtEachAlignment() {
         let edges: [UInt8] = [0x00, 0x09, 0x0A, 0x0D, 0x1F, 0x20, 0x21, 0x7E, 0x7F, 0x80, 0xFF]
         for nameLength in 1...8 {

@@ -1,6 +1,7 @@
 import SeededRandom
 import Testing
 import WireCodecs
+import TestScheduling
 
 #if canImport(Glibc)
     import Glibc
@@ -50,7 +51,7 @@ struct MultipartDelimiterSearchTests {
     /// CR and LF runs, random bytes), so that candidates, partial matches at the chunk's end and whole
     /// delimiters at every alignment of the 32-byte blocks, found by `memchr` or in a vector stretch, all
     /// occur; each answer against the naive search.
-    @Test("agrees with a naive search on chunks made of the delimiter's pieces")
+    @Test("agrees with a naive search on chunks made of the delimiter's pieces", .cpuBound)
     func agreesWithNaive() {
         var rng = SplitMix64(seed: 0x5EED_0D0A)
         for round in 0..<3_000 {

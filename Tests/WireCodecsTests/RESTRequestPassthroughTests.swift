@@ -5,6 +5,7 @@ import Testing
 import TriggerModel
 
 @testable import WireCodecs
+import TestScheduling
 
 /// A REST trigger body's batch carried to an http runner as the client's own text (issue 11): only when the
 /// runner's body is byte for byte what decoding and re-encoding would send, with the same inputs and the same
@@ -169,7 +170,9 @@ struct RESTRequestPassthroughTests {
 }
 
 extension RESTRequestPassthroughTests {
-    @Test("Whatever the runner's encoder writes for a batch (no blobs, no secrets) is carried: 500 seeded batches")
+    @Test(
+        "Whatever the runner's encoder writes for a batch (no blobs, no secrets) is carried: 500 seeded batches",
+        .cpuBound)
     func encoderOutputCarried() throws {
         var random = SplitMix64(seed: 12)
         for _ in 0..<500 {
