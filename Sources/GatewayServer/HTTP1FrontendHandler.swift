@@ -883,7 +883,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
 
     /// The request could not be decoded (`failure`), or the input ended inside it (nil): answer in the path's
     /// shape, or the Instill shape when no head was taken, and close; the connection's bytes can no longer be
-    /// trusted. Statuses as the decoder's ``HTTP1RequestDecoder/Failure/status`` says (400, 431, 501).
+    /// trusted. Statuses as the decoder's ``HTTP1RequestDecoder/Failure/status`` says (400, 431, 501, 505).
     func decodingFailed(_ failure: HTTP1RequestDecoder.Failure?, context: ChannelHandlerContext) {
         let words = failure?.words ?? "the connection ended inside a message"
         switch state {
@@ -897,6 +897,8 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             switch failure {
             case .some(.headTooLarge), .some(.tooManyFields):
                 gatewayError = GatewayError(.headersTooLarge, "request headers exceed the parser's limit")
+            case .some(.unsupportedVersion):
+                gatewayError = GatewayError(.unimplemented, "HTTP version not supported: \(words)")
             case .some(let failure) where failure.status == 501:
                 gatewayError = GatewayError(.unimplemented, "malformed HTTP/1.1 request: \(words)")
             default:
@@ -910,7 +912,10 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             open = services.openRequest(
                 requestID: requestID, frontend: .rest, httpVersion: "HTTP/1.1", method: line?.method ?? "",
                 path: line.map { Self.pathOnly($0.target) } ?? "", peer: peer)
-            write(.error(gatewayError, requestID: requestID), keepAlive: false, context: context)
+            var response = RESTResponse.error(gatewayError, requestID: requestID)
+            // 505 is no gRPC code's status: the body says UNIMPLEMENTED, the status line what it is.
+            if let failure, failure.status == 505 { response.status = 505 }
+            write(response, keepAlive: false, context: context)
         case .collecting where !collector.isIdle:
             // Bad body framing (a chunk size that is not hex or overflows, a chunk without its CRLF): the head
             // was taken, nothing answered yet. Answer 400 in the path's error shape, as a body over the limit

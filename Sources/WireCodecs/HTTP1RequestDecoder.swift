@@ -15,7 +15,7 @@ import TriggerModel
 /// `GatewayFuzzing.HTTP1DecoderFuzzing`):
 /// - request-line `method SP request-target SP HTTP-version CRLF` (§3), single spaces; the method a token;
 ///   the target visible ASCII in origin-form, absolute-form, asterisk-form (`*`, OPTIONS only) or
-///   authority-form (CONNECT only) (§3.2); the version `HTTP/1.1` or `HTTP/1.0`;
+///   authority-form (CONNECT only) (§3.2); the version `HTTP/1.1` or `HTTP/1.0` (another major version 505);
 /// - empty lines (CRLF) before the request-line are skipped (§2.2), as llhttp does;
 /// - lines end in CRLF; a bare CR or LF is refused (§2.2 lets a server accept a bare LF; llhttp does not): one
 ///   rule for every line, the request-line included (`requestLineBareLF`, its own words), since a front proxy
@@ -89,6 +89,9 @@ package struct HTTP1RequestDecoder: Sendable {
         case invalidMethod
         case invalidTarget
         case invalidVersion
+        /// A well-formed `HTTP/x.y` of a major version from 2 up (`HTTP/2.0`, `HTTP/3.0`): RFC 9110 §15.6.6,
+        /// answered 505 (as nginx does). HTTP/2 comes as its connection preface, not as a request line.
+        case unsupportedVersion
         /// A line that does not end in CRLF (a bare CR or LF).
         case lineEnding
         /// The request-line ends with a bare LF (`GET / HTTP/1.1\n`): refused, named apart from a bad version so
@@ -112,11 +115,13 @@ package struct HTTP1RequestDecoder: Sendable {
         case trailerTooLarge
         case invalidTrailer
 
-        /// The answer's status: 431 for a head over its limits, 501 for a coding not implemented, else 400.
+        /// The answer's status: 431 for a head over its limits, 501 for a coding not implemented, 505 for a major
+        /// version from 2 up, else 400.
         package var status: Int {
             switch self {
             case .headTooLarge, .tooManyFields: 431
             case .unsupportedTransferCoding: 501
+            case .unsupportedVersion: 505
             default: 400
             }
         }
@@ -129,6 +134,9 @@ package struct HTTP1RequestDecoder: Sendable {
             case .invalidMethod: "invalid method"
             case .invalidTarget: "invalid request target"
             case .invalidVersion: "invalid HTTP version"
+            case .unsupportedVersion:
+                "the request line's version is not HTTP/1.1 or HTTP/1.0; HTTP/2 starts with its connection preface"
+                    + " (prior knowledge) or is negotiated with TLS ALPN"
             case .lineEnding: "a line must end with CRLF"
             case .requestLineBareLF: "the request line ends with a bare LF; it must end with CRLF (RFC 9112 §2.2)"
             case .invalidFieldName: "invalid header field"
@@ -458,26 +466,34 @@ enum HeadParser {
         return (method, target, minor, i)
     }
 
-    /// `HTTP/1.1` or `HTTP/1.0` at `i` (RFC 9112 §2.3: other versions are refused), moving `i` past it: its minor
-    /// version, or nil when the bytes end first with nothing wrong so far. Request and status lines alike.
+    /// `HTTP/1.1` or `HTTP/1.0` at `i` (RFC 9112 §2.3), moving `i` past it: its minor version, or nil when the
+    /// bytes end first with nothing wrong so far. Request and status lines alike. A well-formed `HTTP/x.y` of a
+    /// major version from 2 up throws `unsupportedVersion` (505, as nginx answers it); anything else, `HTTP/1.2`
+    /// included, `invalidVersion` (400). RFC 9110 §6.2 would have `HTTP/1.2` read as 1.1; llhttp's strict mode,
+    /// the differential fuzzers' reference, refuses it, and this decoder stays at least as strict.
     static func httpVersion(
         _ bytes: UnsafeRawBufferPointer, at i: inout Int
     ) throws(HTTP1RequestDecoder.Failure) -> Int? {
         let count = bytes.count
-        for expected in "HTTP/1.".utf8 {
+        for expected in "HTTP/".utf8 {
             if i == count { return nil }
             guard bytes[i] == expected else { throw .invalidVersion }
             i += 1
         }
         if i == count { return nil }
-        let minor: Int
-        switch bytes[i] {
-        case UInt8(ascii: "1"): minor = 1
-        case UInt8(ascii: "0"): minor = 0
-        default: throw .invalidVersion
-        }
+        let major = bytes[i] &- UInt8(ascii: "0")
+        guard major < 10 else { throw .invalidVersion }
         i += 1
-        return minor
+        if i == count { return nil }
+        guard bytes[i] == UInt8(ascii: ".") else { throw .invalidVersion }
+        i += 1
+        if i == count { return nil }
+        let minor = bytes[i] &- UInt8(ascii: "0")
+        guard minor < 10 else { throw .invalidVersion }
+        i += 1
+        guard major == 1 else { throw major == 0 ? .invalidVersion : .unsupportedVersion }
+        guard minor < 2 else { throw .invalidVersion }
+        return Int(minor)
     }
 
     /// The field line (or the blank line ending the head: `field` nil) at `start`: nil when the bytes end

@@ -185,9 +185,9 @@ package struct HTTP1ResponseDecoder: Sendable {
     }
 
     /// A failure of the shared head rules as this decoder names it: the status-line's own (reported by
-    /// `HeadParser.statusLine` as `invalidVersion`) is `invalidStatusLine`.
+    /// `HeadParser.statusLine` as `invalidVersion`, or `unsupportedVersion` for `HTTP/2.0`) is `invalidStatusLine`.
     private static func failure(_ error: HTTP1RequestDecoder.Failure) -> Failure {
-        error == .invalidVersion ? .invalidStatusLine : .malformed(error)
+        error == .invalidVersion || error == .unsupportedVersion ? .invalidStatusLine : .malformed(error)
     }
 
     /// The layout of a complete head; `toHEAD`: it answers a HEAD request.

@@ -176,6 +176,19 @@ struct RESTLimitsTests {
         }
     }
 
+    @Test("over a real socket, GET with HTTP/2.0 in its request line: 505 HTTP Version Not Supported, then closed")
+    func http2RequestLine() async throws {
+        try await withTestGateway { gateway in
+            let answer = String(
+                decoding: try await RawTCPClient.exchange(
+                    port: gateway.port, sending: [Array("GET /readyz HTTP/2.0\r\nHost: x\r\n\r\n".utf8)]),
+                as: UTF8.self)
+            #expect(answer.hasPrefix("HTTP/1.1 505 HTTP Version Not Supported\r\n"), "\(answer)")
+            #expect(answer.contains("connection: close"), "\(answer)")
+            #expect(answer.contains("HTTP/2 starts with its connection preface"), "\(answer)")
+        }
+    }
+
     @Test("garbage on one connection does not disturb a request on another")
     func isolation() async throws {
         try await withTestGateway { gateway in

@@ -187,6 +187,31 @@ struct HTTP1ConnectionTests {
         await Self.finish(loop, channel)
     }
 
+    @Test(
+        "a request line of HTTP/2.0 or later is answered 505 saying how HTTP/2 is spoken; HTTP/1.2 is a 400",
+        arguments: [("HTTP/2.0", "HTTP/1.1 505 HTTP Version Not Supported"), ("HTTP/1.2", "HTTP/1.1 400 Bad Request")])
+    func unsupportedVersion(version: String, statusLine: String) async throws {
+        let (loop, channel) = try await Self.connection()
+        try await channel.writeInbound(ByteBuffer(string: "GET /readyz \(version)\r\nhost: x\r\n\r\n"))
+        await loop.run()
+        let answers = Self.answers(try await Self.writes(channel).joined())
+        #expect(answers.count == 1, "\(answers)")
+        #expect(answers.first?.status == statusLine)
+        #expect(answers.first?.head.contains("connection: close") == true)
+        let body = answers.first?.body ?? ""
+        if version == "HTTP/2.0" {
+            #expect(body.contains(#""code":12"#), "\(body)")
+            #expect(
+                body.contains(
+                    "HTTP version not supported: the request line's version is not HTTP/1.1 or HTTP/1.0; HTTP/2"
+                        + " starts with its connection preface (prior knowledge) or is negotiated with TLS ALPN"),
+                "\(body)")
+        } else {
+            #expect(body.contains("malformed HTTP/1.1 request: invalid HTTP version"), "\(body)")
+        }
+        await Self.finish(loop, channel)
+    }
+
     @Test("an answer with a known body leaves in one write: status line, fields, body")
     func knownBodyOneWrite() async throws {
         let (loop, channel) = try await Self.connection()

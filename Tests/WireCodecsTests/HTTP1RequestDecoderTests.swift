@@ -133,14 +133,21 @@ struct HTTP1RequestDecoderTests {
     }
 
     @Test(
-        "methods are tokens; single spaces; the version HTTP/1.1 or HTTP/1.0",
+        "methods are tokens; single spaces; the version HTTP/1.1 or HTTP/1.0; HTTP/2.0 and up 505, HTTP/1.2 and HTTP/0.9 400",
         arguments: [
             ("PURGE / HTTP/1.1", nil),
             ("G@T / HTTP/1.1", HTTP1RequestDecoder.Failure.invalidMethod),
             (" GET / HTTP/1.1", .invalidMethod),
             ("GET  / HTTP/1.1", .invalidTarget),
             ("GET / HTTP/1.1 ", .invalidVersion),
-            ("GET / HTTP/2.0", .invalidVersion),
+            ("GET / HTTP/1.0", nil),
+            ("GET / HTTP/2.0", .unsupportedVersion),
+            ("GET / HTTP/3.0", .unsupportedVersion),
+            ("GET / HTTP/9.9", .unsupportedVersion),
+            ("GET / HTTP/2", .invalidVersion),
+            ("GET / HTTP/20.0", .invalidVersion),
+            ("GET / HTTP/2.x", .invalidVersion),
+            ("GET / HTTP/0.9", .invalidVersion),
             ("GET / HTTP/1.2", .invalidVersion),
             ("GET / http/1.1", .invalidVersion),
             ("GET / HTTP/1.10", .invalidVersion),
@@ -651,8 +658,11 @@ struct HTTP1RequestDecoderFailedLineTests {
         #expect(long.method == "GET" && long.target == "/big")
         let badMethod = Self.fail("G(T / HTTP/1.1\r\n\r\n")
         #expect(badMethod.0 == .invalidMethod && badMethod.method == nil)
-        let badVersion = Self.fail("GET / HTTP/2.0\r\n\r\n")
+        let badVersion = Self.fail("GET / HTTP/1.2\r\n\r\n")
         #expect(badVersion.0 == .invalidVersion && badVersion.target == nil)
+        let http2 = Self.fail("GET / HTTP/2.0\r\n\r\n")
+        #expect(http2.0 == .unsupportedVersion && http2.target == nil)
+        #expect(HTTP1RequestDecoder.Failure.unsupportedVersion.status == 505)
         let overlongLine = Self.fail("GET /" + String(repeating: "a", count: 200))
         #expect(overlongLine.0 == .headTooLarge && overlongLine.method == nil)
     }

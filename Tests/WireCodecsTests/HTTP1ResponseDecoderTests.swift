@@ -233,7 +233,8 @@ struct HTTP1ResponseDecoderTests {
     @Test(
         "malformed status-lines are refused",
         arguments: [
-            "HTTP/2 200 OK", "HTTP/1.2 200 OK", "http/1.1 200 OK", "HTTP/1.1  200 OK", "HTTP/1.1 20 OK",
+            "HTTP/2 200 OK", "HTTP/2.0 200 OK", "HTTP/1.2 200 OK", "http/1.1 200 OK", "HTTP/1.1  200 OK",
+            "HTTP/1.1 20 OK",
             "HTTP/1.1 2000 OK", "HTTP/1.1 099 X", "HTTP/1.1 600 X", "HTTP/1.1 2x0 OK", "HTTP/1.1 200 O\u{0}K",
             "SSH-2.0-OpenSSH_9.2", "HTTP/1.1 200\tOK",
         ])
