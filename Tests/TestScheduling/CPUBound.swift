@@ -1,15 +1,16 @@
 import Foundation
 package import Testing
 
-/// Runs a test on threads of its own instead of Swift's cooperative pool: for tests that compute for a long time
-/// without suspending (byte-by-byte sweeps, megabytes through a debug-built codec, threads racing).
+/// Runs a test on the thread kept for such tests (``CPUBoundExecutor``) instead of Swift's cooperative pool: for
+/// tests that compute for a long time without suspending (byte-by-byte sweeps, megabytes through a debug-built
+/// codec, threads racing).
 ///
 /// Why: the unit suites run in parallel, every test a task on the cooperative pool, which has one thread per
 /// core (two on CI) and never preempts a task. A test that computes for seconds holds one of those threads for
 /// seconds; two of them hold the whole pool, and every other test's continuation (an answer that came back,
 /// a timer that fired) waits for them: a 200 ms deadline's answer resumed after 20.1 s (CI of stop 62), a
-/// 30 s deadline passed before a call was sent. On a thread of its own such a test is time-sliced by the kernel
-/// with the pool's threads, in milliseconds. Marking the twenty-odd tests that perf showed computing longest
+/// 30 s deadline passed before a call was sent. On a thread outside the pool such a test is time-sliced by the
+/// kernel with the pool's threads, in milliseconds. Marking the twenty-odd tests that perf showed computing longest
 /// (with two test helpers made ~100× cheaper) took the parallel unit run from 36 s to 26-29 s, and its first
 /// answers from 16 s in to 5 s.
 ///
