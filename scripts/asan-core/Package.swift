@@ -30,17 +30,26 @@ let package = Package(
         .target(name: "CBase64"),
         .target(name: "TriggerModel", dependencies: ["CBase64", nioCore], swiftSettings: swiftSettings),
         .target(name: "ThreadLocals", swiftSettings: swiftSettings),
-        .target(name: "HTTP2Engine", dependencies: ["CNghttp2", "ThreadLocals", nioCore], swiftSettings: swiftSettings),
+        .target(
+            name: "HTTP2Engine", dependencies: ["CNghttp2", "ThreadLocals", nioCore], swiftSettings: swiftSettings),
         .target(
             name: "ProtoCodec", dependencies: ["CTriggerProtos", "TriggerModel", "WireCodecs", nioCore],
             swiftSettings: swiftSettings),
         .target(name: "WireCodecs", dependencies: ["TriggerModel", "CZlib", nioCore], swiftSettings: swiftSettings),
-        .testTarget(name: "HTTP2EngineTests", dependencies: ["HTTP2Engine", nioCore, nioEmbedded], swiftSettings: swiftSettings),
-        .target(name: "SeededRandom", path: "Tests/SeededRandom", swiftSettings: swiftSettings),
         .testTarget(
-            name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", "WireCodecs", "SeededRandom", nioCore],
+            name: "HTTP2EngineTests", dependencies: ["HTTP2Engine", nioCore, nioEmbedded], swiftSettings: swiftSettings),
+        .target(name: "SeededRandom", path: "Tests/SeededRandom", swiftSettings: swiftSettings),
+        .target(name: "TestScheduling", path: "Tests/TestScheduling", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ProtoCodecTests",
+            dependencies: ["TestScheduling", "ProtoCodec", "TriggerModel", "WireCodecs", "SeededRandom", nioCore],
             swiftSettings: swiftSettings),
-        .testTarget(name: "TriggerModelTests", dependencies: ["TriggerModel", nioCore], swiftSettings: swiftSettings),
-        .testTarget(name: "WireCodecsTests", dependencies: ["WireCodecs", "TriggerModel", "SeededRandom", nioCore], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TriggerModelTests", dependencies: ["TestScheduling", "TriggerModel", "SeededRandom", nioCore],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "WireCodecsTests",
+            dependencies: ["TestScheduling", "WireCodecs", "TriggerModel", "SeededRandom", nioCore],
+            swiftSettings: swiftSettings),
     ]
 )
