@@ -105,6 +105,7 @@ extension HTTP1FrontendHandler {
             }
             return
         }
+        lastAnswerEnded = context.eventLoop.now
         guard !decoding else { return }
         resumeHeldRequest(context: context)
     }

@@ -57,6 +57,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     private var servicesGeneration: Int
     private let currentServices: CurrentFrontendServices
     var state = State.idle
+    /// When the last answer's last byte was queued on a connection kept alive (``responseEnded(keepAlive:context:)``):
+    /// where `timeouts.idle` counts from when it is later than the last read.
+    var lastAnswerEnded: NIODeadline?
     /// The id of the request in progress, for an answer the handler writes on its own (grace expiry).
     private var currentRequestID = ""
     /// Whether the request in progress is HTTP/1.0: its answers say `Connection: keep-alive` when the connection
@@ -798,7 +801,17 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             quiesce(context: context)
             return
         }
-        if event is IdleStateHandler.IdleStateEvent, case .idle = state {
+        if let idle = event as? ReadIdleEvent {
+            guard case .idle = state else { return }
+            // Idle from the last answer's end, not only from the last read (RFC 9112 §9.5; nginx's
+            // keepalive_timeout): an answer that ended less than the timeout ago is asked about again then.
+            if let answered = lastAnswerEnded {
+                let since = context.eventLoop.now - answered
+                if since < services.idleTimeout {
+                    idle.recheck = services.idleTimeout - since
+                    return
+                }
+            }
             // Keep-alive connection with nothing in flight for the idle timeout: reclaim it.
             closeConnection(context: context)
             return

@@ -71,13 +71,20 @@ extension HTTP2FrontendConnection {
         case .readBody:
             if endStream {
                 session(session, didReceiveData: ByteBuffer(), stream: stream, endStream: true)
+            } else if let expect = headers.first(name: "expect"), expect.lowercased() == "100-continue" {
+                // RFC 9110 §10.1.1: a body that is wanted gets an immediate 100 (an unwanted one got its final
+                // answer from the head above). curl otherwise waits a second before sending it.
+                var informational = HTTP2Headers()
+                informational.add(name: ":status", value: "100")
+                session.sendInformational(stream: stream, headers: informational)
             }
         }
     }
 
     /// Writes a complete response. When the client is still sending (an early error), the rest of its body
-    /// is consumed and dropped (the stream is `.done`): an RST_STREAM would overtake the response in
-    /// nghttp2's queue and the client would see a reset instead of the error.
+    /// is consumed and dropped (the stream is `.done`), up to ``droppedBodyAllowance(_:)`` (then RST_STREAM
+    /// NO_ERROR after the answer; one submitted with the answer would overtake it in nghttp2's queue, and the
+    /// client would see a reset instead of the error).
     func restRespond(_ response: RESTResponse, stream: HTTP2StreamID) {
         restRespond(response, state: streams[stream], stream: stream)
     }

@@ -394,6 +394,12 @@ enum RESTErrors {
         return "no endpoint at \(method) \(path)"
     }
 
+    /// A gRPC method's path (``GRPCCall/method(path:)``) asked for without gRPC's content type: what to send.
+    static func grpcMethod(_ path: Substring) -> String {
+        "\(path) is a gRPC method: call it with content-type application/grpc over HTTP/2 (h2c with prior knowledge "
+            + "on this port, or h2 over TLS); its REST form is in /openapi.json"
+    }
+
     /// `limit` is `limits.max_body_bytes`, which the message names as the operator sets it (as the decompression
     /// and request-buffer refusals name theirs).
     static func bodyTooLarge(size: Int, limit: Int, declared: Bool) -> GatewayError {
@@ -457,6 +463,12 @@ extension RESTRequestHead {
             switch try RESTPath.parse(target) {
             case .some(let found): path = found
             case .none:
+                // A gRPC method's path with another content type (REST's JSON, none): gRPC PROTOCOL-HTTP2.md has a
+                // server answer 415 when the type is not application/grpc, so that an HTTP client does not read
+                // a gRPC answer's 200 as success; a 404 would read as UNIMPLEMENTED to a gRPC-aware one.
+                if case .other = grpcContentType, GRPCCall.method(path: String(pathOnly)) != nil {
+                    return fail(GatewayError(.unsupportedMediaType, RESTErrors.grpcMethod(pathOnly)))
+                }
                 return fail(GatewayError(.notFound, RESTErrors.noEndpoint(method, pathOnly, grpc: grpcContentType)))
             }
         } catch {

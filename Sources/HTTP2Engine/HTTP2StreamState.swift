@@ -62,9 +62,10 @@ final class HTTP2StreamState {
     /// When libnghttp2 last took queued bytes, or when bytes were queued on an empty queue; nil while
     /// nothing is queued. The write-progress timeout measures from here.
     var lastOutboundProgress: NIODeadline?
-    /// Server: the owner answered this request early because its body stopped coming (see
-    /// ``HTTP2SessionDelegate/session(_:requestBodyTimedOutOn:)``): once the answer's END_STREAM frame is sent,
-    /// the stream is reset with NO_ERROR (RFC 9113 §8.1).
+    /// Server: the owner answered this request before it ended, because its body stopped coming (see
+    /// ``HTTP2SessionDelegate/session(_:requestBodyTimedOutOn:)``) or early (``NGHTTP2Session/resetWhenAnswered(_:)``):
+    /// once the answer's END_STREAM frame is sent, the stream is reset with NO_ERROR (RFC 9113 §8.1) if the
+    /// client's side is still open.
     var resetWhenAnswered = false
     /// The owner (or the engine's own timeouts) asked for this stream's RST_STREAM. A reset the server sends
     /// without it is libnghttp2's answer to a stream error the client provoked, and counts against

@@ -366,8 +366,9 @@ extension NGHTTP2Session {
     }
 
     /// A frame left; a GOAWAY with an error code is why the connection is about to close. The last frame of an
-    /// answer to a request whose body stopped (``HTTP2StreamState/resetWhenAnswered``) is followed by
-    /// RST_STREAM NO_ERROR: queued only now, since a reset submitted with the answer could leave before it.
+    /// answer given before its request ended (``HTTP2StreamState/resetWhenAnswered``: the body stopped, or an
+    /// early answer) is followed by RST_STREAM NO_ERROR while the client's side is still open: queued only now,
+    /// since a reset submitted with the answer could leave before it.
     func frameSent(_ frame: UnsafePointer<nghttp2_frame>) throws {
         let header = frame.pointee.hd
         if self.streamsResettingWhenAnswered > 0, header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
@@ -375,7 +376,10 @@ extension NGHTTP2Session {
         {
             stream.resetWhenAnswered = false
             self.streamsResettingWhenAnswered -= 1
-            self.pendingOperations.append(.resetStream(header.stream_id, .noError))
+            // The request ended meanwhile: the stream closes with this frame, and a reset would be on a closed one.
+            if nghttp2_session_get_stream_remote_close(self.nghttp2, header.stream_id) == 0 {
+                self.pendingOperations.append(.resetStream(header.stream_id, .noError))
+            }
             return
         }
         if UInt32(header.type) == NGHTTP2_RST_STREAM.rawValue {

@@ -1,4 +1,5 @@
 package import NIOCore
+import CNghttp2
 
 /// The owner's operations. All must be called on the channel's event loop; all may be called from inside a
 /// delegate callback (they are queued and run once libnghttp2 returns). Operations on a stream that has
@@ -21,6 +22,17 @@ extension NGHTTP2Session {
         }
         guard found != nil else { return }
         self.pendingOperations.append(.submitResponse(stream.rawValue, headers, endStream: endStream))
+        self.drain()
+    }
+
+    /// Server role: an informational (1xx) response on `stream` before its final one (RFC 9110 §15.2): a HEADERS
+    /// frame without END_STREAM, `:status` first. `100 Continue` is the one the gateway sends, to a request that
+    /// expects it (RFC 9110 §10.1.1). Ignored once the final response was submitted.
+    package func sendInformational(stream: HTTP2StreamID, headers: consuming HTTP2Headers) {
+        self.assertInEventLoop()
+        precondition(self.role == .server, "sendInformational is for the server role")
+        guard self.lifecycle != .closed, self.withStream(stream.rawValue, { !$0.sentHeaders }) == true else { return }
+        self.pendingOperations.append(.submitInformational(stream.rawValue, headers))
         self.drain()
     }
 
@@ -110,6 +122,27 @@ extension NGHTTP2Session {
         guard self.lifecycle != .closed, self.streams.contains(stream.rawValue) else { return }
         self.pendingOperations.append(.resetStream(stream.rawValue, errorCode))
         self.drain()
+    }
+
+    /// Server: the owner does not want the rest of `stream`'s request body. RST_STREAM(NO_ERROR) asks the client
+    /// to stop sending it (RFC 9113 §8.1) once the answer's last frame (END_STREAM) is sent: at once if it was,
+    /// after it otherwise (a reset submitted before would overtake the answer); not if the request ends first.
+    /// Again is a no-op.
+    package func resetWhenAnswered(_ stream: HTTP2StreamID) {
+        self.assertInEventLoop()
+        guard self.role == .server, self.lifecycle != .closed else { return }
+        let id = stream.rawValue
+        let answered = nghttp2_session_get_stream_local_close(self.nghttp2, id) == 1
+        let found: Void? = self.withStream(id) { state in
+            guard !state.resetWhenAnswered else { return }
+            if answered {
+                self.pendingOperations.append(.resetStream(id, .noError))
+            } else {
+                state.resetWhenAnswered = true
+                self.streamsResettingWhenAnswered += 1
+            }
+        }
+        if found != nil, answered { self.drain() }
     }
 
     /// Tells the peer that `bytes` of `stream`'s received DATA have been processed (forwarded to a backend,

@@ -4,6 +4,8 @@ import CNghttp2
 enum PendingOperation {
     case submitRequest(Int32, HTTP2Headers, endStream: Bool)
     case submitResponse(Int32, HTTP2Headers, endStream: Bool)
+    /// A 1xx response's HEADERS (``NGHTTP2Session/sendInformational(stream:headers:)``).
+    case submitInformational(Int32, HTTP2Headers)
     case submitTrailers(Int32, HTTP2Headers)
     case resumeData(Int32)
     case resetStream(Int32, HTTP2ErrorCode)
@@ -99,6 +101,17 @@ extension NGHTTP2Session {
                     : nghttp2_submit_response(self.nghttp2, id, nva, count, &provider)
             }
             precondition(rc == 0, "nghttp2_submit_response failed: \(nghttpErrorString(rc))")
+
+        case .submitInformational(let id, let headers):
+            // Not after the final response: its HEADERS may be queued already (an answer submitted in the same drain).
+            guard self.withStream(id, { !$0.sentHeaders }) == true else { return }
+            let rc = headers.withNGHTTP2NVArray(priming: &self.hpackNamePriming) { nva, count in
+                // Returns 0, NGHTTP2_ERR_NOMEM, NGHTTP2_ERR_INVALID_ARGUMENT (stream 0) or NGHTTP2_ERR_STREAM_CLOSED.
+                nghttp2_submit_headers(self.nghttp2, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, nil, nva, count, nil)
+            }
+            precondition(
+                rc == 0 || rc == NGHTTP2_ERR_STREAM_CLOSED.rawValue,
+                "nghttp2_submit_headers (1xx) failed: \(nghttpErrorString(rc))")
 
         case .submitTrailers(let id, let trailers):
             guard self.streams.contains(id) else { return }

@@ -94,6 +94,25 @@ struct H2InteropTests {
         }
     }
 
+    /// RFC 9110 §10.1.1 holds for HTTP/2 too: a request that expects 100-continue gets an immediate 100 or its
+    /// final answer. Without the 100, curl waits its `--expect100-timeout` (1 s by default; 30 s here) first.
+    @Test("curl over h2c with Expect: 100-continue gets the 100 at once, then its answer", .timeLimit(.minutes(1)))
+    func expectContinueH2() async throws {
+        let curl = try #require(TestProcess.which("curl"))
+        try await withTestGateway { gateway in
+            let out = try await TestProcess.run(
+                curl,
+                [
+                    "-sS", "-v", "--http2-prior-knowledge", "--expect100-timeout", "30", "-H", "Expect: 100-continue",
+                    "-H", "content-type: application/json", "-d", #"{"data":[{"variable":{"k":"expected"}}]}"#,
+                    "http://127.0.0.1:\(gateway.port)/v1beta/namespaces/demo/pipelines/echo/trigger",
+                ])
+            #expect(out.stderr.contains("< HTTP/2 100"), "\(out.stderr)")
+            #expect(out.stderr.contains("< HTTP/2 200"), "\(out.stderr)")
+            #expect(out.stdoutString.contains(#""k":"expected""#), "\(out.stdoutString)")
+        }
+    }
+
     @Test("nghttp, nghttp2's own client, gets REST answers over h2c")
     func nghttpClient() async throws {
         let nghttp = try #require(TestProcess.which("nghttp"))

@@ -189,6 +189,41 @@ struct RESTLimitsTests {
         }
     }
 
+    @Test(
+        """
+        a gRPC method's path asked for as REST (JSON, or no content type), over HTTP/1.1 and h2c: 415 saying to call \
+        it with application/grpc over HTTP/2 (gRPC PROTOCOL-HTTP2.md); a path of no method there stays 404
+        """)
+    func grpcMethodAsREST() async throws {
+        let method = "/pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline"
+        let said = "\(method) is a gRPC method: call it with content-type application/grpc over HTTP/2"
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            let posted = try await client.request("POST", method, headers: jsonHeaders, body: ByteBuffer(string: "{}"))
+            #expect(posted.status == 415)
+            let message = try json(posted.body)["message"] as? String
+            #expect(message == said + Self.grpcMethodRest, "\(message ?? "")")
+            let bare = try await client.request("GET", method)
+            #expect(bare.status == 415)
+            let unknown = try await client.request(
+                "POST", "/pipeline.pipeline.v1beta.PipelinePublicService/NoSuchMethod", headers: jsonHeaders,
+                body: ByteBuffer(string: "{}"))
+            #expect(unknown.status == 404)
+            await client.close()
+
+            let h2 = try await H2TestClient.connect(port: gateway.port)
+            let pseudo = [(":method", "POST"), (":scheme", "http"), (":authority", "localhost")]
+            let stream = try await h2.request(pseudo + [(":path", method)] + jsonHeaders, body: Array("{}".utf8))
+            let snapshot = try await h2.wait(timeout: .seconds(10)) { $0.streams[stream]?.endStream == true }
+            #expect(snapshot.streams[stream]?.status == "415")
+            #expect(snapshot.streams[stream]?.bodyString.contains(said) == true)
+            await h2.close()
+        }
+    }
+
+    static let grpcMethodRest =
+        " (h2c with prior knowledge on this port, or h2 over TLS); its REST form is in /openapi.json"
+
     @Test("garbage on one connection does not disturb a request on another")
     func isolation() async throws {
         try await withTestGateway { gateway in

@@ -146,6 +146,40 @@ struct FrontendDeadlineTests {
         await loop.shutdownGracefully()
     }
 
+    /// The idle timeout counts from the last answer's end when that is later than the last read (the helper review
+    /// of the fifty-third session: an answer 2.9 s after its request, under a 3 s idle timeout, had the connection
+    /// closed 90 ms after it, under the client's next request).
+    @Test(
+        "a kept-alive HTTP/1.1 connection is closed timeouts.idle after its last answer ended, not after its last read",
+        .timeLimit(.minutes(1)))
+    func idleCountsFromTheAnswer() async throws {
+        let runner = Hanging()
+        let (loop, channel) = try await Self.connection(
+            requestTimeout: .hours(3), poolTimeout: .minutes(90), runner: runner, idleTimeout: .hours(2))
+        let body = #"{"data":[{"variable":{"x":1}}]}"#
+        try await channel.writeInbound(
+            ByteBuffer(
+                string: "POST /v1beta/namespaces/demo/pipelines/wait/trigger HTTP/1.1\r\nhost: gw\r\n"
+                    + "content-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)"))
+        await loop.run()
+        #expect(await eventually(within: .seconds(20)) { runner.started.load(ordering: .sequentiallyConsistent) == 1 })
+        // The pool's deadline answers at 1.5 h, and the connection stays open for the next request.
+        await loop.advanceTime(by: .minutes(90))
+        let answer = try await Self.written(channel)
+        #expect(answer.hasPrefix("HTTP/1.1 504 "), "\(answer)")
+        #expect(!answer.lowercased().contains("connection: close"), "\(answer)")
+        // 2 h after the read, 0.5 h after the answer: open (it was closed here).
+        await loop.advanceTime(by: .minutes(30))
+        #expect(channel.isActive, "closed 30 minutes after its answer, under an idle timeout of 2 hours")
+        // The idle timeout after the answer's end, at its edge.
+        await loop.advanceTime(by: .minutes(90) - .nanoseconds(1))
+        #expect(channel.isActive, "closed before the idle timeout counted from the answer")
+        await loop.advanceTime(by: .nanoseconds(1))
+        #expect(await eventually(within: .seconds(20)) { !channel.isActive }, "still open after the idle timeout")
+        _ = try? await channel.finish(acceptAlreadyClosed: true)
+        await loop.shutdownGracefully()
+    }
+
     /// A sync trigger whose body arrives in two halves `gap` apart (a slow upload, each half within the body
     /// progress timeout): what the gateway wrote, on the loop's clock, `after` the body's end.
     static func slowUpload(

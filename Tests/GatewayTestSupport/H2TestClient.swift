@@ -87,6 +87,25 @@ package final class H2TestClient: Sendable {
         }.get()
     }
 
+    /// Sends more of `stream`'s body (flow control permitting, as the engine sends any DATA).
+    package func send(stream: Int32, body: [UInt8], endStream: Bool = false) async throws {
+        let session = self.session
+        try await channel.eventLoop.submit {
+            var buffer = ByteBuffer()
+            buffer.writeBytes(body)
+            session.value.sendData(stream: HTTP2StreamID(stream), buffer, endStream: endStream)
+        }.get()
+    }
+
+    /// Waits until all of `stream`'s body given so far has left (flow control let it), or `timeout` passes.
+    package func waitSent(stream: Int32, timeout: Duration = .seconds(20)) async throws -> Bool {
+        let session = self.session
+        let loop = channel.eventLoop
+        return try await eventually(within: timeout, interval: .milliseconds(5)) {
+            try await loop.submit { session.value.bufferedOutboundBytes(stream: HTTP2StreamID(stream)) == 0 }.get()
+        }
+    }
+
     /// Resets `stream` (RST_STREAM CANCEL): a client that gives up mid-request.
     package func reset(stream: Int32) async throws {
         let session = self.session
