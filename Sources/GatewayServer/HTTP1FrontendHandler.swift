@@ -57,8 +57,8 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     private var servicesGeneration: Int
     private let currentServices: CurrentFrontendServices
     var state = State.idle
-    /// When the last answer's last byte was queued on a connection kept alive (``responseEnded(keepAlive:context:)``):
-    /// where `timeouts.idle` counts from when it is later than the last read.
+    /// When the last answer's last byte was queued on a connection kept alive (``responseEnded(keepAlive:context:)``),
+    /// on the services' clock: where `timeouts.idle` counts from when it is later than the last read.
     var lastAnswerEnded: NIODeadline?
     /// The id of the request in progress, for an answer the handler writes on its own (grace expiry).
     private var currentRequestID = ""
@@ -806,7 +806,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             // Idle from the last answer's end, not only from the last read (RFC 9112 §9.5; nginx's
             // keepalive_timeout): an answer that ended less than the timeout ago is asked about again then.
             if let answered = lastAnswerEnded {
-                let since = context.eventLoop.now - answered
+                let since = services.clock() - answered
                 if since < services.idleTimeout {
                     idle.recheck = services.idleTimeout - since
                     return

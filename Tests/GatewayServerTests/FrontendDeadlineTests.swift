@@ -87,6 +87,19 @@ struct FrontendDeadlineTests {
 
     /// Sends a sync trigger, moves the loop's clock to one nanosecond before `deadline` (nothing answered, the
     /// run going on), then onto it: 504 naming `message`, and the run cancelled.
+    /// Sends a whole sync trigger of `demo/wait` on `channel` and waits until `runner` has started it.
+    static func startTrigger(_ channel: NIOAsyncTestingChannel, loop: NIOAsyncTestingEventLoop, runner: Hanging)
+        async throws
+    {
+        let body = #"{"data":[{"variable":{"x":1}}]}"#
+        try await channel.writeInbound(
+            ByteBuffer(
+                string: "POST /v1beta/namespaces/demo/pipelines/wait/trigger HTTP/1.1\r\nhost: gw\r\n"
+                    + "content-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)"))
+        await loop.run()
+        #expect(await eventually(within: .seconds(20)) { runner.started.load(ordering: .sequentiallyConsistent) == 1 })
+    }
+
     static func expectCut(
         at deadline: TimeAmount,
         requestTimeout: TimeAmount,
@@ -96,13 +109,7 @@ struct FrontendDeadlineTests {
         let runner = Hanging()
         let (loop, channel) = try await connection(
             requestTimeout: requestTimeout, poolTimeout: poolTimeout, runner: runner)
-        let body = #"{"data":[{"variable":{"x":1}}]}"#
-        try await channel.writeInbound(
-            ByteBuffer(
-                string: "POST /v1beta/namespaces/demo/pipelines/wait/trigger HTTP/1.1\r\nhost: gw\r\n"
-                    + "content-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)"))
-        await loop.run()
-        #expect(await eventually(within: .seconds(20)) { runner.started.load(ordering: .sequentiallyConsistent) == 1 })
+        try await Self.startTrigger(channel, loop: loop, runner: runner)
 
         await loop.advanceTime(by: deadline - .nanoseconds(1))
         #expect(try await written(channel).isEmpty, "answered before the deadline")
@@ -156,13 +163,7 @@ struct FrontendDeadlineTests {
         let runner = Hanging()
         let (loop, channel) = try await Self.connection(
             requestTimeout: .hours(3), poolTimeout: .minutes(90), runner: runner, idleTimeout: .hours(2))
-        let body = #"{"data":[{"variable":{"x":1}}]}"#
-        try await channel.writeInbound(
-            ByteBuffer(
-                string: "POST /v1beta/namespaces/demo/pipelines/wait/trigger HTTP/1.1\r\nhost: gw\r\n"
-                    + "content-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)"))
-        await loop.run()
-        #expect(await eventually(within: .seconds(20)) { runner.started.load(ordering: .sequentiallyConsistent) == 1 })
+        try await Self.startTrigger(channel, loop: loop, runner: runner)
         // The pool's deadline answers at 1.5 h, and the connection stays open for the next request.
         await loop.advanceTime(by: .minutes(90))
         let answer = try await Self.written(channel)
