@@ -319,7 +319,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// nghttpx ask at once): twice `limits.max_body_bytes`. Not at once: curl 7.88 (Debian 12's) discards an answer
     /// its upload is reset after ("Stream error in the HTTP/2 framing layer", against §8.1's MUST NOT), so an
     /// upload up to twice what the gateway takes (a body a little over the cap among them) is read to its end and
-    /// its 413 shown; past that the bytes stop. Before, window was granted for them without end, until
+    /// its 413 shown; past that no more window is granted, and the reset follows the answer. Before, window was granted for them without end, until
     /// `timeouts.request` (the fifty-third session's protocol review: 2.2 MB in 8 s after a 413).
     static func droppedBodyAllowance(_ limits: CodecLimits) -> Int {
         let (twice, overflow) = limits.maxBodyBytes.multipliedReportingOverflow(by: 2)
@@ -438,11 +438,18 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             grpcReflectionReceived(data, call: call, stream: stream, endStream: endStream)
             return
         case .running, .done:
-            // A body no one reads (answered early, or a route that reads none): dropped, up to an allowance.
+            // A body no one reads (answered early, or a route that reads none): dropped, up to an allowance. Past
+            // it the client is asked to stop (after the answer, if that has not left), and the stream's window
+            // stays shut meanwhile: its bytes go back to the connection's window only (a client held to one stream
+            // window while the answer waits, not granted more). A frame that ends the request needs no ask.
             state.droppedBodyBytes += size
-            if state.droppedBodyBytes > Self.droppedBodyAllowance(services.limits), !state.askedToStop {
-                state.askedToStop = true
-                session.resetWhenAnswered(stream)
+            if !endStream, state.droppedBodyBytes > Self.droppedBodyAllowance(services.limits) {
+                if !state.askedToStop {
+                    state.askedToStop = true
+                    session.resetWhenAnswered(stream)
+                }
+                session.releaseConnectionWindow(stream: stream, bytes: size)
+                return
             }
         }
         admitRequestData(size, of: state, stream: stream)

@@ -376,10 +376,8 @@ extension NGHTTP2Session {
         {
             stream.resetWhenAnswered = false
             self.streamsResettingWhenAnswered -= 1
-            // The request ended meanwhile: the stream closes with this frame, and a reset would be on a closed one.
-            if nghttp2_session_get_stream_remote_close(self.nghttp2, header.stream_id) == 0 {
-                self.pendingOperations.append(.resetStream(header.stream_id, .noError))
-            }
+            // Not if the request ended meanwhile (checked as it is submitted): the stream closes with this frame.
+            self.pendingOperations.append(.stopRequestBody(header.stream_id))
             return
         }
         if UInt32(header.type) == NGHTTP2_RST_STREAM.rawValue {

@@ -126,8 +126,9 @@ extension NGHTTP2Session {
 
     /// Server: the owner does not want the rest of `stream`'s request body. RST_STREAM(NO_ERROR) asks the client
     /// to stop sending it (RFC 9113 §8.1) once the answer's last frame (END_STREAM) is sent: at once if it was,
-    /// after it otherwise (a reset submitted before would overtake the answer); not if the request ends first.
-    /// Again is a no-op.
+    /// after it otherwise (a reset submitted before would overtake the answer); not if the request ends first, which
+    /// is checked when the reset is submitted (``PendingOperation/stopRequestBody``: a request's END_STREAM read in
+    /// the same `mem_recv` closes the stream before the queue runs). Again is a no-op.
     package func resetWhenAnswered(_ stream: HTTP2StreamID) {
         self.assertInEventLoop()
         guard self.role == .server, self.lifecycle != .closed else { return }
@@ -136,7 +137,7 @@ extension NGHTTP2Session {
         let found: Void? = self.withStream(id) { state in
             guard !state.resetWhenAnswered else { return }
             if answered {
-                self.pendingOperations.append(.resetStream(id, .noError))
+                self.pendingOperations.append(.stopRequestBody(id))
             } else {
                 state.resetWhenAnswered = true
                 self.streamsResettingWhenAnswered += 1

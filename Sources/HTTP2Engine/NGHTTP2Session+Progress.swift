@@ -172,11 +172,15 @@ extension NGHTTP2Session {
                 }
                 stream.inboundDeadline = nil
                 if stream.announced, stream.receivedHeaders, let delegate = self.delegate {
-                    // Set before asking, so that it holds whenever the answer's END_STREAM leaves.
-                    stream.resetWhenAnswered = true
-                    self.streamsResettingWhenAnswered += 1
+                    // Set before asking, so that it holds whenever the answer's END_STREAM leaves; it may be set
+                    // already (``resetWhenAnswered(_:)``), and is then counted once and left set.
+                    let wasSet = stream.resetWhenAnswered
+                    if !wasSet {
+                        stream.resetWhenAnswered = true
+                        self.streamsResettingWhenAnswered += 1
+                    }
                     if delegate.session(self, requestBodyTimedOutOn: HTTP2StreamID(id)) { continue }
-                    if stream.resetWhenAnswered {
+                    if !wasSet, stream.resetWhenAnswered {
                         stream.resetWhenAnswered = false
                         self.streamsResettingWhenAnswered -= 1
                     }

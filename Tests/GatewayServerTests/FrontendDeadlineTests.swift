@@ -85,8 +85,6 @@ struct FrontendDeadlineTests {
         return text
     }
 
-    /// Sends a sync trigger, moves the loop's clock to one nanosecond before `deadline` (nothing answered, the
-    /// run going on), then onto it: 504 naming `message`, and the run cancelled.
     /// Sends a whole sync trigger of `demo/wait` on `channel` and waits until `runner` has started it.
     static func startTrigger(_ channel: NIOAsyncTestingChannel, loop: NIOAsyncTestingEventLoop, runner: Hanging)
         async throws
@@ -100,6 +98,8 @@ struct FrontendDeadlineTests {
         #expect(await eventually(within: .seconds(20)) { runner.started.load(ordering: .sequentiallyConsistent) == 1 })
     }
 
+    /// Sends a sync trigger, moves the loop's clock to one nanosecond before `deadline` (nothing answered, the
+    /// run going on), then onto it: 504 naming `message`, and the run cancelled.
     static func expectCut(
         at deadline: TimeAmount,
         requestTimeout: TimeAmount,

@@ -68,6 +68,27 @@ struct EarlyAnswerTests {
         #expect(pair.clientDelegate.events(for: id.rawValue).last == .closed(id.rawValue, .noError))
     }
 
+    /// The review's case: the ask comes from the DATA frame that ends the request (or with it, in one read), after
+    /// the answer left. The stream closes in that `mem_recv`, before the queue runs: no RST_STREAM on it (RFC 9113
+    /// §5.1), which the reset limiter would also have counted against the client.
+    @Test("asked for by the frame that ends the request, after the answer left: no reset on the closed stream")
+    func noResetOnTheClosedStream() throws {
+        let pair = try ConnectionPair()
+        pair.serverDelegate.onHeaders = { session, stream, _, _ in
+            session.sendResponseHeaders(stream: stream, headers: [":status": "404"], endStream: true)
+        }
+        pair.serverDelegate.onData = { session, stream, _, _ in session.resetWhenAnswered(stream) }
+        let id = try pair.clientSession.startRequest(headers: ConnectionPair.requestHeaders(), endStream: false)
+        var frames = try Self.exchange(pair).filter { $0.streamID == id.rawValue }
+        #expect(frames.map(\.type) == [FrameHeader.headers], "\(frames)")
+        // Two DATA frames in one read, the second ending the request.
+        pair.clientSession.sendData(stream: id, ByteBuffer(string: "more"), endStream: false)
+        pair.clientSession.sendData(stream: id, ByteBuffer(string: "last"), endStream: true)
+        frames = try Self.exchange(pair).filter { $0.streamID == id.rawValue }
+        #expect(frames.isEmpty, "no frame on the closed stream: \(frames)")
+        #expect(pair.clientDelegate.events(for: id.rawValue).last == .closed(id.rawValue, .noError))
+    }
+
     @Test("a request that ended before its answer gets no reset")
     func noResetAfterAWholeRequest() throws {
         let pair = try ConnectionPair()
