@@ -38,6 +38,20 @@ struct EarlyAnswerTests {
         }
     }
 
+    /// A request answered at its head, 404 and END_STREAM, whose body still comes; each later DATA frame asks for
+    /// the reset. The answer has left when this returns (checked), the request is still open.
+    static func answeredWhileTheBodyComes() throws -> (ConnectionPair, HTTP2StreamID) {
+        let pair = try ConnectionPair()
+        pair.serverDelegate.onHeaders = { session, stream, _, _ in
+            session.sendResponseHeaders(stream: stream, headers: [":status": "404"], endStream: true)
+        }
+        pair.serverDelegate.onData = { session, stream, _, _ in session.resetWhenAnswered(stream) }
+        let id = try pair.clientSession.startRequest(headers: ConnectionPair.requestHeaders(), endStream: false)
+        let frames = try Self.exchange(pair).filter { $0.streamID == id.rawValue }
+        #expect(frames.map(\.type) == [FrameHeader.headers], "answered, not reset: \(frames)")
+        return (pair, id)
+    }
+
     @Test("an answer given while the request body still comes is followed by RST_STREAM(NO_ERROR), after its end")
     func resetAfterTheAnswer() throws {
         let pair = try ConnectionPair()
@@ -54,16 +68,9 @@ struct EarlyAnswerTests {
 
     @Test("asked for after the answer left, the reset goes at once")
     func resetAfterTheAnswerLeft() throws {
-        let pair = try ConnectionPair()
-        pair.serverDelegate.onHeaders = { session, stream, _, _ in
-            session.sendResponseHeaders(stream: stream, headers: [":status": "404"], endStream: true)
-        }
-        pair.serverDelegate.onData = { session, stream, _, _ in session.resetWhenAnswered(stream) }
-        let id = try pair.clientSession.startRequest(headers: ConnectionPair.requestHeaders(), endStream: false)
-        var frames = try Self.exchange(pair).filter { $0.streamID == id.rawValue }
-        #expect(frames.map(\.type) == [FrameHeader.headers], "answered, not reset: \(frames)")
+        let (pair, id) = try Self.answeredWhileTheBodyComes()
         pair.clientSession.sendData(stream: id, ByteBuffer(string: "more"), endStream: false)
-        frames = try Self.exchange(pair).filter { $0.streamID == id.rawValue }
+        let frames = try Self.exchange(pair).filter { $0.streamID == id.rawValue }
         #expect(frames.map(\.type) == [FrameHeader.rstStream], "\(frames)")
         #expect(pair.clientDelegate.events(for: id.rawValue).last == .closed(id.rawValue, .noError))
     }
@@ -73,18 +80,11 @@ struct EarlyAnswerTests {
     /// §5.1), which the reset limiter would also have counted against the client.
     @Test("asked for by the frame that ends the request, after the answer left: no reset on the closed stream")
     func noResetOnTheClosedStream() throws {
-        let pair = try ConnectionPair()
-        pair.serverDelegate.onHeaders = { session, stream, _, _ in
-            session.sendResponseHeaders(stream: stream, headers: [":status": "404"], endStream: true)
-        }
-        pair.serverDelegate.onData = { session, stream, _, _ in session.resetWhenAnswered(stream) }
-        let id = try pair.clientSession.startRequest(headers: ConnectionPair.requestHeaders(), endStream: false)
-        var frames = try Self.exchange(pair).filter { $0.streamID == id.rawValue }
-        #expect(frames.map(\.type) == [FrameHeader.headers], "\(frames)")
+        let (pair, id) = try Self.answeredWhileTheBodyComes()
         // Two DATA frames in one read, the second ending the request.
         pair.clientSession.sendData(stream: id, ByteBuffer(string: "more"), endStream: false)
         pair.clientSession.sendData(stream: id, ByteBuffer(string: "last"), endStream: true)
-        frames = try Self.exchange(pair).filter { $0.streamID == id.rawValue }
+        let frames = try Self.exchange(pair).filter { $0.streamID == id.rawValue }
         #expect(frames.isEmpty, "no frame on the closed stream: \(frames)")
         #expect(pair.clientDelegate.events(for: id.rawValue).last == .closed(id.rawValue, .noError))
     }
