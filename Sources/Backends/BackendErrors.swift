@@ -153,6 +153,21 @@ enum BackendErrors {
         return error
     }
 
+    /// The request's deadline was the gateway's `timeouts.request` of `timeout` (from the head's arrival, the
+    /// upload included), which came before the pool's `request_timeout`, and the call did not finish in the `left`
+    /// that remained of it (nil: all of it, to within 10 ms). The message names that setting, where the time alone
+    /// ("within 1.999s" under a 2 s `timeouts.request`) read as a pool setting nobody made. Still the endpoint's
+    /// `UT`: it had all that was left and did not answer.
+    static func deadlineOfRequest(pool: String, timeout: String, left: String?) -> GatewayError {
+        let within =
+            left.map { "the \($0) left of timeouts.request (\(timeout), " } ?? "\(timeout) (timeouts.request, "
+        var error = GatewayError(
+            .deadlineExceeded,
+            "backend pool \"\(pool)\" did not answer within \(within)counted from the request's arrival)")
+        error.upstreamFailure = .requestTimeout
+        return error
+    }
+
     /// Outlier detection took an endpoint out of picking (it comes back by itself after `length`).
     static func logEjection(pool: String, endpoint: String, for length: TimeAmount) {
         logger.warning(

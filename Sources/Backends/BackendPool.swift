@@ -151,8 +151,8 @@ package final class BackendPool: TriggerRunner {
         let call = PoolCall(
             pool: configuration.name, timeout: configuration.requestTimeout, limiter: limiter,
             cancellation: cancellation, eventLoop: eventLoop, pinned: pinned,
-            background: request.waitsForCapacity, clientDeadline: request.deadlineIsClients, metrics: metrics,
-            completion: completion)
+            background: request.waitsForCapacity, clientDeadline: request.deadlineIsClients,
+            requestTimeoutDeadline: request.requestTimeoutDeadline, metrics: metrics, completion: completion)
         if !call.background, limiter.tryAcquire() {
             // The common case: a slot is free, so no waiter closure is made, and on the loop no closure at all.
             if eventLoop.inEventLoop {
@@ -380,6 +380,8 @@ private final class PoolCall: LoopDeadlineEntry, NIOScheduledCallbackHandler, @u
     var background: Bool
     /// The request's deadline is the client's own (`TriggerRequest.deadlineIsClients`).
     let clientDeadline: Bool
+    /// The configured `timeouts.request` when it set the request's deadline (`TriggerRequest.requestTimeoutDeadline`).
+    let requestTimeoutDeadline: TimeAmount?
     /// Counts the deadline (`UT`) against the endpoint the call went to.
     let metrics: PoolMetrics?
     private let completion: (Result<TriggerResult, any Error>) -> Void
@@ -403,10 +405,12 @@ private final class PoolCall: LoopDeadlineEntry, NIOScheduledCallbackHandler, @u
 
     init(
         pool: String, timeout: TimeAmount, limiter: ConcurrencyLimiter, cancellation: TriggerCancellation,
-        eventLoop: any EventLoop, pinned: Bool, background: Bool, clientDeadline: Bool, metrics: PoolMetrics?,
+        eventLoop: any EventLoop, pinned: Bool, background: Bool, clientDeadline: Bool,
+        requestTimeoutDeadline: TimeAmount?, metrics: PoolMetrics?,
         completion: @escaping (Result<TriggerResult, any Error>) -> Void
     ) {
         self.clientDeadline = clientDeadline
+        self.requestTimeoutDeadline = requestTimeoutDeadline
         self.metrics = metrics
         self.pinned = pinned
         self.background = background
@@ -499,7 +503,10 @@ private final class PoolCall: LoopDeadlineEntry, NIOScheduledCallbackHandler, @u
     /// The gateway's own words for its deadline: `backend pool "rpc" did not answer within 5s`; or, when the
     /// client's deadline was the shorter, `the client's deadline passed before backend pool "rpc" answered,
     /// 295ms after the call reached it` (the time the pool had, not the client's `grpc-timeout` itself, which
-    /// also covered the frontend's work), marked ``GatewayError/callerDeadline``.
+    /// also covered the frontend's work), marked ``GatewayError/callerDeadline``; or, when `timeouts.request` was
+    /// the earlier, `backend pool "rpc" did not answer within 60s (timeouts.request, counted from the request's
+    /// arrival)`, and after a slow upload `… within the 55s left of timeouts.request (60s, counted from the
+    /// request's arrival)`.
     private func deadlineError() -> GatewayError {
         // The deadline counts from the request's arrival, so the frontend's moment before the slot leaves a little
         // less than `request_timeout` (`1s` was "within 999ms", review 9 #15): within 10 ms of it, name it.
@@ -507,6 +514,11 @@ private final class PoolCall: LoopDeadlineEntry, NIOScheduledCallbackHandler, @u
         if clientDeadline { return BackendErrors.clientDeadline(pool: pool, after: describe(budget)) }
         if let waited = waitedInQueue, waited >= Self.deadlineRaceSlack {
             return BackendErrors.deadlineAfterQueue(pool: pool, left: describe(budget), waited: describe(waited))
+        }
+        if let requestTimeout = requestTimeoutDeadline {
+            // Within 10 ms of all of it (the frontend's moment before the slot), the timeout itself is named.
+            let left = requestTimeout - remaining < .milliseconds(10) ? nil : describe(remaining)
+            return BackendErrors.deadlineOfRequest(pool: pool, timeout: describe(requestTimeout), left: left)
         }
         return BackendErrors.deadline(pool: pool, after: describe(budget))
     }

@@ -320,6 +320,7 @@ final class HTTP1BodyRelay {
         // relay's start, where the finished request's would count from now (RequestContext.poolTimeout).
         sameFields.deadline = relaying.provisional.deadline
         sameFields.deadlineIsClients = relaying.provisional.deadlineIsClients
+        sameFields.requestTimeoutDeadline = relaying.provisional.requestTimeoutDeadline
         let streamed = BackendHTTPBody.streamed(request: request)
         let split: (before: ByteBuffer, blob: ByteBuffer, after: ByteBuffer)?
         let expectedAddress: UInt?

@@ -12,6 +12,8 @@ struct RequestContext {
     var requestID: String
     /// When the request's head arrived: every deadline counts from it.
     let start: NIODeadline
+    /// The configured `timeouts.request`, which set ``syncDeadline`` unless the client's deadline is earlier.
+    let requestTimeout: TimeAmount
     /// The authenticated principal; nil when anonymous or not yet authenticated.
     var principal: String?
     /// The end-to-end deadline of a sync call: the earlier of the client's own (`grpc-timeout`) and the head's
@@ -99,12 +101,20 @@ struct RequestContext {
     func makeRequest(
         ref: PipelineRef, mode: TriggerMode, batch: TriggerBatch, trace: TraceContext, now: NIODeadline
     ) -> TriggerRequest {
-        let deadline: NIODeadline? =
-            switch mode {
-            case .sync: poolTimeout.map { min(syncDeadline, now + $0) } ?? syncDeadline
-            case .stream: clientDeadline
-            case .async: nil
+        var deadline: NIODeadline?
+        // `timeouts.request` (from the head's arrival) is the binding deadline when it comes before the pool's.
+        var requestTimeoutFirst = false
+        switch mode {
+        case .sync:
+            deadline = syncDeadline
+            if let poolTimeout {
+                let poolDeadline = now + poolTimeout
+                requestTimeoutFirst = syncDeadline < poolDeadline
+                if !requestTimeoutFirst { deadline = poolDeadline }
             }
+        case .stream: deadline = clientDeadline
+        case .async: deadline = nil
+        }
         var request = TriggerRequest(
             ref: ref,
             mode: mode,
@@ -121,6 +131,7 @@ struct RequestContext {
         request.sensitiveFields = sensitiveFields
         // The client's own deadline is the binding one: its passing is not the backend's failure.
         if let deadline, let clientDeadline { request.deadlineIsClients = clientDeadline <= deadline }
+        if requestTimeoutFirst, !request.deadlineIsClients { request.requestTimeoutDeadline = requestTimeout }
         return request
     }
 }
@@ -163,7 +174,7 @@ extension RequestContext {
     ) {
         let clientDeadline = clientTimeout.map { start + $0 }
         self.init(
-            requestID: requestID, start: start, principal: principal,
+            requestID: requestID, start: start, requestTimeout: requestTimeout, principal: principal,
             syncDeadline: min(start + requestTimeout, clientDeadline ?? .distantFuture), clientDeadline: clientDeadline,
             receivedTraceParent: traceParent, receivedTraceState: traceState, trace: nil,
             idempotencyKey: idempotencyKey,

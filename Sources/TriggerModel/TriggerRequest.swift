@@ -115,6 +115,10 @@ package struct TriggerRequest: Sendable, Equatable {
     /// Whether ``deadline`` is the client's own (`grpc-timeout`, shorter than every timeout of the gateway's):
     /// its passing is then not the backend's failure (`GatewayError.callerDeadline`).
     package var deadlineIsClients = false
+    /// The configured `timeouts.request` when it is what set ``deadline`` (counted from the request's arrival, it
+    /// came before the pool's `request_timeout` counted from the body's end); nil otherwise. The pool's deadline
+    /// error names it (a 2 s `timeouts.request` read "did not answer within 1.999s", a setting nobody made).
+    package var requestTimeoutDeadline: TimeAmount?
     /// Echoed to the client and passed to the backend; made by the frontend when the client sent none.
     package var requestID: String
     /// W3C trace context as received, passed through untouched.

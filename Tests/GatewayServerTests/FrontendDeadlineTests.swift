@@ -221,9 +221,35 @@ struct FrontendDeadlineTests {
         await loop.shutdownGracefully()
     }
 
-    /// Review 24, M4: `timeouts.request` runs from the head's arrival, the upload included: a body whose every
-    /// piece comes within `body_progress` is still cut at the request deadline, with the slow upload's 408 and a
-    /// close, and nothing is sent to the runner. One nanosecond before the deadline, nothing is answered.
+    /// `timeouts.request` (from the head's arrival) before the pool's `request_timeout` (from the body's end): the
+    /// 504 names `timeouts.request`, and after a slow upload the time that was left of it, not a bare "within
+    /// 3000s" that no setting says (a 2 s `timeouts.request` read "did not answer within 1.999s"). With the two
+    /// timeouts equal (the defaults' shape) and a 1 ms upload, `timeouts.request` is the earlier by that moment, and
+    /// all of it is named.
+    @Test(
+        "timeouts.request before the pool's timeout: the 504 names timeouts.request, and what was left of it",
+        .timeLimit(.minutes(1)),
+        arguments: [
+            (TimeAmount.minutes(10), TimeAmount.hours(2), "within the 3000s left of timeouts.request (3600s, "),
+            (TimeAmount.milliseconds(1), TimeAmount.hours(1), "within 3600s (timeouts.request, "),
+        ])
+    func requestTimeoutNamed(gap: TimeAmount, poolTimeout: TimeAmount, expected: String) async throws {
+        let runner = Hanging()
+        let (loop, channel) = try await Self.slowUpload(
+            gap: gap, requestTimeout: .hours(1), poolTimeout: poolTimeout, runner: runner)
+        #expect(await eventually(within: .seconds(20)) { runner.started.load(ordering: .sequentiallyConsistent) == 1 })
+        await loop.advanceTime(by: .hours(1) - gap - .nanoseconds(1))
+        #expect(try await Self.written(channel).isEmpty, "answered before timeouts.request")
+        await loop.advanceTime(by: .nanoseconds(1))
+        let answer = try await Self.written(channel)
+        #expect(answer.hasPrefix("HTTP/1.1 504 "), "\(answer)")
+        #expect(
+            answer.contains(#"backend pool \"p\" did not answer "# + expected + "counted from the request's arrival)"),
+            "\(answer)")
+        _ = try? await channel.finish(acceptAlreadyClosed: true)
+        await loop.shutdownGracefully()
+    }
+
     @Test(
         "timeouts.request passing during a progressing upload: 408 at the deadline, nothing sent to the runner",
         .timeLimit(.minutes(1)))
