@@ -143,16 +143,16 @@ struct DispatcherTimeTests {
             #expect(queued() == 0)
             store.isUnreachable = true
             for _ in 0..<2 { _ = try await store.enqueue(asyncRequest("echo"), idempotencyKey: nil) }
-            #expect(try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { queued() == 2 })
+            #expect(await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { queued() == 2 })
 
             store.failsQueueCounts = true
-            #expect(try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { queued() == nil })
+            #expect(await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { queued() == nil })
             let text = String(decoding: metrics.scrape(), as: UTF8.self)
             #expect(!text.contains("trigger_gateway_async_queued"), "\(text)")
             #expect(try promtoolFindings(text) == "", "\(text)")
 
             store.failsQueueCounts = false
-            #expect(try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { queued() == 2 })
+            #expect(await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { queued() == 2 })
             await instance.stop()
         }
     }
@@ -184,7 +184,7 @@ struct DispatcherTimeTests {
             var unrouted = asyncRequest("echo")
             unrouted.ref = PipelineRef(namespace: "elsewhere", pipeline: "echo")
             _ = try await store.enqueue(unrouted, idempotencyKey: nil)
-            #expect(try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { queued() == 2 })
+            #expect(await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { queued() == 2 })
             #expect(abs(try #require(oldest()) - accepted) < 0.001, "stamped to the millisecond")
             // An hour later it has waited two: the age grows while nothing is claimed.
             #expect(await time.advance(by: Self.hour, settlingOn: sleepers))
@@ -196,7 +196,7 @@ struct DispatcherTimeTests {
             // Claimable again: they run, and the pool waits for nothing.
             store.isUnreachable = false
             #expect(
-                try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 3) {
+                await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 3) {
                     queued() == 0 && oldest() == time.wallClock().timeIntervalSince1970
                 })
             await instance.stop()
@@ -222,18 +222,18 @@ struct DispatcherTimeTests {
                 clock: time, now: time.wallClock, metrics: metrics)
             let sleepers = Self.idle + 1
             #expect(await time.settle(sleepers: sleepers))
-            #expect(try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { unrouted() == 1 })
+            #expect(await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { unrouted() == 1 })
 
             store.failsQueueCounts = true
-            #expect(try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { unrouted() == nil })
+            #expect(await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { unrouted() == nil })
             // It stays absent through the outage: the claim rounds meanwhile do not bring back the last count.
-            #expect(!(try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { unrouted() != nil }))
+            #expect(!(await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { unrouted() != nil }))
             let text = String(decoding: metrics.scrape(), as: UTF8.self)
             #expect(!text.contains("trigger_gateway_async_unrouted_queued"), "\(text)")
             #expect(try promtoolFindings(text) == "", "\(text)")
 
             store.failsQueueCounts = false
-            #expect(try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { unrouted() == 1 })
+            #expect(await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { unrouted() == 1 })
             await instance.stop()
         }
     }
