@@ -330,12 +330,12 @@ struct CraftExchange: Sendable {
             let principal = authenticated(
                 authorization != nil
                     ? try services.authenticator.authenticate(authorization: authorization)
-                    : try services.authenticator.authenticate(token: query["token"]))
+                    : try services.authenticator.authenticate(token: query.credential("token")))
             return try await execute(
                 try await endpointDeployment(path, principal: principal), body: body, principal: principal)
         case .endpointExecution(let path, let id):
             let principal = authenticated(
-                try services.authenticator.authenticate(token: try RESTQuery(target: target)["token"]))
+                try services.authenticator.authenticate(token: try RESTQuery(target: target).credential("token")))
             let deployment = try await endpointDeployment(path, principal: principal)
             guard
                 let operation = try await finishedExecution(
@@ -349,7 +349,7 @@ struct CraftExchange: Sendable {
                 CraftAnswer.endpointOutputs(id: id, outputs, fileURLPrefix: base), requestID: requestID)
         case .endpointOutput(let path, let id, let name):
             let principal = authenticated(
-                try services.authenticator.authenticate(token: try RESTQuery(target: target)["token"]))
+                try services.authenticator.authenticate(token: try RESTQuery(target: target).credential("token")))
             let deployment = try await endpointDeployment(path, principal: principal)
             guard
                 let operation = try await finishedExecution(

@@ -236,19 +236,35 @@ enum RESTOperations {
 
 /// A request target's query parameters, percent-decoded (`+` is a space, as forms send it).
 struct RESTQuery {
-    private var items: [(name: String, value: String)] = []
+    /// Each parameter's decoded name and value, and its value as sent (for ``credential(_:)``).
+    private var items: [(name: String, value: String, sent: Substring)] = []
 
     init(target: String) throws {
         guard let mark = target.firstIndex(of: "?") else { return }
         for pair in target[target.index(after: mark)...].split(separator: "&") where !pair.isEmpty {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = try Self.decode(parts[0])
-            let value = parts.count > 1 ? try Self.decode(parts[1]) : ""
-            items.append((name, value))
+            let sent = parts.count > 1 ? parts[1] : ""
+            items.append((name, try Self.decode(sent), sent))
         }
     }
 
     subscript(name: String) -> String? { items.first { $0.name == name }?.value }
+
+    /// A credential parameter (a Craft AI endpoint's `token`): percent-escapes decoded, but a `+` is itself, not a
+    /// space. craft-ai-sdk appends the token to a file output's `url` as it is (`?token={endpoint_token}`,
+    /// `core/endpoints.py`), where its result read URL-encodes it: a base64 token's `+` arrived as a space, and the
+    /// file download was 401 after the run succeeded. A configured token never holds a space (`tokens[].token`
+    /// refuses one), so a `+` can only be the token's own, and an encoded one (`%2B`) still decodes to it.
+    ///
+    /// - Throws: `GatewayError(.invalidArgument)` for a malformed percent-escape.
+    func credential(_ name: String) throws -> String? {
+        guard let sent = items.first(where: { $0.name == name })?.sent else { return nil }
+        guard let decoded = PercentDecoding.decodeStrictly(sent.utf8, plusAsSpace: false) else {
+            throw GatewayError(.invalidArgument, "malformed percent-escape in the query string")
+        }
+        return decoded
+    }
 
     /// A boolean parameter: nil when absent or empty; `true` or `false` in any case (craft-ai-sdk's `requests`
     /// sends Python's `True`/`False`; grpc-gateway's `strconv.ParseBool` takes `True` too).

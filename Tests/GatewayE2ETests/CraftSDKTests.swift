@@ -132,6 +132,26 @@ struct CraftSDKTests {
         }
     }
 
+    /// craft-ai-sdk appends the endpoint token to a file output's `url` unencoded (`?token={endpoint_token}`), where
+    /// its other reads URL-encode it: a base64 token's `+` must still be a `+` there, not a space (the run
+    /// succeeded and the file download was 401: review of the fifty-fourth session). A `+` read as a space would
+    /// still fail with the token that has a space in its place, which configuration refuses.
+    @Test("an endpoint token with + and / (base64): the run, its result and its file output, fetched with ?token=")
+    func base64EndpointToken() async throws {
+        let token = "c+rol/K3y+0123456789=="
+        let yaml = """
+            tokens:
+              - {name: carol, token: "\(token)"}
+            """
+        try await withTestGateway(yaml: yaml) { gateway in
+            let answer = try await Peers.craft(
+                "trigger_file", port: gateway.port, ["echo", token, "doc", "00ff10ab"], sdkToken: token)
+            let outputs = try #require(try result(answer)["outputs"] as? [String: Any], "\(answer)")
+            #expect((outputs["doc"] as? [String: Any])?["hex"] as? String == "00ff10ab", "\(answer)")
+            #expect(count(answer, status: 200, pathContaining: "/outputs/doc") == 1, "\(answer)")
+        }
+    }
+
     /// Craft AI sends files only as parts (CLIENTS.md §3.4, §3.5): a text input that happens to be a base64 data
     /// URI is text. It was taken as a file (the Instill REST rule), so echo handed back bytes, and an input
     /// declared `string` was refused as "got file".
