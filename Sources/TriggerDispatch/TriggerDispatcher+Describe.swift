@@ -18,7 +18,8 @@ extension TriggerDispatcher {
     /// Used by Instill's `GetNamespacePipeline` (REST and gRPC), the Craft AI surface's descriptions and the
     /// Abacus.AI surface's check of a `pipelineId`. Answers are kept for a few seconds in this generation's
     /// ``PipelineDescriptionCache`` (one cache for every surface; a reload builds a new dispatcher, so a new,
-    /// empty cache); failures are not kept.
+    /// empty cache); failures are not kept, and a runner that cannot be asked gets its last description of this
+    /// generation (stale-if-error: see ``PipelineDescriptionCache``).
     ///
     /// - Throws: `.notFound` when no route matches `ref` or the runner has no such pipeline; transport errors
     ///   as for a run (the runner is down, slow or broken).

@@ -5,7 +5,12 @@ import Synchronization
 /// `GetNamespacePipeline` shows it), and a burst of calls should cost the runner one `Describe`, not one each.
 ///
 /// Only answers are kept: a failure (an unknown pipeline, a runner that is down) is asked again next time, so
-/// a pipeline that appears, or a runner that comes back, is seen at once. One cache per configuration
+/// a pipeline that appears, or a runner that comes back, is seen at once. A runner that cannot be asked (down,
+/// slow, broken: any error but `.notFound`, which is its answer) gets the description it last gave in this
+/// generation, however old, as a cache serves a stale response on error (RFC 5861 §4, `stale-if-error`): a
+/// runner that is down has not changed its pipelines, and the clients act on what a description says. craft-ai-sdk's
+/// `run_pipeline` uploads the inputs it says are files, so during an outage an empty description made it send a
+/// file's path as a string, and the run "succeeded" without the file. With no description kept, the error stands. One cache per configuration
 /// generation (the `TriggerDispatcher` holds it), so a reload starts empty: a route that now goes to another
 /// pool is never described by the old one.
 ///
@@ -33,16 +38,30 @@ package final class PipelineDescriptionCache: Sendable {
     }
 
     /// The description of `ref`: the kept one while it is younger than `ttl`, else `describe`'s answer, which
-    /// is kept. Throws what `describe` throws (nothing is kept then).
+    /// is kept; when `describe` fails with anything but `.notFound` or cancellation, the kept one however old.
+    /// Throws what `describe` throws when nothing is kept, and its `.notFound` always (the kept entry is dropped
+    /// then: the runner said the pipeline is gone).
     package func description(
         of ref: PipelineRef,
         describe: () async throws -> PipelineDescription
     ) async throws -> PipelineDescription {
         let asked = now()
-        if let kept = entries.withLock({ $0[ref] }), kept.storedAt.duration(to: asked) < ttl {
+        let kept = entries.withLock({ $0[ref] })
+        if let kept, kept.storedAt.duration(to: asked) < ttl {
             return kept.description
         }
-        let description = try await describe()
+        let description: PipelineDescription
+        do {
+            description = try await describe()
+        } catch let error as GatewayError where error.code == .notFound {
+            if kept != nil { _ = entries.withLock { $0.removeValue(forKey: ref) } }
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            guard let kept else { throw error }
+            return kept.description
+        }
         entries.withLock { entries in
             if entries.count >= Self.capacity { entries.removeAll() }
             entries[ref] = (description, asked)

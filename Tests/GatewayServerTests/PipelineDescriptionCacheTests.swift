@@ -85,6 +85,32 @@ struct PipelineDescriptionCacheTests {
         }
     }
 
+    /// RFC 5861 §4's stale-if-error: a runner that cannot be asked gets the description it last gave (however old),
+    /// so a client acting on it (craft-ai-sdk uploads the inputs it says are files) is not told "no inputs" during
+    /// an outage; its `.notFound` answer is never masked, and drops the kept one. With nothing kept, the error stands.
+    @Test("a runner that cannot be asked: the last description, however old; its NOT_FOUND stands and drops it")
+    func staleIfError() async throws {
+        let clock = ManualClock()
+        let cache = PipelineDescriptionCache(ttl: .seconds(5), now: { clock.now })
+        let ref = PipelineRef(namespace: "n", pipeline: "p")
+        let described = PipelineDescription(inputs: [.init(name: "file", dataType: "file")])
+        let down = GatewayError(.unavailable, "runner down")
+        await #expect(throws: GatewayError.self) { try await cache.description(of: ref) { throw down } }
+        #expect(try await cache.description(of: ref) { described }.inputs.map(\.dataType) == ["file"])
+        clock.advance(by: .seconds(3600))
+        let stale = try await cache.description(of: ref) { throw down }
+        #expect(stale.inputs.map(\.name) == ["file"], "a stale description on a transport error")
+        await #expect(throws: CancellationError.self) {
+            try await cache.description(of: ref) { throw CancellationError() }
+        }
+        let gone = await #expect(throws: GatewayError.self) {
+            try await cache.description(of: ref) { throw GatewayError(.notFound, "no p") }
+        }
+        #expect(gone?.code == .notFound)
+        let after = await #expect(throws: GatewayError.self) { try await cache.description(of: ref) { throw down } }
+        #expect(after?.code == .unavailable, "the NOT_FOUND dropped the kept description")
+    }
+
     @Test("a new generation (a reload builds a new dispatcher) starts empty")
     func reloadStartsEmpty() async throws {
         let clock = ManualClock()
