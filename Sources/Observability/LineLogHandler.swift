@@ -9,8 +9,8 @@ import TriggerModel
 
 /// A swift-log handler that writes each event as one line, logfmt or JSON, to a file descriptor (stderr by
 /// default), with one `write(2)` per line: nothing is buffered in the process, so a line is out as soon as it
-/// is logged, and lines from different threads never interleave inside a line (a write of up to PIPE_BUF
-/// bytes to a pipe is atomic, POSIX `write`).
+/// is logged, and lines from different threads never interleave inside a line: each line's writes are made under
+/// one process-wide lock (``writeAll(_:to:)``).
 ///
 /// swift-log's `StreamLogHandler` writes its own text layout (`<time> <level> <label>: <metadata> <message>`)
 /// with metadata neither quoted nor typed, which neither logfmt parsers nor JSON tools read reliably; hence
@@ -169,19 +169,30 @@ package struct LineLogHandler: LogHandler {
         buffer[23] = UInt8(ascii: "Z")
     }
 
-    /// Writes every byte, retrying short writes and EINTR; a failing descriptor drops the line (logging must
-    /// never stop the gateway).
+    /// Held while a line is written, so that no other line's bytes land inside it. POSIX makes a pipe write atomic
+    /// only up to PIPE_BUF (4 KiB here), and a stream socket (journald's, systemd's `StandardError=journal`) not at
+    /// all: a longer line was cut where the pipe filled, and another thread's line went into the gap. An access
+    /// line is over 4 KiB when the client sends a long path, so the tail of one became a line of its own, with
+    /// whatever fields the client wrote into its path (review of the fifty-fourth session: `level=critical`
+    /// forged by a 9 KB path under load, and JSON lines that did not parse). swift-log's `StreamLogHandler` locks
+    /// likewise. One lock, not one per descriptor: all lines go to stderr but in tests.
+    private static let writeLock = Mutex<Void>(())
+
+    /// Writes every byte, retrying short writes and EINTR, under ``writeLock``; a failing descriptor drops the
+    /// line (logging must never stop the gateway).
     private static func writeAll(_ buffer: UnsafeMutableRawBufferPointer, to fileDescriptor: Int32) {
         guard var base = buffer.baseAddress else { return }
         var left = buffer.count
-        while left > 0 {
-            let written = write(fileDescriptor, base, left)
-            if written < 0 {
-                if errno == EINTR { continue }
-                return
+        writeLock.withLock { _ in
+            while left > 0 {
+                let written = write(fileDescriptor, base, left)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return
+                }
+                left -= written
+                base += written
             }
-            left -= written
-            base += written
         }
     }
 }
