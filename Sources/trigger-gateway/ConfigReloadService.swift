@@ -17,3 +17,18 @@ struct ConfigReloadService: Service {
         }
     }
 }
+
+/// SIGUSR1 and SIGUSR2, which end a process by default, are taken and logged instead: nginx, nghttpx and Envoy
+/// reopen their log files on SIGUSR1, so a logrotate `postrotate` written for them sends it. The gateway writes
+/// its log to stderr only (the service manager or a pipe owns the file), so there is nothing to reopen.
+struct IgnoredSignalsService: Service {
+    let signals: UnixSignalsSequence
+    let logger: Logger
+
+    func run() async throws {
+        for await signal in signals.cancelOnGracefulShutdown() {
+            logger.notice(
+                "signal ignored: the log is stderr, there is no log file to reopen", metadata: ["signal": "\(signal)"])
+        }
+    }
+}

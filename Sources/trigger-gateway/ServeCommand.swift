@@ -54,6 +54,13 @@ struct ServeCommand: AsyncParsableCommand {
     var logLevel: LogConfiguration.Level?
 
     func run() async throws {
+        // Trapped first: the default action of each ends the process. SIGHUP came ~30 ms into the start-up (the
+        // configuration read) and killed it where a reload was meant; a SIGUSR1 from a logrotate `postrotate` kept
+        // from nginx, nghttpx or Envoy (their "reopen the log files") killed it at any time, requests in flight.
+        // A SIGHUP or stop signal that comes before the services run is handled once they do.
+        let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
+        let stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let ignoredSignals = await UnixSignalsSequence(trapping: .sigusr1, .sigusr2)
         GatewayBuild.stamp(revision: stampedRevision)
         // systemd's `Type=notify` (sd_notify(3)): ready once listening, reloading during a SIGHUP's reload, stopping
         // from the stop signal on. Nil unless the service manager asked for it.
@@ -145,9 +152,6 @@ struct ServeCommand: AsyncParsableCommand {
         for (path, exposure) in GatewayApp.exposedKeyFiles(configuration) {
             logger.warning("\(exposure)", metadata: ["path": "\(path)"])
         }
-        // Trap SIGHUP before anything can deliver it: its default action ends the process.
-        let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
-        let stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         // The store opens before anything listens: an async trigger is only ever answered with an id the
         // store has committed. SQLite that cannot open is a configuration error (the data dir); a PostgreSQL
         // server that is down is not: sync and stream triggers do not need it, so the gateway serves them,
@@ -230,6 +234,7 @@ struct ServeCommand: AsyncParsableCommand {
                 }
             )
         )
+        services.append(.init(service: IgnoredSignalsService(signals: ignoredSignals, logger: logger)))
         var groupConfiguration = ServiceGroupConfiguration(
             services: services,
             // SIGTERM and SIGINT are ours (`stopSignals` below): the stop's first line names the signal before the

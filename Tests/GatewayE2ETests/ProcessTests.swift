@@ -134,6 +134,29 @@ struct ProcessTests {
         }
     }
 
+    /// nginx, nghttpx and Envoy reopen their log files on SIGUSR1, so a logrotate `postrotate` kept from them sends
+    /// it: its default action ended the gateway, a call in flight cut (review of the fifty-fourth session).
+    @Test("SIGUSR1 and SIGUSR2 are logged and ignored: a call in flight finishes, the gateway serves on")
+    func userSignalsIgnored() async throws {
+        try await Self.withGatewayProcess { server in
+            let client = try await TestHTTPClient.connect(port: server.port)
+            async let response = client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/sleep/trigger", headers: jsonHeaders,
+                body: ByteBuffer(string: #"{"data":[{"variable":{"ms":1000}}]}"#)
+            )
+            server.signal(SIGUSR1)
+            server.signal(SIGUSR2)
+            #expect(try await response.status == 200)
+            #expect(await server.logOccurrences(of: "signal ignored", atLeast: 2, timeout: .seconds(10)) >= 2)
+            #expect(server.logged.contains("SIGUSR1") && server.logged.contains("SIGUSR2"), "\(server.logged)")
+            let again = try await client.request("GET", "/readyz")
+            #expect(again.status == 200)
+            await client.close()
+            #expect(server.process.isRunning)
+            #expect(await server.stop() == 0)
+        }
+    }
+
     @Test(
         "SIGTERM with a sync call and an async run both held past the grace: the process exits after one grace, not two"
     )
