@@ -8,8 +8,9 @@ extension PipelineRun {
     /// Instill has no cancelled run, with "… was cancelled" as its error), triggered at `createdAt`, finished at
     /// `finishedAt`, its error message (``OperationView/error(_:)``, GetOperation's), the principal it was stored
     /// with, each batch item's variables (never its secrets; none when its stored input files are gone) and, once
-    /// it succeeded, its outputs; a set of values over ``PipelineRun/valuesCap`` is left out.
-    package init(_ operation: Operation) {
+    /// it succeeded, its outputs; a set of values over ``PipelineRun/valuesCap`` is left out. `namespaceOfUID`
+    /// names the namespace of the `instill-requester-uid` the run was triggered with (its `requester`).
+    package init(_ operation: Operation, namespaceOfUID: (String) -> String? = { _ in nil }) {
         let status: PipelineRunStatus =
             switch operation.state {
             case .queued: .queued
@@ -26,7 +27,8 @@ extension PipelineRun {
             status: status,
             startTime: operation.createdAt.storeMilliseconds,
             completeTime: operation.state.isFinished ? operation.finishedAt?.storeMilliseconds : nil,
-            requester: operation.request.principal ?? "",
+            requester: operation.request.requesterUID.flatMap(namespaceOfUID) ?? operation.request.principal ?? "",
+            runner: operation.request.principal ?? "",
             inputs: Self.withinCap(inputs) ? inputs : [],
             outputs: Self.withinCap(outputs) ? outputs : [],
             error: OperationView.error(operation)?.message ?? ""
@@ -61,6 +63,7 @@ package enum PipelineRuns {
     package static func page(
         _ query: PipelineRunQuery,
         visibleTo principal: String?,
+        namespaceOfUID: (String) -> String? = { _ in nil },
         list: (_ pageSize: Int, _ pageToken: String?) async throws -> (operations: [Operation], nextPageToken: String?)
     ) async throws -> PipelineRunPage {
         var runs: [PipelineRun] = []
@@ -72,7 +75,9 @@ package enum PipelineRuns {
             let size = min(OperationPaging.maximumPageSize, PipelineRunPage.scanLimit - scanned)
             let page = try await list(size, token)
             for operation in page.operations where operation.isVisible(to: principal) {
-                if visible >= first && runs.count < query.pageSize { runs.append(PipelineRun(operation)) }
+                if visible >= first && runs.count < query.pageSize {
+                    runs.append(PipelineRun(operation, namespaceOfUID: namespaceOfUID))
+                }
                 visible += 1
             }
             scanned += page.operations.count
@@ -84,10 +89,13 @@ package enum PipelineRuns {
 
 extension AsyncOperations {
     /// A page of the runs of `query.ref`'s pipeline (every release) that `principal` may see
-    /// (``PipelineRuns/page(_:visibleTo:list:)``). Throws what the store's `list` throws (UNAVAILABLE).
-    package func pipelineRuns(_ query: PipelineRunQuery, visibleTo principal: String?) async throws -> PipelineRunPage {
+    /// (``PipelineRuns/page(_:visibleTo:namespaceOfUID:list:)``). Throws what the store's `list` throws (UNAVAILABLE).
+    package func pipelineRuns(
+        _ query: PipelineRunQuery, visibleTo principal: String?, namespaceOfUID: (String) -> String? = { _ in nil }
+    ) async throws -> PipelineRunPage {
         let filter = OperationFilter(pipeline: OperationFilter.pipelineKey(query.ref))
-        return try await PipelineRuns.page(query, visibleTo: principal) { pageSize, pageToken in
+        return try await PipelineRuns.page(query, visibleTo: principal, namespaceOfUID: namespaceOfUID) {
+            pageSize, pageToken in
             try await list(filter: filter, pageSize: pageSize, pageToken: pageToken)
         }
     }

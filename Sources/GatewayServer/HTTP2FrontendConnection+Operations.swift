@@ -4,6 +4,7 @@ import NIOCore
 import Observability
 import OperationStore
 import ProtoCodec
+import Routing
 import TriggerDispatch
 import TriggerModel
 import WireCodecs
@@ -101,11 +102,14 @@ extension HTTP2FrontendConnection {
             grpcFinish(stream, error: TriggerDispatcher.notFound(query.ref))
             return
         }
+        let namespaces = services.namespaces
         let principal = call.context.principal
         let requestID = call.context.requestID
         startTask(stream: stream) {
             do {
-                let page = try await operations.pipelineRuns(query, visibleTo: principal)
+                let page = try await operations.pipelineRuns(query, visibleTo: principal) {
+                    namespaces.namespace(uid: $0)?.id
+                }
                 return Result<ByteBuffer, GatewayError>.success(InstillCodec.encodeListPipelineRunsResponse(page))
             } catch {
                 return .failure(gatewayError(from: error, requestID: requestID))

@@ -6510,7 +6510,7 @@ let openAPIDocumentJSON = #####"""
           },
           "runnerId": {
             "type": "string",
-            "description": "The principal that triggered it (as `requesterId`); absent for a schedule's run or a caller without one."
+            "description": "The principal that triggered it (instill-ai/protobufs: the authenticated user); absent for a schedule's run or a caller without one."
           },
           "inputs": {
             "type": "array",
@@ -6544,7 +6544,8 @@ let openAPIDocumentJSON = #####"""
             "type": "string"
           },
           "requesterId": {
-            "type": "string"
+            "type": "string",
+            "description": "The namespace it was triggered for (instill-ai/protobufs: the namespace used to trigger the run): the one whose uid came as instill-requester-uid, else the principal; absent for a schedule's run or a caller without one."
           },
           "pipelineNamespaceId": {
             "type": "string"

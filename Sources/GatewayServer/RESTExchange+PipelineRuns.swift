@@ -28,6 +28,8 @@ extension RESTRequestHead {
             return fail(GatewayError(.unimplemented, "async operations are not available on this gateway"))
         }
         let principal: String?
+        // The requester uids a run was triggered with, named as namespaces (the directory of this generation).
+        let namespaces = services.namespaces
         let runQuery: PipelineRunQuery
         do {
             principal = try services.authenticator.authenticate(authorization: first("authorization"))
@@ -55,7 +57,9 @@ extension RESTRequestHead {
         return .run(
             RESTWork(requestID: requestID) {
                 do {
-                    let page = try await operations.pipelineRuns(runQuery, visibleTo: principal)
+                    let page = try await operations.pipelineRuns(runQuery, visibleTo: principal) {
+                        namespaces.namespace(uid: $0)?.id
+                    }
                     var body = ByteBufferAllocator().buffer(capacity: 128 + 512 * page.runs.count)
                     JSONValueCodec.write(Self.json(page), into: &body)
                     return .json(status: 200, body: body, requestID: requestID)
@@ -86,7 +90,7 @@ extension RESTRequestHead {
         if let duration = run.totalDurationMilliseconds, duration != 0 {
             o["totalDuration"] = .number(Double(duration))
         }
-        if !run.requester.isEmpty { o["runnerId"] = .string(run.requester) }
+        if !run.runner.isEmpty { o["runnerId"] = .string(run.runner) }
         if !run.inputs.isEmpty { o["inputs"] = .list(run.inputs.map { .object($0) }) }
         if !run.outputs.isEmpty { o["outputs"] = .list(run.outputs.map { .object($0) }) }
         o["startTime"] = .string(RFC3339.format(milliseconds: run.startTime))

@@ -53,7 +53,7 @@ extension InstillCodec {
         r.pointee.status = Common__Run__V1alpha__RunStatus(rawValue: UInt32(run.status.rawValue))
         r.pointee.source = COMMON__RUN__V1ALPHA__RUN_SOURCE__RUN_SOURCE_API
         r.pointee.total_duration = Int32(clamping: run.totalDurationMilliseconds ?? 0)
-        r.pointee.runner_id = arena.cString(run.requester)
+        r.pointee.runner_id = arena.cString(run.runner)
         (r.pointee.n_inputs, r.pointee.inputs) = arena.repeated(run.inputs) { StructCodec.encode($0, in: arena) }
         (r.pointee.n_outputs, r.pointee.outputs) = arena.repeated(run.outputs) { StructCodec.encode($0, in: arena) }
         r.pointee.start_time = timestamp(run.startTime, in: arena)

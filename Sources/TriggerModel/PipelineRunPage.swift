@@ -96,9 +96,13 @@ package struct PipelineRun: Sendable, Equatable {
     package var startTime: Int64
     /// When it finished, in the same unit; nil while queued or running.
     package var completeTime: Int64?
-    /// The principal it was triggered by: Instill's `requester_id` and `runner_id` (one identity here); "" for a
-    /// schedule's run or a caller without one.
+    /// Instill's `requester_id`, "the namespace used to trigger the run" (instill-ai/protobufs `PipelineRun`): the
+    /// namespace whose uid the caller sent as `instill-requester-uid`, else the principal; "" for a schedule's run or
+    /// a caller without one.
     package var requester: String
+    /// Instill's `runner_id`, "the authenticated user": the principal it was triggered by; "" for a schedule's run
+    /// or a caller without one.
+    package var runner: String
     /// Each batch item's variables; empty when left out (over ``valuesCap``).
     package var inputs: [ValueObject]
     /// Each batch item's outputs once it completed; empty otherwise or when left out (over ``valuesCap``).
@@ -108,7 +112,8 @@ package struct PipelineRun: Sendable, Equatable {
 
     package init(
         uid: String, ref: PipelineRef, status: PipelineRunStatus, startTime: Int64, completeTime: Int64? = nil,
-        requester: String = "", inputs: [ValueObject] = [], outputs: [ValueObject] = [], error: String = ""
+        requester: String = "", runner: String = "", inputs: [ValueObject] = [], outputs: [ValueObject] = [],
+        error: String = ""
     ) {
         self.uid = uid
         self.ref = ref
@@ -116,6 +121,7 @@ package struct PipelineRun: Sendable, Equatable {
         self.startTime = startTime
         self.completeTime = completeTime
         self.requester = requester
+        self.runner = runner
         self.inputs = inputs
         self.outputs = outputs
         self.error = error

@@ -72,6 +72,27 @@ struct InstillRequesterTests {
         }
     }
 
+    /// instill-ai/protobufs `PipelineRun`: `requester_id` is "the namespace used to trigger the run", `runner_id`
+    /// "the authenticated user" (review of the fifty-fourth session: both were the principal).
+    @Test("list_pipeline_runs: requester_id is the namespace the run was triggered for, runner_id the principal")
+    func runsNameTheRequester() async throws {
+        try await Self.withRequesterGateway { gateway in
+            for requester in ["acme", ""] {
+                let started = try await Peers.instillSDK(
+                    "trigger_async", port: gateway.port, ["acme", "via-http"], token: "alice-token",
+                    requester: requester.isEmpty ? nil : requester)
+                #expect(started.status == 0, "\(started.output)")
+            }
+            let listed = try await Peers.instillSDK(
+                "list_pipeline_runs", port: gateway.port, ["acme", "via-http"], token: "alice-token")
+            #expect(listed.status == 0, "\(listed.output)")
+            let read = try #require(listed.result?["read"] as? [[String: Any]], "\(listed.output)")
+            // Newest first: the run without a requester, then acme's.
+            #expect(read.map { $0["requester"] as? String } == ["alice", "acme"], "\(read)")
+            #expect(read.map { $0["runner"] as? String } == ["alice", "alice"], "\(read)")
+        }
+    }
+
     @Test("a requester the principal may not act for: the SDK's lookup is refused PERMISSION_DENIED; unknown ids")
     func sdkRequesterRefused() async throws {
         try await Self.withRequesterGateway { gateway in

@@ -76,6 +76,10 @@ def main():
             # here by Python's own uuid module.
             "expected_uid": str(uuid.uuid5(uuid.NAMESPACE_URL, "namespaces/" + requester)) if requester else None,
         }
+    elif scenario == "trigger_async":
+        result = MessageToDict(
+            client.trigger_async(namespace_id=args[0], pipeline_id=args[1], data=[{"prompt": "later"}])
+        )
     elif scenario == "get_pipeline":
         result = MessageToDict(client.get_pipeline(namespace_id=args[0], pipeline_id=args[1]))
     elif scenario == "get_pipeline_release":
@@ -118,6 +122,7 @@ def main():
                 "complete": run.complete_time.ToDatetime().isoformat() if run.HasField("complete_time") else None,
                 "error": run.error,
                 "requester": run.requester_id,
+                "runner": run.runner_id,
                 "inputs": [dict(s) for s in run.inputs],
             }
             for run in response.pipeline_runs
