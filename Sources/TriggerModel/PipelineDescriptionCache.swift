@@ -7,12 +7,14 @@ import Synchronization
 /// Only answers are kept: a failure (an unknown pipeline, a runner that is down) is asked again next time, so
 /// a pipeline that appears, or a runner that comes back, is seen at once. A runner that cannot be asked (down,
 /// slow, broken: any error but `.notFound`, which is its answer) gets the description it last gave in this
-/// generation, however old, as a cache serves a stale response on error (RFC 5861 §4, `stale-if-error`): a
-/// runner that is down has not changed its pipelines, and the clients act on what a description says. craft-ai-sdk's
-/// `run_pipeline` uploads the inputs it says are files, so during an outage an empty description made it send a
-/// file's path as a string, and the run "succeeded" without the file. With no description kept, the error stands. One cache per configuration
-/// generation (the `TriggerDispatcher` holds it), so a reload starts empty: a route that now goes to another
-/// pool is never described by the old one.
+/// generation, however old, as a cache serves a stale response on error (RFC 5861 §4, `stale-if-error`): a runner
+/// that is down has not changed its pipelines, and clients act on what a description says (craft-ai-sdk's
+/// `run_pipeline` uploads the inputs it says are files: during an outage an empty description made it send a
+/// file's path as a string, and the run "succeeded" without the file). With no description kept, the error
+/// stands.
+///
+/// One cache per configuration generation (the `TriggerDispatcher` holds it), so a reload starts empty: a route
+/// that now goes to another pool is never described by the old one.
 ///
 /// Time is `now` (monotonic; a test passes a clock it moves). An entry read `ttl` or more after it was stored
 /// is stale and asked for again.
