@@ -27,7 +27,9 @@ extension PipelineRun {
             status: status,
             startTime: operation.createdAt.storeMilliseconds,
             completeTime: operation.state.isFinished ? operation.finishedAt?.storeMilliseconds : nil,
-            requester: operation.request.requesterUID.flatMap(namespaceOfUID) ?? operation.request.principal ?? "",
+            // A uid that names no namespace now (a reload removed it): no requester, rather than the principal.
+            requester: operation.request.requesterUID.map { namespaceOfUID($0) ?? "" } ?? operation.request.principal
+                ?? "",
             runner: operation.request.principal ?? "",
             inputs: Self.withinCap(inputs) ? inputs : [],
             outputs: Self.withinCap(outputs) ? outputs : [],

@@ -256,14 +256,10 @@ struct RESTQuery {
     /// `core/endpoints.py`), where its result read URL-encodes it: a base64 token's `+` arrived as a space, and the
     /// file download was 401 after the run succeeded. A configured token never holds a space (`tokens[].token`
     /// refuses one), so a `+` can only be the token's own, and an encoded one (`%2B`) still decodes to it.
-    ///
-    /// - Throws: `GatewayError(.invalidArgument)` for a malformed percent-escape.
-    func credential(_ name: String) throws -> String? {
+    /// Never fails: ``init(target:)`` decoded the same bytes strictly already (a malformed escape is refused there).
+    func credential(_ name: String) -> String? {
         guard let sent = items.first(where: { $0.name == name })?.sent else { return nil }
-        guard let decoded = PercentDecoding.decodeStrictly(sent.utf8, plusAsSpace: false) else {
-            throw GatewayError(.invalidArgument, "malformed percent-escape in the query string")
-        }
-        return decoded
+        return PercentDecoding.decodeStrictly(sent.utf8, plusAsSpace: false) ?? String(sent)
     }
 
     /// A boolean parameter: nil when absent or empty; `true` or `false` in any case (craft-ai-sdk's `requests`

@@ -175,11 +175,14 @@ package struct LineLogHandler: LogHandler {
     /// line is over 4 KiB when the client sends a long path, so the tail of one became a line of its own, with
     /// whatever fields the client wrote into its path (review of the fifty-fourth session: `level=critical`
     /// forged by a 9 KB path under load, and JSON lines that did not parse). swift-log's `StreamLogHandler` locks
-    /// likewise. One lock, not one per descriptor: all lines go to stderr but in tests.
+    /// likewise. One lock for every descriptor: the log is stderr; the one other is stdout's `listening on` line
+    /// with `--log-format json`, once at start-up.
     private static let writeLock = Mutex<Void>(())
 
     /// Writes every byte, retrying short writes and EINTR, under ``writeLock``; a failing descriptor drops the
-    /// line (logging must never stop the gateway).
+    /// line (logging must never stop the gateway). A non-blocking descriptor (an O_NONBLOCK stderr a supervisor
+    /// handed down) that is full is waited for (`poll`), as a blocking one would be: giving up there left the line
+    /// cut, and the next line went on where it stopped.
     private static func writeAll(_ buffer: UnsafeMutableRawBufferPointer, to fileDescriptor: Int32) {
         guard var base = buffer.baseAddress else { return }
         var left = buffer.count
@@ -188,6 +191,10 @@ package struct LineLogHandler: LogHandler {
                 let written = write(fileDescriptor, base, left)
                 if written < 0 {
                     if errno == EINTR { continue }
+                    if errno == EAGAIN || errno == EWOULDBLOCK {
+                        var ready = pollfd(fd: fileDescriptor, events: Int16(POLLOUT), revents: 0)
+                        if poll(&ready, 1, -1) >= 0 || errno == EINTR { continue }
+                    }
                     return
                 }
                 left -= written

@@ -24,13 +24,8 @@ extension TriggerDispatcher {
     /// - Throws: `.notFound` when no route matches `ref` or the runner has no such pipeline; transport errors
     ///   as for a run (the runner is down, slow or broken).
     package func pipelineDescription(_ ref: PipelineRef) async throws -> PipelineDescription {
-        try await descriptions.description(of: ref) {
-            do {
-                return try await describePipeline(ref)
-            } catch let error as GatewayError where error.code == .unimplemented {
-                return PipelineDescription()
-            }
-        }
+        // UNIMPLEMENTED goes through: the cache makes it the empty description, unless it keeps one the runner gave.
+        try await descriptions.description(of: ref) { try await describePipeline(ref) }
     }
 }
 

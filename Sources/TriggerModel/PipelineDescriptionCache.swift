@@ -40,7 +40,9 @@ package final class PipelineDescriptionCache: Sendable {
     }
 
     /// The description of `ref`: the kept one while it is younger than `ttl`, else `describe`'s answer, which
-    /// is kept; when `describe` fails with anything but `.notFound` or cancellation, the kept one however old.
+    /// is kept (`.unimplemented`, a runner without `Describe`, answers the empty description, which takes any
+    /// inputs, unless a non-empty one is kept); when `describe` fails with anything but `.notFound` or
+    /// cancellation, the kept one however old.
     /// Throws what `describe` throws when nothing is kept, and its `.notFound` always (the kept entry is dropped
     /// then: the runner said the pipeline is gone).
     package func description(
@@ -60,8 +62,17 @@ package final class PipelineDescriptionCache: Sendable {
             throw error
         } catch is CancellationError {
             throw CancellationError()
+        } catch let error as GatewayError where error.code == .unimplemented {
+            // A runner without `Describe` (or a 404/405/501 that names no pipeline): it takes any inputs, an
+            // answer kept as one. But not over a description it gave: a proxy in front of a runner that is down
+            // answers so too, and the kept description is what the clients need then.
+            if let kept = entries.withLock({ $0[ref] }), kept.description != PipelineDescription() {
+                return kept.description
+            }
+            description = PipelineDescription()
         } catch {
-            guard let kept else { throw error }
+            // Read again: a NOT_FOUND answered meanwhile to another caller dropped it.
+            guard let kept = entries.withLock({ $0[ref] }) else { throw error }
             return kept.description
         }
         entries.withLock { entries in

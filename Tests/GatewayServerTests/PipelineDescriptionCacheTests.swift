@@ -111,6 +111,31 @@ struct PipelineDescriptionCacheTests {
         #expect(after?.code == .unavailable, "the NOT_FOUND dropped the kept description")
     }
 
+    /// UNIMPLEMENTED (a runner without `Describe`, or a 404/405/501 that names no pipeline) is the empty
+    /// description, kept as an answer; but a proxy in front of a runner that is down answers so too, so it never
+    /// replaces a description the runner gave (review of the fifty-fourth session's diff).
+    @Test("UNIMPLEMENTED: the empty description, kept; never over a description the runner gave")
+    func unimplementedKeepsAGivenDescription() async throws {
+        let clock = ManualClock()
+        let cache = PipelineDescriptionCache(ttl: .seconds(5), now: { clock.now })
+        let asked = Atomic<Int>(0)
+        let old = PipelineRef(namespace: "n", pipeline: "old")
+        let unimplemented = GatewayError(.unimplemented, "no Describe")
+        for _ in 0..<2 {
+            let empty = try await cache.description(of: old) {
+                asked.add(1, ordering: .relaxed)
+                throw unimplemented
+            }
+            #expect(empty == PipelineDescription())
+        }
+        #expect(asked.load(ordering: .relaxed) == 1, "the empty answer is kept for the TTL")
+        let ref = PipelineRef(namespace: "n", pipeline: "p")
+        let described = PipelineDescription(inputs: [.init(name: "file", dataType: "file")])
+        _ = try await cache.description(of: ref) { described }
+        clock.advance(by: .seconds(5))
+        #expect(try await cache.description(of: ref) { throw unimplemented } == described)
+    }
+
     @Test("a new generation (a reload builds a new dispatcher) starts empty")
     func reloadStartsEmpty() async throws {
         let clock = ManualClock()

@@ -6,6 +6,7 @@
 import Foundation
 import Logging
 import Observability
+import Synchronization
 import Testing
 
 /// Lines longer than PIPE_BUF, logged from several threads into one pipe, come out whole: a pipe write is atomic
@@ -14,7 +15,9 @@ import Testing
 /// its own).
 @Suite("Log lines: whole lines from many threads")
 struct LineWriteAtomicityTests {
-    @Test("4 threads × 40 lines of 20 KiB into one pipe read slowly: every line is one thread's, whole")
+    @Test(
+        "4 threads × 40 lines of 20 KiB into one pipe read slowly: every line is one thread's, whole",
+        .timeLimit(.minutes(1)))
     func longLinesStayWhole() async throws {
         var ends: [Int32] = [0, 0]
         try #require(pipe(&ends) == 0)
@@ -23,18 +26,24 @@ struct LineWriteAtomicityTests {
         let linesEach = 40
         let payload = 20 * 1024
         // The reader takes small reads with a pause, so the pipe fills and the writers' long writes are cut where
-        // it does (without the lock, another thread's line then went into the gap).
-        let reader = Task.detached { () -> [UInt8] in
+        // it does (without the lock, another thread's line then went into the gap). On a thread of its own: a
+        // writer holds the process-wide lock while the pipe is full, so another test's log line can block a pool
+        // thread on that lock until this reader reads.
+        let read = Mutex<[UInt8]>([])
+        let reading = DispatchGroup()
+        reading.enter()
+        Thread.detachNewThread {
             var all: [UInt8] = []
             var chunk = [UInt8](repeating: 0, count: 4096)
             while true {
-                let count = chunk.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
+                let count = chunk.withUnsafeMutableBytes { Glibc.read(readEnd, $0.baseAddress, $0.count) }
                 if count < 0, errno == EINTR { continue }
                 if count <= 0 { break }
                 all.append(contentsOf: chunk[0..<count])
                 usleep(20)
             }
-            return all
+            read.withLock { $0 = all }
+            reading.leave()
         }
         // Threads of their own (not the cooperative pool's two): four writers blocked in `write` at once.
         let writers = DispatchGroup()
@@ -52,7 +61,8 @@ struct LineWriteAtomicityTests {
         }
         await withCheckedContinuation { done in writers.notify(queue: .global()) { done.resume() } }
         close(writeEnd)
-        let bytes = await reader.value
+        await withCheckedContinuation { done in reading.notify(queue: .global()) { done.resume() } }
+        let bytes = read.withLock { $0 }
         close(readEnd)
         let lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).dropLast()
         #expect(lines.count == threads * linesEach)
