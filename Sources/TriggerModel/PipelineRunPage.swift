@@ -97,8 +97,8 @@ package struct PipelineRun: Sendable, Equatable {
     /// When it finished, in the same unit; nil while queued or running.
     package var completeTime: Int64?
     /// Instill's `requester_id`, "the namespace used to trigger the run" (instill-ai/protobufs `PipelineRun`): the
-    /// namespace whose uid the caller sent as `instill-requester-uid`, else the principal; "" for a schedule's run or
-    /// a caller without one.
+    /// namespace whose uid the caller sent as `instill-requester-uid` ("" when that uid names no namespace now),
+    /// else the principal; "" for a schedule's run or a caller without one.
     package var requester: String
     /// Instill's `runner_id`, "the authenticated user": the principal it was triggered by; "" for a schedule's run
     /// or a caller without one.
