@@ -271,6 +271,24 @@ package final class AsyncOperations: Sendable {
         return operation
     }
 
+    /// Deletes a finished operation (succeeded, failed or cancelled) with its blobs, as retention would
+    /// (``OperationStore/delete(id:)``): Craft AI's `delete_pipeline_execution` of a finished execution.
+    /// - Throws: `.notFound` for an unknown id; `.failedPrecondition` for a queued or running operation (it is
+    ///   cancelled first, by `cancel(id:)`) and for one whose completion webhook is still to be delivered (it is
+    ///   kept until then, as retention keeps it: the receiver is owed the delivery).
+    package func delete(id: String) async throws {
+        if try await store.delete(id: id) { return }
+        guard let current = try await store.get(id: id) else { throw OperationStoreErrors.notFound(id) }
+        guard current.state.isFinished else {
+            throw GatewayError(
+                .failedPrecondition, "operation \(id) is \(current.state.rawValue); only a finished one is deleted")
+        }
+        throw GatewayError(
+            .failedPrecondition,
+            "operation \(id) has finished but its completion webhook is not delivered yet; it can be deleted once "
+                + "the delivery is done or given up")
+    }
+
     package func list(
         filter: OperationFilter,
         pageSize: Int,

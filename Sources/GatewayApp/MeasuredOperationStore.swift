@@ -182,6 +182,10 @@ package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
         try await measure("purge") { try await base.purge(finishedBefore: finishedBefore) }
     }
 
+    package func delete(id: String) async throws -> Bool {
+        try await measure("delete") { try await base.delete(id: id) }
+    }
+
     package func probe(instance: String, now: Date) async throws {
         try await measure("probe") { try await base.probe(instance: instance, now: now) }
     }

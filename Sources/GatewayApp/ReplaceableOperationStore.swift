@@ -142,6 +142,10 @@ package final class ReplaceableOperationStore: OperationStore {
         try await current().purge(finishedBefore: finishedBefore)
     }
 
+    package func delete(id: String) async throws -> Bool {
+        try await current().delete(id: id)
+    }
+
     package func probe(instance: String, now: Date) async throws {
         try await current().probe(instance: instance, now: now)
     }

@@ -19,7 +19,7 @@ enum CraftRoute: Equatable {
     /// `POST /api/v1/pipelines/{name}/run`
     case runPipeline(name: String)
     /// `GET /api/v1/executions/{id}[?include_io_values=false]` (`get_pipeline_execution`); `DELETE`
-    /// (`delete_pipeline_execution`: cancels an unfinished execution)
+    /// (`delete_pipeline_execution`: deletes a finished execution, cancels an unfinished one)
     case execution(id: String)
     /// `GET /api/v1/executions/{id}/inputs/{name}` (a file input's bytes, `get_pipeline_execution_input`)
     case executionInput(id: String, name: String)

@@ -4525,7 +4525,7 @@ let openAPIDocumentJSON = #####"""
         "tags": [
           "Craft AI"
         ],
-        "summary": "`delete_pipeline_execution`: cancels an unfinished execution (as `POST /v1beta/operations/{id}:cancel`); a finished one is kept until retention removes it (409 FAILED_PRECONDITION); 404 for an unknown one or another principal's",
+        "summary": "`delete_pipeline_execution`: deletes a finished execution (succeeded, failed or cancelled) with its files, as retention does; cancels an unfinished one (as `POST /v1beta/operations/{id}:cancel`) and keeps it, so a second delete removes it; 409 FAILED_PRECONDITION while a finished one's completion webhook is not delivered yet; 404 for an unknown one or another principal's",
         "security": [
           {},
           {
@@ -4534,7 +4534,7 @@ let openAPIDocumentJSON = #####"""
         ],
         "responses": {
           "200": {
-            "description": "The execution was cancelled (or already was)",
+            "description": "The execution was deleted (finished) or cancelled (unfinished)",
             "headers": {
               "Request-Id": {
                 "$ref": "#/components/headers/RequestId"

@@ -217,7 +217,7 @@ struct CraftExchange: Sendable {
             return CraftAnswer.json(["execution_id": .string(latest.id)], requestID: requestID)
         case .execution(let id):
             let principal = try await authenticate()
-            if method == "DELETE" { return try await cancelExecution(id, principal: principal) }
+            if method == "DELETE" { return try await deleteExecution(id, principal: principal) }
             let operation = try await visibleExecution(id, principal: principal)
             let values = try RESTQuery(target: target).boolean("include_io_values") ?? true
             // The status read answers whatever the values' size: a set over the cap is left out (`overCap`).
@@ -523,29 +523,28 @@ struct CraftExchange: Sendable {
 
     // MARK: Executions
 
-    /// `DELETE /api/v1/executions/{id}` (`delete_pipeline_execution`): an unfinished execution is cancelled, as
-    /// `POST /v1beta/operations/{id}:cancel` cancels it (the one way to end a run that waits for a runner that is
-    /// down), and answered `{"execution_id"}` (the SDK's documented shape); a cancelled one again the same. A
-    /// finished one is not deleted: the store keeps it until `store.retention` removes it, and the answer says
-    /// so (409 FAILED_PRECONDITION). 404 for an unknown id or another principal's execution.
-    private func cancelExecution(_ id: String, principal: String?) async throws -> RESTResponse {
+    /// `DELETE /api/v1/executions/{id}` (`delete_pipeline_execution`, "Delete one pipeline execution"), answered
+    /// `{"execution_id"}` (the SDK's documented shape):
+    /// - a finished execution (succeeded, failed or cancelled) is deleted with its files, as `store.retention`
+    ///   deletes it; later reads of it are 404. 409 FAILED_PRECONDITION while its completion webhook is still to
+    ///   be delivered (the receiver is owed it; retention waits for it too);
+    /// - an unfinished one is stopped: cancelled as `POST /v1beta/operations/{id}:cancel` cancels it (the one way
+    ///   to end a run that waits for a runner that is down) and kept, so the calls waiting on it (`run_pipeline`)
+    ///   read CANCELLED rather than 404; a second delete removes it.
+    ///
+    /// 404 for an unknown id or another principal's execution.
+    private func deleteExecution(_ id: String, principal: String?) async throws -> RESTResponse {
         let operations = try operations
         let existing = try await visibleExecution(id, principal: principal)
-        func finished(_ state: OperationState) -> GatewayError {
-            GatewayError(
-                .failedPrecondition,
-                "execution \(id) has finished (\(CraftAnswer.status(state))) and cannot be deleted: finished "
-                    + "executions are kept until retention removes them (store.retention); "
-                    + "only an unfinished execution is stopped (cancelled) by delete_pipeline_execution")
+        var finished = existing.state.isFinished
+        if !finished {
+            do {
+                _ = try await operations.cancel(id: id)
+            } catch let error as GatewayError where error.code == .failedPrecondition {
+                finished = true  // It finished between the read and the cancel: it is deleted as finished.
+            }
         }
-        if existing.state.isFinished, existing.state != .cancelled { throw finished(existing.state) }
-        do {
-            _ = try await operations.cancel(id: id)
-        } catch let error as GatewayError where error.code == .failedPrecondition {
-            // It finished between the read and the cancel.
-            let current = try await visibleExecution(id, principal: principal)
-            throw finished(current.state)
-        }
+        if finished { try await operations.delete(id: id) }
         return CraftAnswer.json(["execution_id": .string(id)], requestID: requestID)
     }
 

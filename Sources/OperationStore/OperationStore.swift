@@ -135,6 +135,13 @@ package protocol OperationStore: Sendable {
     /// up or dropped).
     func purge(finishedBefore: Date) async throws -> Int
 
+    /// Deletes the finished operation `id`, with its blobs, as `purge` deletes it at retention: what Craft AI's
+    /// `delete_pipeline_execution` asks of a finished execution. True when it was deleted; false when no such row
+    /// was there to delete: an unknown id, an operation not finished (queued or running), or one whose webhook
+    /// delivery is still pending (kept until the delivery is cleared, as `purge` keeps it). The caller reads the
+    /// operation to say which. Its idempotency key is free again once it is gone, as after `purge`.
+    func delete(id: String) async throws -> Bool
+
     /// Proves the store is reachable and writable right now with a real write: upserts the heartbeat row of
     /// `instance` (one row per gateway instance, so probes of several instances never contend). Throws
     /// `.unavailable` when the write cannot be committed. The readiness of the async component follows it.

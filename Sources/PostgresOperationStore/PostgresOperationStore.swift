@@ -875,6 +875,19 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
+    package func delete(id: String) async throws -> Bool {
+        try await bounded("delete") { [self] in
+            // Blob rows go with their operation (ON DELETE CASCADE), in the same statement.
+            try await client.query(
+                """
+                DELETE FROM \(unescaped: operations) WHERE id = \(id) AND finished_at IS NOT NULL \
+                AND webhook_due IS NULL RETURNING seq
+                """,
+                logger: logger
+            ).collect().count == 1
+        }
+    }
+
     /// Also watches for a second live gateway under the same instance id (a copied data dir, review 9 #2):
     /// each store writes its own random `boot` nonce with its heartbeat, and reads the one it replaces. Between
     /// two beats of this store only this store writes the row, unless another process uses the id: a foreign

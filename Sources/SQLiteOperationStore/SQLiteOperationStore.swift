@@ -948,18 +948,37 @@ package final class SQLiteOperationStore: OperationStore {
                 """,
                 [.integer(Int(finishedBefore.storeMilliseconds))]
             )
-            // Rows first, files second: a crash in between leaves orphan files (swept at open), never a row
-            // whose blobs are gone.
-            let withBlobs = rows.compactMap { row -> String? in
-                row.column("has_blobs")?.integer == 1 ? row.column("id")?.string : nil
-            }
-            if !withBlobs.isEmpty {
-                try await onThreadPool { [blobs] in
-                    for id in withBlobs { blobs.remove(operationID: id) }
-                }
-            }
-            return rows.count
+            return try await removeBlobs(ofDeleted: rows)
         }
+    }
+
+    package func delete(id: String) async throws -> Bool {
+        try await serialized {
+            let rows = try await query(
+                """
+                DELETE FROM operations WHERE id = ? AND finished_at IS NOT NULL AND webhook_due IS NULL \
+                RETURNING id, has_blobs
+                """,
+                [.text(id)]
+            )
+            return try await removeBlobs(ofDeleted: rows) == 1
+        }
+    }
+
+    /// The blob files of the operations a `DELETE … RETURNING id, has_blobs` removed; returns how many rows it
+    /// removed. Inside `serialized`.
+    private func removeBlobs(ofDeleted rows: [SQLiteResultRow]) async throws -> Int {
+        // Rows first, files second: a crash in between leaves orphan files (swept at open), never a row
+        // whose blobs are gone.
+        let withBlobs = rows.compactMap { row -> String? in
+            row.column("has_blobs")?.integer == 1 ? row.column("id")?.string : nil
+        }
+        if !withBlobs.isEmpty {
+            try await onThreadPool { [blobs] in
+                for id in withBlobs { blobs.remove(operationID: id) }
+            }
+        }
+        return rows.count
     }
 
     /// Readiness (`StoreHealthService`): the store can commit. The heartbeat joins the next group commit rather

@@ -364,6 +364,7 @@ final class RecordingStore: OperationStore {
         return try await base.queuedByPipeline()
     }
     func purge(finishedBefore: Date) async throws -> Int { try await base.purge(finishedBefore: finishedBefore) }
+    func delete(id: String) async throws -> Bool { try await base.delete(id: id) }
 
     func probe(instance: String, now: Date) async throws { try await base.probe(instance: instance, now: now) }
 

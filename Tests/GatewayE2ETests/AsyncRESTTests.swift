@@ -479,6 +479,7 @@ final class UnavailableStore: OperationStore {
     func queuedCount(pipelineKey: String) async throws -> Int { throw unavailable() }
     func queuedByPipeline() async throws -> [PipelineQueue] { throw unavailable() }
     func purge(finishedBefore: Date) async throws -> Int { throw unavailable() }
+    func delete(id: String) async throws -> Bool { throw unavailable() }
     func probe(instance: String, now: Date) async throws { throw unavailable() }
     func close() async throws {}
 }

@@ -7,7 +7,7 @@ import Testing
 
 /// How craft-ai-sdk 0.74.7 sees an execution end or fail, and the calls the gateway does not serve (review 23):
 /// a stored failure is read back with a status that does not say "unreachable, retry" (L1),
-/// `delete_pipeline_execution` cancels an unfinished execution (M1), and the unserved calls are 501 saying what
+/// `delete_pipeline_execution` cancels an unfinished execution (M1) and deletes a finished one, and the unserved calls are 501 saying what
 /// to do instead (L4).
 extension CraftSDKTests {
     /// Review 23 L1: a run cut by the pool's `request_timeout` is stored failed with DEADLINE_EXCEEDED. Read back
@@ -63,13 +63,15 @@ extension CraftSDKTests {
     }
 
     /// Review 23 M1: `delete_pipeline_execution` (`DELETE /api/v1/executions/{id}`) was 405, and it is the Craft
-    /// user's only way to stop a run that waits for a runner that is down.
+    /// user's only way to stop a run that waits for a runner that is down. A finished execution was refused
+    /// (409) though the SDK documents the call as "Delete one pipeline execution" and its users clean up with it:
+    /// it is deleted now.
     @Test(
-        "delete_pipeline_execution cancels a run waiting for a runner that is down: the waiting run_pipeline ends, the execution reads cancelled; finished, unknown and another's are refused",
+        "delete_pipeline_execution cancels a run waiting for a runner that is down (the waiting run_pipeline ends, the execution reads cancelled), then deletes it; a finished one is deleted; unknown and another's are 404; one whose webhook is pending 409",
         .timeLimit(.minutes(2))
     )
-    func deleteExecutionCancels() async throws {
-        // A port nothing listens on: the runner is down for the whole test.
+    func deleteExecution() async throws {
+        // A port nothing listens on: the runner (and the webhook receiver) is down for the whole test.
         let probe = try await DemoHTTPServer.bind(
             host: "127.0.0.1", port: 0, runner: DemoPipelines(), group: MultiThreadedEventLoopGroup.singleton)
         let port = try #require(probe.localAddress?.port)
@@ -84,6 +86,10 @@ extension CraftSDKTests {
             routes:
               - {namespace: demo, pipeline: upper, pool: runner}
               - {namespace: demo, pipeline: echo, pool: demo}
+              - namespace: demo
+                pipeline: sleep
+                pool: demo
+                webhook: {url: "http://127.0.0.1:\(port)/hooks", secret: s3cret, backoff: 1h}
             store: {retry_backoff: 100ms, max_retry_backoff: 200ms}
             """
         try await withTestGateway(yaml: yaml) { gateway in
@@ -124,21 +130,45 @@ extension CraftSDKTests {
             let lines = (answer["result"] as? [[String: Any]] ?? []).compactMap { $0["message"] as? String }
             #expect(lines.last?.hasPrefix("cancelled") == true, "\(answer)")
 
-            // Deleting it again is the same answer (it is cancelled).
+            // Deleting it again deletes it (it is finished now): reads are 404 after, and so is a third delete.
             answer = try await Peers.craft(
                 "delete_execution", port: gateway.port, [executionID], sdkToken: "ALICE-SECRET")
             #expect(try result(answer)["execution_id"] as? String == executionID, "\(answer)")
+            answer = try await Peers.craft("get_execution", port: gateway.port, [executionID], sdkToken: "ALICE-SECRET")
+            #expect(try error(answer)["status_code"] as? Int == 404, "\(answer)")
+            answer = try await Peers.craft(
+                "delete_execution", port: gateway.port, [executionID], sdkToken: "ALICE-SECRET")
+            #expect(try error(answer)["status_code"] as? Int == 404, "\(answer)")
 
-            // A finished execution is kept, not deleted: 409, saying until when.
+            // A succeeded execution: another principal cannot delete it; its owner does, and it is gone from the
+            // pipeline's executions.
             let done = try result(
                 try await Peers.craft("run_json", port: gateway.port, ["echo", #"{"a":1}"#], sdkToken: "ALICE-SECRET"))
             let doneID = try #require(done["execution_id"] as? String, "\(done)")
+            answer = try await Peers.craft("delete_execution", port: gateway.port, [doneID], sdkToken: "BOB-SECRET")
+            #expect(try error(answer)["status_code"] as? Int == 404, "\(answer)")
+            answer = try await Peers.craft("get_execution", port: gateway.port, [doneID], sdkToken: "ALICE-SECRET")
+            #expect(try result(answer)["status"] as? String == "Succeeded", "\(answer)")
             answer = try await Peers.craft("delete_execution", port: gateway.port, [doneID], sdkToken: "ALICE-SECRET")
+            #expect(try result(answer)["execution_id"] as? String == doneID, "\(answer)")
+            answer = try await Peers.craft("get_execution", port: gateway.port, [doneID], sdkToken: "ALICE-SECRET")
+            #expect(try error(answer)["status_code"] as? Int == 404, "\(answer)")
+            answer = try await Peers.craft("list_executions", port: gateway.port, ["echo"], sdkToken: "ALICE-SECRET")
+            let listed = (answer["result"] as? [[String: Any]] ?? []).compactMap { $0["execution_id"] as? String }
+            #expect(!listed.contains(doneID), "\(answer)")
+
+            // A finished execution whose completion webhook is not delivered (its receiver is down, the next try an
+            // hour away): kept for the delivery, 409 saying so.
+            let hooked = try result(
+                try await Peers.craft(
+                    "run_json", port: gateway.port, ["sleep", #"{"ms":1}"#], sdkToken: "ALICE-SECRET"))
+            let hookedID = try #require(hooked["execution_id"] as? String, "\(hooked)")
+            answer = try await Peers.craft("delete_execution", port: gateway.port, [hookedID], sdkToken: "ALICE-SECRET")
             let refused = try error(answer)
             #expect(refused["status_code"] as? Int == 409, "\(answer)")
             #expect(refused["name"] as? String == "FAILED_PRECONDITION", "\(answer)")
-            #expect((refused["message"] as? String)?.contains("store.retention") == true, "\(answer)")
-            answer = try await Peers.craft("get_execution", port: gateway.port, [doneID], sdkToken: "ALICE-SECRET")
+            #expect((refused["message"] as? String)?.contains("webhook is not delivered yet") == true, "\(answer)")
+            answer = try await Peers.craft("get_execution", port: gateway.port, [hookedID], sdkToken: "ALICE-SECRET")
             #expect(try result(answer)["status"] as? String == "Succeeded", "\(answer)")
 
             answer = try await Peers.craft(

@@ -459,6 +459,7 @@ final class WriteFailingStore: OperationStore {
     func queuedCount(pipelineKey: String) async throws -> Int { try await base.queuedCount(pipelineKey: pipelineKey) }
     func queuedByPipeline() async throws -> [PipelineQueue] { try await base.queuedByPipeline() }
     func purge(finishedBefore: Date) async throws -> Int { try await base.purge(finishedBefore: finishedBefore) }
+    func delete(id: String) async throws -> Bool { try await base.delete(id: id) }
     func probe(instance: String, now: Date) async throws {
         try check()
         if diskFull.withLock({ $0 }) { throw GatewayError(.unavailable, OperationStoreErrors.diskFullMessage) }

@@ -26,7 +26,7 @@ struct CraftRouteTests {
         ])
     func parses(target: String, expected: CraftRoute) throws {
         #expect(try Self.route(target) == expected)
-        // `delete_pipeline` (refused) and `delete_pipeline_execution` (a cancel) also DELETE a pipeline or an execution;
+        // `delete_pipeline` (refused) and `delete_pipeline_execution` (a delete, or a cancel) also DELETE a pipeline or an execution;
         // `create_pipeline` (refused, its upload unread) POSTs to the list.
         let deletable = [CraftRoute.pipeline(name: "p"), .execution(id: "e")].contains(expected)
         let extra = deletable ? ["DELETE"] : expected == .pipelines ? ["POST"] : []

@@ -1034,6 +1034,47 @@ struct OperationStoreContractTests {
     }
 
     @Test(
+        "delete removes one finished operation with its blobs whatever its age; not a queued or running one, not an unknown id, not twice",
+        arguments: StoreKind.allCases)
+    func deleteOne(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind, inlineBlobLimit: 1024) { harness, store in
+            let t0 = Fixtures.now() + 30
+            let succeeded = try await store.enqueue(
+                Fixtures.request(text: "s", blobs: [5000]), idempotencyKey: "delete-me"
+            ).operation.id
+            _ = try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 1, now: t0)
+            #expect(
+                try await store.complete(
+                    id: succeeded, owner: "A", result: Fixtures.result(blobSize: 4000), now: t0 + 1))
+            let kept = try await store.enqueue(Fixtures.request(text: "k", blobs: [3000]), idempotencyKey: nil)
+                .operation.id
+            _ = try await store.cancel(id: kept)
+            let queued = try await store.enqueue(Fixtures.request(text: "q"), idempotencyKey: nil).operation.id
+            let running = try await store.enqueue(Fixtures.request(text: "r"), idempotencyKey: nil).operation.id
+            #expect(try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 1, now: t0 + 2).count == 1)
+            #expect(try await harness.blobNames(store, operationID: succeeded).count == 2)
+
+            // Neither unfinished operation, whichever of the two the claim took.
+            for id in [queued, running] {
+                #expect(try await store.delete(id: id) == false)
+                #expect(try await store.get(id: id)?.state.isFinished == false)
+            }
+            #expect(try await store.delete(id: "no-such-operation") == false)
+
+            // Finished a moment ago (retention would keep it for days): deleted, with its blob files.
+            #expect(try await store.delete(id: succeeded))
+            #expect(try await store.get(id: succeeded) == nil)
+            #expect(try await harness.blobNames(store, operationID: succeeded).isEmpty)
+            #expect(try await store.delete(id: succeeded) == false)
+            // Only that one: the other finished operation and its blob stay.
+            #expect(try await store.get(id: kept)?.state == .cancelled)
+            #expect(try await harness.blobNames(store, operationID: kept).count == 1)
+            // Its key is free again, as after a purge.
+            #expect(try await store.enqueue(Fixtures.request(text: "new"), idempotencyKey: "delete-me").created)
+        }
+    }
+
+    @Test(
         "a store opened again (a restart, or another instance) sees every committed operation",
         arguments: StoreKind.allCases)
     func reopenSeesCommittedOperations(kind: StoreKind) async throws {

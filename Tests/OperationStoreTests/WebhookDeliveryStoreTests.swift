@@ -114,6 +114,21 @@ struct WebhookDeliveryStoreTests {
     }
 
     @Test(
+        "delete keeps a finished operation whose webhook is pending until its delivery is cleared",
+        arguments: StoreKind.allCases)
+    func deleteKeepsPendingDeliveries(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { _, store in
+            let t0 = Fixtures.now() + 60
+            let pending = try await Self.completed(store, owner: "A", now: t0, webhook: true)
+            #expect(try await store.delete(id: pending) == false)
+            #expect(try await store.get(id: pending)?.state == .succeeded)
+            #expect(try await store.recordWebhookAttempt(id: pending, owner: "A", attempts: 1, nextAttemptAt: nil))
+            #expect(try await store.delete(id: pending))
+            #expect(try await store.get(id: pending) == nil)
+        }
+    }
+
+    @Test(
         "a restarted instance frees the deliveries its earlier run held (expireLeases): claimable when due",
         arguments: StoreKind.allCases)
     func restartFreesOwnDeliveries(kind: StoreKind) async throws {
