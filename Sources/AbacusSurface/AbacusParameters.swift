@@ -72,7 +72,7 @@ package struct AbacusParameters: Sendable {
         if let value = body[name] {
             switch value {
             case .null: return nil
-            case .number(let n):
+            case .number(let n, _):
                 number = n
                 sent = n.rounded(.towardZero) == n && abs(n) < 1e15 ? String(Int64(n)) : String(n)
             case .largeInteger(let i):

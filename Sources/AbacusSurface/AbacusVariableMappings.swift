@@ -108,7 +108,8 @@ package enum AbacusVariableMappings {
             // `largeInteger`, which is carried exactly (its digits reach an http runner, REST answers and the
             // store). A double (`1.5e3`, or past 2^53 where it no longer names one integer) is refused.
             switch value {
-            case .number(let n) where n.rounded(.towardZero) == n && abs(n) <= maxExactInteger: return value
+            // `2.0` is the integer 2: plain, so an http runner reads an int.
+            case .number(let n, _) where n.rounded(.towardZero) == n && abs(n) <= maxExactInteger: return .number(n)
             case .largeInteger: return value
             case .string(let text):
                 if let n = Int64(text) { return .integer(n) }
@@ -117,11 +118,13 @@ package enum AbacusVariableMappings {
             }
             throw wrong("an integer")
         case .float:
+            // In the float form, so `2` goes on as `2.0`: a Python runner reads a float, and the version's
+            // mappings read FLOAT again (`inferredType(of:)`).
             switch value {
-            case .number: return value
-            case .largeInteger(let i): return .number(i.doubleValue)
+            case .number(let n, _): return .number(n, form: .float)
+            case .largeInteger(let i): return .number(i.doubleValue, form: .float)
             case .string(let text):
-                if let number = Double(text), number.isFinite { return .number(number) }
+                if let number = Double(text), number.isFinite { return .number(number, form: .float) }
             default: break
             }
             throw wrong("a number")
@@ -246,12 +249,13 @@ package enum AbacusVariableMappings {
         )
     }
 
-    /// The type a value reads as: integral numbers within 2^53 are INTEGER, binaries ATTACHMENT, objects (and
-    /// null) JSON.
+    /// The type a value reads as: integral numbers within 2^53 are INTEGER unless written as a float (`2.0`, or
+    /// given as a FLOAT: ``NumberForm``), binaries ATTACHMENT, objects (and null) JSON.
     package static func inferredType(of value: Value) -> AbacusVariableType {
         switch value {
         case .bool: .boolean
-        case .number(let n): n.rounded(.towardZero) == n && abs(n) <= maxExactInteger ? .integer : .float
+        case .number(_, .float): .float
+        case .number(let n, .plain): n.rounded(.towardZero) == n && abs(n) <= maxExactInteger ? .integer : .float
         case .largeInteger: .integer
         case .string: .string
         case .list: .list
@@ -265,7 +269,8 @@ package enum AbacusVariableMappings {
         switch value {
         case .null: "null"
         case .bool(let flag): "the boolean \(flag)"
-        case .number(let n): "the number \(n.rounded(.towardZero) == n && abs(n) < 1e15 ? String(Int64(n)) : String(n))"
+        case .number(let n, _):
+            "the number \(n.rounded(.towardZero) == n && abs(n) < 1e15 ? String(Int64(n)) : String(n))"
         case .largeInteger(let i): "the number \(i.digits)"
         case .string(let text): "the string \"\(text.count > 40 ? text.prefix(40) + "…" : Substring(text))\""
         case .list: "a list"

@@ -125,7 +125,7 @@ package struct CraftLogQuery: Sendable, Equatable {
         func integer(_ key: String) throws -> Int64? {
             switch object[key] {
             case nil, .null?: return nil
-            case .number(let number)? where number.rounded() == number && abs(number) < 9e15: return Int64(number)
+            case .number(let number, _)? where number.rounded() == number && abs(number) < 9e15: return Int64(number)
             default: throw GatewayError(.invalidArgument, "\"\(key)\" must be a whole number")
             }
         }

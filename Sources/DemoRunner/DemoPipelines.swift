@@ -176,7 +176,7 @@ package struct DemoPipelines: TriggerRunner {
         switch value {
         case nil, .null?:
             return 13
-        case .number(let n)? where n >= 1 && n <= 16 && n == n.rounded():
+        case .number(let n, _)? where n >= 1 && n <= 16 && n == n.rounded():
             return Int(n)
         case .string(let s)?:
             if let n = Int(s), (1...16).contains(n) { return n }
@@ -201,7 +201,7 @@ package struct DemoPipelines: TriggerRunner {
         let number: Double
         switch variables[key] {
         case nil, .null?: return value
-        case .number(let n)?: number = n
+        case .number(let n, _)?: number = n
         case .largeInteger(let i)?: number = i.doubleValue
         case .string(let s)?:
             guard let n = Double(s) else { throw GatewayError(.invalidArgument, "\"\(key)\" must be a number") }

@@ -183,7 +183,8 @@ extension GatewayConfiguration {
     }
 
     /// A YAML value as a trigger input value: mappings become objects, lists lists, and scalars take the type
-    /// YAML's core schema gives them (`42` a number, `true` a bool, `"42"` a string, `~` null).
+    /// YAML's core schema gives them (`42` a number, `2.0` a number in the float form, `true` a bool, `"42"` a
+    /// string, `~` null).
     static func configValue(_ node: Node, at path: String, _ reader: ConfigNodeReader) throws(ConfigError)
         -> Value
     {
@@ -196,7 +197,8 @@ extension GatewayConfiguration {
                 // Exact, as the JSON codecs keep integers (a decimal past Int64's range keeps its digits).
                 return node.int.map { Value.integer(Int64($0)) } ?? Value.integer(text: scalar.string)
                     ?? .string(scalar.string)
-            case Tag.Name.float.rawValue: return node.float.map(Value.number) ?? .string(scalar.string)
+            // A YAML float (`2.0`) stays one for the runner, as a JSON client's `2.0` does (`NumberForm`).
+            case Tag.Name.float.rawValue: return node.float.map { .number($0, form: .float) } ?? .string(scalar.string)
             default: return .string(scalar.string)
             }
         case .sequence(let sequence):

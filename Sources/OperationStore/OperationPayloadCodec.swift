@@ -20,11 +20,21 @@ package struct OperationPayloadCodec: Sendable {
     /// writes the nearest double, the form every earlier version wrote, and is kept to produce such rows in tests.
     package var largeIntegerDigits: Bool
 
+    /// Whether a number written as a float (`NumberForm.float`: a client's `2.0`, an Abacus `FLOAT`) is stored
+    /// in that form (`PayloadTag.floatNumber`), so an async operation's runner request and answers keep `2.0`
+    /// rather than `2`. False in this version, the expand step: it reads the tag but writes the plain number
+    /// every earlier version reads, because an earlier instance sharing PostgreSQL during a rolling upgrade (or
+    /// a rollback) cannot read the tag, and one such row fails its whole claim batch. The next version, once
+    /// this one has shipped, writes it (contract).
+    package var numberForms: Bool
+
     package init(
-        inlineBlobLimit: Int = OperationPayloadCodec.defaultInlineBlobLimit, largeIntegerDigits: Bool = true
+        inlineBlobLimit: Int = OperationPayloadCodec.defaultInlineBlobLimit, largeIntegerDigits: Bool = true,
+        numberForms: Bool = false
     ) {
         self.inlineBlobLimit = inlineBlobLimit
         self.largeIntegerDigits = largeIntegerDigits
+        self.numberForms = numberForms
     }
 
     private static let formatVersion: UInt8 = 1
@@ -40,7 +50,7 @@ package struct OperationPayloadCodec: Sendable {
     package func encode(_ request: TriggerRequest, blobPrefix: String) -> Encoded {
         var w = PayloadWriter(
             sink: GatheringSink(ByteBuffer()), inlineLimit: inlineBlobLimit, spillPrefix: blobPrefix,
-            largeIntegerDigits: largeIntegerDigits)
+            largeIntegerDigits: largeIntegerDigits, numberForms: numberForms)
         w.byte(Self.formatVersion)
         Self.writeRef(request.ref, to: &w)
         w.string(request.mode.rawValue)
@@ -121,7 +131,7 @@ package struct OperationPayloadCodec: Sendable {
     package func encode(_ result: TriggerResult, blobPrefix: String) -> Encoded {
         var w = PayloadWriter(
             sink: GatheringSink(ByteBuffer()), inlineLimit: inlineBlobLimit, spillPrefix: blobPrefix,
-            largeIntegerDigits: largeIntegerDigits)
+            largeIntegerDigits: largeIntegerDigits, numberForms: numberForms)
         w.byte(Self.formatVersion)
         w.objects(result.outputs)
         let traces = result.metadata.traces
@@ -178,7 +188,8 @@ package struct OperationPayloadCodec: Sendable {
     /// Errors are small: everything stays inline. Integers past 2^53 in the details keep their digits, as in
     /// requests and results.
     package static func encode(_ error: GatewayError) -> ByteBuffer {
-        var w = PayloadWriter(sink: GatheringSink(ByteBuffer()), inlineLimit: nil, largeIntegerDigits: true)
+        var w = PayloadWriter(
+            sink: GatheringSink(ByteBuffer()), inlineLimit: nil, largeIntegerDigits: true, numberForms: false)
         w.byte(formatVersion)
         w.string(error.code.description)
         w.string(error.message)
@@ -196,10 +207,12 @@ package struct OperationPayloadCodec: Sendable {
 
     /// Lowercase hex SHA-256 of the canonical form of `ref` and `inputs` (all blob bytes included, secrets
     /// and dictionaries in key order). Two requests with equal digests ask the same pipeline the same thing.
-    /// Integers past 2^53 enter it as their nearest double, as in every earlier version: a digest stored by an
-    /// earlier instance must still match a retry of the same request with the same idempotency key.
+    /// Integers past 2^53 enter it as their nearest double, and numbers without their form (`2.0` as `2`), as in
+    /// every earlier version: a digest stored by an earlier instance must still match a retry of the same request
+    /// with the same idempotency key.
     package static func digest(ref: PipelineRef, inputs: [TriggerInput]) -> String {
-        var w = PayloadWriter(sink: GatheringSink(SHA256Sink()), inlineLimit: nil, largeIntegerDigits: false)
+        var w = PayloadWriter(
+            sink: GatheringSink(SHA256Sink()), inlineLimit: nil, largeIntegerDigits: false, numberForms: false)
         w.string("trigger-gateway request digest v1")
         writeRef(ref, to: &w)
         writeInputs(inputs, to: &w)

@@ -78,6 +78,7 @@ struct PayloadReader {
         case .boolFalse: return .bool(false)
         case .boolTrue: return .bool(true)
         case .number: return .number(Double(bitPattern: try uint64()))
+        case .floatNumber: return .number(Double(bitPattern: try uint64()), form: .float)
         case .largeInteger:
             guard let integer = LargeInteger(try string()) else { throw Self.corrupt("large integer") }
             return .largeInteger(integer)

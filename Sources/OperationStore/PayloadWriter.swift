@@ -111,6 +111,9 @@ enum PayloadTag: UInt8 {
     case spilledBlob = 8
     /// A `Value.largeInteger`, as its decimal text (a length, then ASCII).
     case largeInteger = 9
+    /// A `Value.number` written as a float (`NumberForm.float`: `2.0`), as its IEEE-754 bits like `number`.
+    /// Read from 2026-12-07 on; written only with `OperationPayloadCodec.numberForms`.
+    case floatNumber = 10
 }
 
 /// Writes the store's compact binary form of model values: tag bytes, LEB128 lengths, UTF-8 strings,
@@ -126,13 +129,17 @@ struct PayloadWriter<Sink: PayloadSink> {
     /// double (`PayloadTag.number`, what versions before 54e6771 wrote and can read). See
     /// `OperationPayloadCodec.largeIntegerDigits`.
     let largeIntegerDigits: Bool
+    /// Whether a `Value.number` in the float form is written as `PayloadTag.floatNumber` or as a plain `number`
+    /// (what every version before 2026-12-07 wrote and can read). See `OperationPayloadCodec.numberForms`.
+    let numberForms: Bool
     private(set) var spilled: [SpilledBlob] = []
 
-    init(sink: Sink, inlineLimit: Int?, spillPrefix: String = "", largeIntegerDigits: Bool) {
+    init(sink: Sink, inlineLimit: Int?, spillPrefix: String = "", largeIntegerDigits: Bool, numberForms: Bool) {
         self.sink = sink
         self.inlineLimit = inlineLimit
         self.spillPrefix = spillPrefix
         self.largeIntegerDigits = largeIntegerDigits
+        self.numberForms = numberForms
     }
 
     mutating func byte(_ byte: UInt8) {
@@ -192,8 +199,8 @@ struct PayloadWriter<Sink: PayloadSink> {
             byte(PayloadTag.null.rawValue)
         case .bool(let b):
             byte(b ? PayloadTag.boolTrue.rawValue : PayloadTag.boolFalse.rawValue)
-        case .number(let n):
-            byte(PayloadTag.number.rawValue)
+        case .number(let n, let form):
+            byte(form == .float && numberForms ? PayloadTag.floatNumber.rawValue : PayloadTag.number.rawValue)
             uint64(n.bitPattern)
         case .largeInteger(let i):
             if largeIntegerDigits {

@@ -99,7 +99,7 @@ enum RunnerValueCodec {
         case .bool(let b):
             message.pointee.kind_case = TRIGGER__RUNNER__V1__VALUE__KIND_BOOL_VALUE
             message.pointee.bool_value = b ? 1 : 0
-        case .number(let n):
+        case .number(let n, _):
             message.pointee.kind_case = TRIGGER__RUNNER__V1__VALUE__KIND_NUMBER_VALUE
             message.pointee.number_value = n
         case .largeInteger(let i):

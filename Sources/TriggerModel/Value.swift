@@ -15,10 +15,13 @@
 /// interoperable range) is a `largeInteger` instead, so `9007199254740993` or `18446744073709551615` go out of
 /// the JSON codecs and the store as they came in; protocols whose numbers are doubles (`google.protobuf.Value`'s
 /// `number_value`) carry its nearest double. Build integers with `Value.integer(_:)`, which picks the case.
+///
+/// A number keeps whether it was written as a float (``NumberForm``): `2.0` goes on as `2.0`, not `2`, to readers
+/// that tell integers from floats (Python's `json`, so every Python runner; Abacus's `FLOAT` variables).
 package enum Value: Sendable, Equatable {
     case null
     case bool(Bool)
-    case number(Double)
+    case number(Double, form: NumberForm = .plain)
     /// An integer whose magnitude is past 2^53 (never one a `number` holds exactly up to there).
     case largeInteger(LargeInteger)
     case string(String)
@@ -28,14 +31,15 @@ package enum Value: Sendable, Equatable {
 
     /// Structural equality, where a `number` and a `largeInteger` are equal when they are the same integer as
     /// the JSON writer prints it: an integral double in (2^53, 1e16) is written as its digits and read back as a
-    /// `largeInteger`, and is the same JSON value.
+    /// `largeInteger`, and is the same JSON value. A number's form is not compared: `2` and `2.0` are the same
+    /// JSON value (RFC 8259 §6 gives numbers no type), and tests that care compare the text.
     package static func == (lhs: Value, rhs: Value) -> Bool {
         switch (lhs, rhs) {
         case (.null, .null): true
         case (.bool(let a), .bool(let b)): a == b
-        case (.number(let a), .number(let b)): a == b
+        case (.number(let a, _), .number(let b, _)): a == b
         case (.largeInteger(let a), .largeInteger(let b)): a == b
-        case (.number(let a), .largeInteger(let b)), (.largeInteger(let b), .number(let a)): b.isWritten(as: a)
+        case (.number(let a, _), .largeInteger(let b)), (.largeInteger(let b), .number(let a, _)): b.isWritten(as: a)
         case (.string(let a), .string(let b)): a == b
         case (.list(let a), .list(let b)): a == b
         case (.object(let a), .object(let b)): a == b
@@ -52,7 +56,7 @@ package enum Value: Sendable, Equatable {
     /// The number as a `Double`: a `largeInteger` as its nearest double (rounded, as `strtod` rounds).
     package var numberValue: Double? {
         switch self {
-        case .number(let n): n
+        case .number(let n, _): n
         case .largeInteger(let i): i.doubleValue
         default: nil
         }
@@ -61,7 +65,7 @@ package enum Value: Sendable, Equatable {
     /// The number as an exact `Int64`, or nil when it is not a number, not integral or out of `Int64`'s range.
     package var int64Value: Int64? {
         switch self {
-        case .number(let n): Int64(exactly: n)
+        case .number(let n, _): Int64(exactly: n)
         case .largeInteger(let i): Int64(i.digits)
         default: nil
         }
@@ -86,6 +90,20 @@ package enum Value: Sendable, Equatable {
         if case .blob(let b) = self { return b }
         return nil
     }
+}
+
+/// How a `Value.number` was written, where it matters to the next reader: JSON gives numbers no type (RFC 8259
+/// §6), but Python's `json` reads `2` as an `int` and `2.0` as a `float`, and Abacus types a variable `INTEGER` or
+/// `FLOAT` by the same rule. Only an integral value shows the difference: any other prints with its fraction.
+package enum NumberForm: UInt8, Sendable {
+    /// Printed as its shortest text: an integral value without a fraction (`2`), another as its shortest
+    /// round-trip decimal (`2.5`). Numbers the gateway makes (counts, sizes) and `number_value`s (protobuf carries
+    /// no form) are plain.
+    case plain
+    /// Written with a fraction or an exponent (`2.0`, `1e3`, JSON's `frac` or `exp`), or typed `FLOAT`: an integral
+    /// value prints with a fraction (`2.0`, `1000.0`; past 1e16 as an exponent, `1e+16`), as Python prints a
+    /// `float`, so it reads back as a float.
+    case float
 }
 
 /// An object whose keys keep the order they arrived in (JSON objects and protobuf `Struct`s are sent in a

@@ -20,8 +20,8 @@ import TriggerModel
 ///   `\u00xx` in lowercase hex for the other control characters); no value string starting `data:` (any
 ///   case), since the parser makes it a blob and the writer re-renders its data URI;
 /// - numbers: integers without a leading zero or a minus zero (any length: the parser keeps their digits), or
-///   other numbers whose text is the writer's form (`JSONValueCodec.writeNumber`: Swift's shortest round-trip
-///   form, integral values below 1e16 only as plain integers);
+///   other numbers whose text is the writer's form for a number written as a float (`JSONValueCodec.writeNumber`
+///   with `NumberForm.float`: Swift's shortest round-trip form, integral values below 1e16 as digits and `.0`);
 /// - objects: no repeated key (the parser would merge them, and Swift takes canonically equivalent keys for
 ///   one), at most ``maxCheckedKeys`` keys;
 /// - nesting within `maxDepth`, and object members plus array elements within `maxMembers`, counted as the parser
@@ -300,9 +300,12 @@ struct CanonicalJSONScanner {
         }
         let text = String(decoding: UnsafeBufferPointer(start: bytes + start, count: pos - start), as: UTF8.self)
         guard let number = Double(text), number.isFinite else { return false }
-        // Integral values below 1e16 are written without a fraction or exponent: "1.0" would come back as "1".
+        // Integral values below 1e16 written with a fraction or exponent keep the float form, written back as
+        // their digits and ".0" (`NumberForm.float`): "2.0" is canonical, "2.00" and "2e0" are not.
         if number == number.rounded(.towardZero) && abs(number) < JSONValueCodec.plainIntegralLimit {
-            return false
+            var written = ByteBuffer()
+            JSONValueCodec.writeNumber(number, form: .float, into: &written)
+            return written.readableBytesView.elementsEqual(text.utf8)
         }
         return number.description == text
     }

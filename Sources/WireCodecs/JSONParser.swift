@@ -277,7 +277,8 @@ struct JSONParser {
     // MARK: Numbers
 
     /// A number: integers stay exact (`Value.integer(text:)`: past ±2^53 as a `largeInteger`), others are the
-    /// nearest `Double`; a non-integer past `Double`'s range (`1e400`) is refused rather than made infinite.
+    /// nearest `Double` in the float form (`NumberForm.float`: `2.0` is written back as `2.0`); a non-integer past
+    /// `Double`'s range (`1e400`) is refused rather than made infinite.
     private mutating func parseNumber() throws(Failure) -> Value {
         let start = pos
         var negative = false
@@ -319,7 +320,8 @@ struct JSONParser {
         guard let value = Double(text), value.isFinite else {
             throw syntax("number \(text.prefix(40)) is out of range")
         }
-        return .number(value)
+        // Written with a fraction or an exponent: the float form, so `2.0` goes on as `2.0` (`NumberForm`).
+        return .number(value, form: isInteger ? .plain : .float)
     }
 
     @inline(__always)

@@ -21,7 +21,7 @@ extension JSONValueCodec {
         switch value {
         case .null: buffer.writeStaticString("null")
         case .bool(let b): buffer.writeStaticString(b ? "true" : "false")
-        case .number(let n): writeNumber(n, into: &buffer)
+        case .number(let n, let form): writeNumber(n, form: form, into: &buffer)
         case .largeInteger(let i): buffer.writeString(i.digits)
         case .string(let s): writeString(s, into: &buffer)
         case .list(let elements):
@@ -111,13 +111,19 @@ extension JSONValueCodec {
     /// Appends `number`: integral values below 1e16 as plain integers (`1`, not `1.0`; `9007199254740992`, not
     /// `9007199254740992.0`), others in Swift's shortest round-trip form (which is valid JSON: `0.1`, `1e-05`,
     /// `1e+300`).
-    package static func writeNumber(_ number: Double, into buffer: inout ByteBuffer) {
+    ///
+    /// With `form` `.float`, an integral value below 1e16 keeps a fraction (`2.0`, `-0.0`), as Python prints a
+    /// `float` (`NumberForm`); every other value prints the same in either form.
+    package static func writeNumber(_ number: Double, form: NumberForm = .plain, into buffer: inout ByteBuffer) {
         guard number.isFinite else {
             buffer.writeStaticString("null")
             return
         }
         if number == number.rounded(.towardZero) && abs(number) < plainIntegralLimit {
+            guard form == .float else { return writeInteger(Int64(number), into: &buffer) }
+            if number == 0 && number.sign == .minus { buffer.writeInteger(UInt8(ascii: "-")) }
             writeInteger(Int64(number), into: &buffer)
+            buffer.writeStaticString(".0")
         } else {
             buffer.writeString(number.description)
         }

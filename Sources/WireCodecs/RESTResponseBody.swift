@@ -90,7 +90,7 @@ package enum RESTResponseBody {
     /// The status a JSON name or number stands for; accepts `COMPLETED`, `STATUS_COMPLETED` and `1` alike.
     static func status(from value: Value) -> Trace.Status? {
         switch value {
-        case .number(let n): return Int(exactly: n).flatMap(Trace.Status.init(rawValue:))
+        case .number(let n, _): return Int(exactly: n).flatMap(Trace.Status.init(rawValue:))
         case .string(let s):
             let name = s.hasPrefix("STATUS_") ? String(s.dropFirst(7)) : s
             return [Trace.Status.unspecified, .completed, .skipped, .error].first { self.name(of: $0) == name }
@@ -139,7 +139,7 @@ package enum RESTResponseBody {
             trace.outputs = try objects(outputs, path: "\(path).outputs")
         }
         if case .object(let error)? = object["error"] { trace.error = error }
-        if case .number(let seconds)? = object["computeTimeInSeconds"] ?? object["compute_time_in_seconds"] {
+        if case .number(let seconds, _)? = object["computeTimeInSeconds"] ?? object["compute_time_in_seconds"] {
             trace.computeTimeInSeconds = Float(seconds)
         }
         return trace
@@ -158,7 +158,7 @@ package enum RESTResponseBody {
     /// A runner's error-body object (a `/run` answer or an SSE error event of the http backend hop) as the
     /// pipeline's application error, or nil when it has no numeric `code`.
     static func error(of object: ValueObject) -> GatewayError? {
-        guard case .number(let number)? = object["code"], let code = Int(exactly: number) else { return nil }
+        guard case .number(let number, _)? = object["code"], let code = Int(exactly: number) else { return nil }
         let message = object["message"]?.stringValue ?? ""
         var details: [ValueObject] = []
         if case .list(let list)? = object["details"] {

@@ -75,6 +75,29 @@ struct AbacusVariableMappingsTests {
         #expect(decoded["v"] == expected)
     }
 
+    /// The SDK reviewer of session 54: a FLOAT `2.0` was carried as the number 2, written `2`, and a version's
+    /// mappings showed it as INTEGER.
+    @Test(
+        "FLOAT keeps the float form whatever the value was written as; INTEGER makes it plain; the rendered type follows",
+        arguments: [
+            (#"{"variableType":"FLOAT","value":2.0}"#, "2.0", "FLOAT"),
+            (#"{"variableType":"FLOAT","value":2}"#, "2.0", "FLOAT"),
+            (#"{"variableType":"FLOAT","value":"2"}"#, "2.0", "FLOAT"),
+            (#"{"variableType":"FLOAT","value":9007199254740993}"#, "9007199254740992.0", "FLOAT"),
+            (#"{"variableType":"FLOAT","value":2.5}"#, "2.5", "FLOAT"),
+            (#"{"variableType":"INTEGER","value":2.0}"#, "2", "INTEGER"),
+            (#"{"value":2.0}"#, "2.0", "FLOAT"),  // untyped: as written
+            (#"{"value":2}"#, "2", "INTEGER"),
+        ]
+    )
+    func numberForms(mapping: String, written: String, type: String) throws {
+        let decoded = try decode(#"[{"name":"v","# + String(mapping.dropFirst()) + "]")
+        let value = try #require(decoded["v"])
+        #expect(String(buffer: JSONValueCodec.encode(value)) == written)
+        let rendered = String(buffer: JSONValueCodec.encode(AbacusVariableMappings.render(decoded)))
+        #expect(rendered == #"[{"name":"v","variableType":"\#(type)","value":\#(written)}]"#)
+    }
+
     @Test("ATTACHMENT: a data URI becomes a binary with its content type, file name and bytes")
     func attachment() throws {
         let decoded = try decode(

@@ -77,7 +77,7 @@ struct HTTPBackendStreamSourceTests {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let collector = try await Self.stream(transport, on: loop)
         let outputs = collector.events.compactMap { event -> Double? in
-            guard case .output(_, let result) = event, case .number(let i)? = result.outputs.first?["i"] else {
+            guard case .output(_, let result) = event, case .number(let i, _)? = result.outputs.first?["i"] else {
                 return nil
             }
             return i

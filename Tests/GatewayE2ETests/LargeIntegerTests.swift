@@ -98,6 +98,55 @@ struct LargeIntegerTests {
         }
     }
 
+    /// The SDK reviewer of session 54: `2.0` reached an http runner and came back as `2`, which Python reads as an
+    /// `int` (`NumberForm`).
+    @Test(
+        "numbers written as floats stay floats for Python: sync in process (curl), through an http runner process, SSE; the store keeps the value for now"
+    )
+    func floatsStayFloats() async throws {
+        let body = #"{"data":[{"variable":{"f":[2.0,1e2,-0.0,2.5,2,1E-2]}}]}"#
+        let answered = "[2.0,100.0,-0.0,2.5,2,0.01]"
+        let python = "[2.0, 100.0, -0.0, 2.5, 2, 0.01]"
+        try await withTestGateway { gateway in
+            let curl = try #require(TestProcess.which("curl"), "scripts/test installs curl")
+            let out = try await TestProcess.run(
+                curl,
+                [
+                    "-sS", "--max-time", "20", "-H", "content-type: application/json", "-d", body,
+                    "http://127.0.0.1:\(gateway.port)/v1beta/namespaces/demo/pipelines/echo/trigger",
+                ])
+            #expect(out.stdoutString.contains(#"{"outputs":[{"f":\#(answered)}]"#), "\(out.stdoutString)")
+            #expect(try await Self.pythonReads(out.stdoutString, "d['outputs'][0]['f']") == python)
+
+            let (_, _, raw) = try await curlSSE([
+                "-H", "content-type: application/json", "-H", "accept: text/event-stream", "-d", body,
+                "http://127.0.0.1:\(gateway.port)/v1beta/namespaces/demo/pipelines/echo/trigger",
+            ])
+            #expect(raw.contains(#""f":\#(answered)"#), "\(raw)")
+
+            // Stored: the values, not yet the form (`OperationPayloadCodec.numberForms`, the expand step).
+            let client = try await AsyncClient.connect(port: gateway.port)
+            let accepted = try await client.client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger-async", headers: jsonHeaders,
+                body: ByteBuffer(string: body))
+            let name = try #require((try json(accepted.body)["operation"] as? [String: Any])?["name"] as? String)
+            #expect(try await client.waitDone(name)["done"] as? Bool == true)
+            let done = try await client.client.request("GET", "/v1beta/\(name)").bodyString
+            #expect(done.contains(#""outputs":[{"f":[2,100,0,2.5,2,0.01]}]"#), "\(done)")
+            await client.client.close()
+        }
+        try await withDemoRunnerProcess(transport: "http") { runnerPort in
+            try await withTestGateway(yaml: httpPoolConfig(port: runnerPort)) { gateway in
+                let client = try await gateway.client()
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
+                    body: ByteBuffer(string: body))
+                #expect(response.bodyString.contains(#"{"outputs":[{"f":\#(answered)}]"#), "\(response.bodyString)")
+                await client.close()
+            }
+        }
+    }
+
     @Test("a number past a double's range (1e400) is a 400 naming it, not an infinity or a null")
     func outOfRange() async throws {
         try await withTestGateway { gateway in

@@ -95,6 +95,49 @@ struct OperationPayloadCodecTests {
                 == OperationPayloadCodec.digest(ref: asDouble.ref, inputs: asDouble.inputs))
     }
 
+    @Test(
+        "a number written as a float is stored as a plain number in this version (expand step), and the float tag reads"
+    )
+    func numberForms() throws {
+        var request = Fixtures.request(blobs: [])
+        request.deadline = nil
+        request.inputs[0].variables["f"] = .number(2, form: .float)
+        request.inputs[0].variables["i"] = .number(2)
+        var plain = request
+        plain.inputs[0].variables["f"] = .number(2)
+        func form(_ request: TriggerRequest, _ name: String) -> NumberForm? {
+            guard case .number(_, let form)? = request.inputs[0].variables[name] else { return nil }
+            return form
+        }
+
+        // Default: byte for byte what every earlier version writes and reads, the form dropped.
+        let stored = OperationPayloadCodec().encode(request, blobPrefix: "q").bytes
+        #expect(stored == OperationPayloadCodec().encode(plain, blobPrefix: "q").bytes)
+        #expect(form(try OperationPayloadCodec.decodeRequest(stored) { _ in ByteBuffer() }, "f") == .plain)
+
+        // The next version's form (`numberForms`): read back as a float; only the float is written differently.
+        let forms = OperationPayloadCodec(numberForms: true).encode(request, blobPrefix: "q").bytes
+        #expect(forms != stored && forms.readableBytes == stored.readableBytes)
+        let read = try OperationPayloadCodec.decodeRequest(forms) { _ in ByteBuffer() }
+        #expect(form(read, "f") == .float)
+        #expect(form(read, "i") == .plain)
+        #expect(read == request)
+        let result = TriggerResult(
+            outputs: [["n": .number(-0.0, form: .float)]], metadata: TriggerMetadata(traces: [:]))
+        let storedResult = OperationPayloadCodec(numberForms: true).encode(result, blobPrefix: "r").bytes
+        let readResult = try OperationPayloadCodec.decodeResult(storedResult) { _ in ByteBuffer() }
+        guard case .number(let zero, .float)? = readResult.outputs[0]["n"] else {
+            Issue.record("\(readResult)")
+            return
+        }
+        #expect(zero == 0 && zero.sign == .minus)
+
+        // The digest ignores the form in either version: a retry of `2` and of `2.0` under one key match.
+        #expect(
+            OperationPayloadCodec.digest(ref: request.ref, inputs: request.inputs)
+                == OperationPayloadCodec.digest(ref: plain.ref, inputs: plain.inputs))
+    }
+
     @Test("labels round-trip; a request without labels is stored exactly as before labels existed")
     func labels() throws {
         let codec = OperationPayloadCodec()

@@ -43,6 +43,8 @@ struct CanonicalSyncResponseTests {
             #"{"outputs":[{"n":[1234567890123456,9007199254740992,9007199254740993,-9223372036854775808]}],"metadata":{}}"#,
             #"{"outputs":[{"n":[18446744073709551615,18446744073709551616,123456789012345678901234567890]}],"metadata":{}}"#,
             #"{"outputs":[{"n":[1e+16,2e+16,-1.2e+17]}],"metadata":{}}"#,
+            // Integral values written as floats are written back so (`NumberForm.float`).
+            #"{"outputs":[{"n":[1.0,-2.0,-0.0,0.0,9007199254740992.0,9999999999999998.0]}],"metadata":{}}"#,
             #"{"outputs":[{"d":"dat","e":"data","f":"date: today","g":"xdata:;base64,aGk="}],"metadata":{}}"#,
             #"{"outputs":[{"data:":"keys are never blobs"}],"metadata":{}}"#,
         ]
@@ -74,12 +76,12 @@ struct CanonicalSyncResponseTests {
             #"{"outputs":[{"s":"\u001F"}],"metadata":{}}"#,  // upper-case hex
             #"{"outputs":[{"s":"\u0022"}],"metadata":{}}"#,  // written as \"
             #"{"outputs":[{"s":"\u007f"}],"metadata":{}}"#,  // DEL is written as it is
-            #"{"outputs":[{"n":1.0}],"metadata":{}}"#,
-            #"{"outputs":[{"n":1e2}],"metadata":{}}"#,
+            #"{"outputs":[{"n":1.00}],"metadata":{}}"#,  // written 1.0
+            #"{"outputs":[{"n":1e2}],"metadata":{}}"#,  // written 100.0
             #"{"outputs":[{"n":-0}],"metadata":{}}"#,
             #"{"outputs":[{"n":1E-05}],"metadata":{}}"#,
             #"{"outputs":[{"n":0.10}],"metadata":{}}"#,
-            #"{"outputs":[{"n":9007199254740992.0}],"metadata":{}}"#,  // written 9007199254740992
+            #"{"outputs":[{"n":9.007199254740992e15}],"metadata":{}}"#,  // written 9007199254740992.0
             #"{"outputs":[{"n":9.007199254740994e+15}],"metadata":{}}"#,  // Swift's form, written as digits
             #"{"outputs":[{"a":1,"a":2}],"metadata":{}}"#,  // merged by the parser
             "{\"outputs\":[{\"é\":1,\"e\u{301}\":2}],\"metadata\":{}}",  // canonically equivalent keys, merged

@@ -60,8 +60,8 @@ struct JSONValueCodecTests {
             ("-0", "0", false),  // no negative zero in the writer's integers
             ("0", "0", false),
             ("0.1", "0.1", false),
-            ("-0.0", "0", false),
-            ("1e2", "100", false),
+            ("-0.0", "-0.0", false),  // written as a float: kept one (`NumberForm.float`)
+            ("1e2", "100.0", false),
         ]
     )
     func integerRoundTrip(text: String, expected: String, large: Bool) throws {
@@ -69,6 +69,32 @@ struct JSONValueCodecTests {
         if case .largeInteger = value { #expect(large, "\(text)") } else { #expect(!large, "\(text)") }
         #expect(encodeJSON(value) == expected)
         #expect(encodeJSON(.list([value, .object(["n": value])])) == "[\(expected),{\"n\":\(expected)}]")
+    }
+
+    /// The SDK reviewer of session 54: `2.0` reached an http runner as `2`, which Python reads as an `int`.
+    @Test(
+        "A number written as a float stays one: integral values keep a fraction, integers none, others print as before",
+        arguments: [
+            ("2.0", "2.0", NumberForm.float), ("2", "2", .plain), ("-3.0", "-3.0", .float), ("2.50", "2.5", .float),
+            ("1E2", "100.0", .float), ("1e-2", "0.01", .float), ("2e0", "2.0", .float), ("0.0", "0.0", .float),
+            ("-0.0", "-0.0", .float), ("-0", "0", .plain), ("9007199254740992.0", "9007199254740992.0", .float),
+            ("9999999999999998.0", "9999999999999998.0", .float), ("1e16", "1e+16", .float),
+            ("1.5e300", "1.5e+300", .float), ("123456789012345", "123456789012345", .plain),
+            // An integer of 16 digits takes the slower path and is plain too.
+            ("1234567890123456", "1234567890123456", .plain),
+        ]
+    )
+    func numberForm(text: String, expected: String, form: NumberForm) throws {
+        let value = try decode(text)
+        guard case .number(_, let decoded) = value else {
+            Issue.record("\(text) decoded as \(value)")
+            return
+        }
+        #expect(decoded == form, "\(text)")
+        #expect(encodeJSON(value) == expected)
+        #expect(encodeJSON(.object(["n": .list([value])])) == "{\"n\":[\(expected)]}")
+        // What is written reads back in the same form (a second hop writes the same text).
+        #expect(encodeJSON(try decode(expected)) == expected)
     }
 
     @Test("Numbers past a Double's range are refused, not made infinite", arguments: ["1e400", "-1e400", "1.5e309"])
