@@ -122,10 +122,7 @@ extension NGHTTP2Session {
             guard self.streams.contains(id), nghttp2_session_get_stream_remote_close(self.nghttp2, id) == 0 else {
                 return
             }
-            self.withStream(id) { $0.resetRequested = true }
-            // Returns 0, NGHTTP2_ERR_NOMEM or NGHTTP2_ERR_INVALID_ARGUMENT (stream 0: ids come from streams).
-            let rc = nghttp2_submit_rst_stream(self.nghttp2, none, id, HTTP2ErrorCode.noError.rawValue)
-            precondition(rc == 0, "nghttp2_submit_rst_stream failed: \(nghttpErrorString(rc))")
+            self.submitOwnReset(id, .noError)
 
         case .submitTrailers(let id, let trailers):
             guard self.streams.contains(id) else { return }
@@ -147,11 +144,7 @@ extension NGHTTP2Session {
             _ = nghttp2_session_resume_data(self.nghttp2, id)
 
         case .resetStream(let id, let code):
-            // Ours: not counted as a reset the client provoked when it leaves (`frameSent`).
-            self.withStream(id) { $0.resetRequested = true }
-            // Returns 0, NGHTTP2_ERR_NOMEM or NGHTTP2_ERR_INVALID_ARGUMENT (stream 0: ids come from streams).
-            let rc = nghttp2_submit_rst_stream(self.nghttp2, none, id, code.rawValue)
-            precondition(rc == 0, "nghttp2_submit_rst_stream failed: \(nghttpErrorString(rc))")
+            self.submitOwnReset(id, code)
 
         case .consume(let id, let bytes):
             // Returns 0, NGHTTP2_ERR_NOMEM, NGHTTP2_ERR_INVALID_ARGUMENT (stream 0) or NGHTTP2_ERR_INVALID_STATE
@@ -201,5 +194,14 @@ extension NGHTTP2Session {
             // want_read and want_write report 0, which closes the connection once it is written.
             _ = nghttp2_session_terminate_session(self.nghttp2, code.rawValue)
         }
+    }
+
+    /// RST_STREAM(`code`) on `id`, marked ours so it is not counted as a reset the client provoked when the stream
+    /// leaves (`frameSent`): `.resetStream`, and `.stopRequestBody`'s NO_ERROR (RFC 9113 §8.1).
+    private func submitOwnReset(_ id: Int32, _ code: HTTP2ErrorCode) {
+        self.withStream(id) { $0.resetRequested = true }
+        // Returns 0, NGHTTP2_ERR_NOMEM or NGHTTP2_ERR_INVALID_ARGUMENT (stream 0: ids come from streams).
+        let rc = nghttp2_submit_rst_stream(self.nghttp2, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, code.rawValue)
+        precondition(rc == 0, "nghttp2_submit_rst_stream failed: \(nghttpErrorString(rc))")
     }
 }
