@@ -14,7 +14,8 @@ package import WireCodecs
 /// The `value` is typed by `variableType`:
 /// - `INTEGER`: an integer of any size, exactly (or a string holding one); a double such as `1.5` or `1e300`
 ///   is refused unless it is integral within 2^53 (where it names exactly one integer);
-/// - `FLOAT`: a number (or a string holding a finite one);
+/// - `FLOAT`: a number (or a string holding a finite one in decimal, as Python's `float()` reads it: not `0x1p3`),
+///   made a float (`NumberForm.float`: `2` goes on as `2.0`);
 /// - `BOOLEAN`: `true` / `false` (or those words as strings, any case);
 /// - `STRING`: a string; one that happens to be a data URI stays text (the body parser had made it a binary:
 ///   the caller's type wins, and `DataURI` re-encodes it byte for byte);
@@ -33,6 +34,9 @@ package import WireCodecs
 package enum AbacusVariableMappings {
     /// Integers beyond this lose precision in a double (`Value.number`), so they are refused, not rounded.
     static let maxExactInteger = Double(1 << 53)
+
+    /// The bytes of a decimal number's text (`-1.5e+3`): what a FLOAT given as a string may hold.
+    private static let decimalBytes = Set("0123456789+-.eE".utf8)
 
     /// The input variables of one run. `mappings` is the request's `pipelineVariableMappings`: a list, or
     /// nil / null for none. `limits` bound the JSON text a JSON or LIST string value may hold.
@@ -124,7 +128,10 @@ package enum AbacusVariableMappings {
             case .number(let n, _): return .number(n, form: .float)
             case .largeInteger(let i): return .number(i.doubleValue, form: .float)
             case .string(let text):
-                if let number = Double(text), number.isFinite { return .number(number, form: .float) }
+                // Decimal only, as Python's `float()` reads it: Swift's parser also takes hex (`0x1p3`).
+                if text.utf8.allSatisfy({ decimalBytes.contains($0) }), let number = Double(text), number.isFinite {
+                    return .number(number, form: .float)
+                }
             default: break
             }
             throw wrong("a number")

@@ -532,7 +532,8 @@ struct CraftExchange: Sendable {
     ///   to end a run that waits for a runner that is down) and kept, so the calls waiting on it (`run_pipeline`)
     ///   read CANCELLED rather than 404; a second delete removes it.
     ///
-    /// 404 for an unknown id or another principal's execution.
+    /// 404 for an unknown id or another principal's execution. 403 PERMISSION_DENIED for deleting a finished run
+    /// that belongs to no principal (a schedule's) when the caller has one (auth on): every caller sees it.
     private func deleteExecution(_ id: String, principal: String?) async throws -> RESTResponse {
         let operations = try operations
         let existing = try await visibleExecution(id, principal: principal)
@@ -544,7 +545,17 @@ struct CraftExchange: Sendable {
                 finished = true  // It finished between the read and the cancel: it is deleted as finished.
             }
         }
-        if finished { try await operations.delete(id: id) }
+        if finished {
+            // Every caller sees a run that belongs to no principal (a schedule's or a periodic deployment's); with
+            // principals (auth on), no one caller's token removes it for the others.
+            if existing.request.principal == nil, principal != nil {
+                throw GatewayError(
+                    .permissionDenied,
+                    "execution \(id) belongs to no principal (a schedule's or a periodic deployment's run, which "
+                        + "every caller sees), so no caller's token may delete it; store.retention removes it")
+            }
+            try await operations.delete(id: id)
+        }
         return CraftAnswer.json(["execution_id": .string(id)], requestID: requestID)
     }
 

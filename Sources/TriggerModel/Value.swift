@@ -287,3 +287,41 @@ extension Value {
         return .number(negative ? -Double(m) : Double(m))
     }
 }
+
+extension Value {
+    /// The value with every number in the plain form, as a store that does not keep forms reads it back
+    /// (`OperationPayloadCodec.numberForms`); nil when it holds no number in the float form (nothing to change, and
+    /// nothing copied).
+    package func plainNumbers() -> Value? {
+        switch self {
+        case .number(let n, .float): .number(n)
+        case .list(let items):
+            Self.plain(items).map(Value.list)
+        case .object(let object): object.plainNumbers().map(Value.object)
+        case .null, .bool, .number, .largeInteger, .string, .blob: nil
+        }
+    }
+
+    private static func plain(_ items: [Value]) -> [Value]? {
+        var changed: [Value]?
+        for (i, item) in items.enumerated() {
+            guard let plain = item.plainNumbers() else { continue }
+            if changed == nil { changed = items }
+            changed![i] = plain
+        }
+        return changed
+    }
+}
+
+extension ValueObject {
+    /// As `Value.plainNumbers()`: nil when no value holds a number in the float form.
+    package func plainNumbers() -> ValueObject? {
+        var changed: ValueObject?
+        for (i, entry) in entries.enumerated() {
+            guard let plain = entry.value.plainNumbers() else { continue }
+            if changed == nil { changed = self }
+            changed!.entries[i].value = plain
+        }
+        return changed
+    }
+}

@@ -136,6 +136,7 @@ struct AbacusVariableMappingsTests {
             #"{"name":"v","variableType":"INTEGER","value":1e300}"#,
             #"{"name":"v","variableType":"INTEGER","value":"1e300"}"#,
             #"{"name":"v","variableType":"FLOAT","value":"abc"}"#,
+            #"{"name":"v","variableType":"FLOAT","value":"0x1p3"}"#,  // hex: Swift's parser reads 8, Python's refuses
             #"{"name":"v","variableType":"FLOAT","value":[1]}"#,
             #"{"name":"v","variableType":"BOOLEAN","value":1}"#,
             #"{"name":"v","variableType":"BOOLEAN","value":"yes"}"#,

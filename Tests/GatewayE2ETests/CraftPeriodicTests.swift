@@ -107,6 +107,57 @@ struct CraftPeriodicTests {
         )
     }
 
+    /// The SDK reviewer of session 55 (F5): every caller sees a periodic deployment's runs (they belong to no
+    /// principal), and `delete_pipeline_execution` of a finished one let any caller's token remove it for all.
+    @Test("with tokens, no caller deletes a finished periodic run (403, it stays); its own finished run it does")
+    func periodicRunsAreNotDeletable() async throws {
+        let yaml = """
+            tokens:
+              - {name: alice, token: ALICE-SECRET}
+            craft:
+              deployments:
+                - name: beat
+                  pipeline: upper
+                  execution_rule: periodic
+                  schedule: "@every 1s"
+                  inputs: {prompt: hello}
+            """
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await gateway.client()
+            let bearer = CraftRESTTests.bearer(try await CraftRESTTests.accessToken(client, sdkToken: "ALICE-SECRET"))
+            var latest: String?
+            _ = try await eventually(within: .seconds(10), interval: .milliseconds(100)) {
+                let response = try await client.request(
+                    "GET", "/api/v1/deployments/beat/executions/latest", headers: bearer)
+                if response.status == 200 { latest = try json(response.body)["execution_id"] as? String }
+                return latest != nil
+            }
+            let tick = try #require(latest, "no execution of the periodic deployment within 10 s")
+            var response = try await client.request(
+                "GET", "/api/v1/executions/\(tick)/outputs?wait_for_completion=true", headers: bearer)
+            #expect(response.status == 200, "\(response.bodyString)")
+
+            response = try await client.request("DELETE", "/api/v1/executions/\(tick)", headers: bearer)
+            #expect(response.status == 403, "\(response.bodyString)")
+            #expect(response.bodyString.contains("belongs to no principal"), "\(response.bodyString)")
+            response = try await client.request("GET", "/api/v1/executions/\(tick)", headers: bearer)
+            #expect(response.status == 200, "\(response.bodyString)")
+
+            // Alice's own finished execution she deletes.
+            let own = try await CraftRESTTests.run(
+                client, try await CraftRESTTests.accessToken(client, sdkToken: "ALICE-SECRET"), "upper",
+                #"{"prompt":"x"}"#)
+            response = try await client.request(
+                "GET", "/api/v1/executions/\(own)/outputs?wait_for_completion=true", headers: bearer)
+            #expect(response.status == 200, "\(response.bodyString)")
+            response = try await client.request("DELETE", "/api/v1/executions/\(own)", headers: bearer)
+            #expect(response.status == 200, "\(response.bodyString)")
+            response = try await client.request("GET", "/api/v1/executions/\(own)", headers: bearer)
+            #expect(response.status == 404, "\(response.bodyString)")
+            await client.close()
+        }
+    }
+
     @Test(
         "a real gateway: @every 1s ticks are the deployment's executions, read through the Craft API with outputs mapped"
     )

@@ -32,9 +32,15 @@ struct RESTRequestPassthroughE2ETests {
                 #""data":[{"variable":{"a":"x"},"secret":{}},{"variable":{"b":true},"secret":{}}]}"#
             ),
             (
-                // Not canonical (`1.0`, an escaped slash): decoded, and written as the writer writes them.
-                #"{"data":[{"variable":{"n":1.0,"s":"a\/b"}}]}"#,
-                #""data":[{"variable":{"n":1,"s":"a/b"},"secret":{}}]}"#
+                // Not canonical (`1.00`, `1E2`, an escaped slash): decoded, and written as the writer writes them;
+                // a number written as a float stays one (`1.0`, `100.0`).
+                #"{"data":[{"variable":{"n":1.00,"m":1E2,"s":"a\/b"}}]}"#,
+                #""data":[{"variable":{"n":1.0,"m":100.0,"s":"a/b"},"secret":{}}]}"#
+            ),
+            (
+                // `2.0` is the writer's form now: carried as the client's text.
+                #"{"data":[{"variable":{"n":2.0,"k":[-0.0,3]}}]}"#,
+                #""data":[{"variable":{"n":2.0,"k":[-0.0,3]},"secret":{}}]}"#
             ),
         ])
     func runnerBody(client body: String, runnerData: String) async throws {

@@ -1033,6 +1033,31 @@ struct OperationStoreContractTests {
         }
     }
 
+    /// The SDK reviewer of session 55 (F1): Abacus's `runPipeline` answered a FLOAT `2.0` that every later read
+    /// showed as `2` (INTEGER): the enqueue's answer held the request as given, the store its plain numbers.
+    @Test(
+        "an enqueue answers the operation as it reads back: while the store writes no number form, 2.0 as 2",
+        arguments: StoreKind.allCases)
+    func enqueueAnswersAsStored(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { _, store in
+            var request = Fixtures.request(text: "f")
+            request.inputs[0].variables["f"] = .list([.object(["x": .number(2, form: .float)]), .number(1.5)])
+            request.inputs[0].variables["i"] = .number(3)
+            let created = try await store.enqueue(request, idempotencyKey: nil).operation
+            let read = try #require(try await store.get(id: created.id))
+            for operation in [created, read] {
+                let f = operation.request.inputs[0].variables["f"]
+                guard case .list(let items)? = f, case .number(2, let form)? = items.first?.objectValue?["x"] else {
+                    Issue.record("\(String(describing: f))")
+                    continue
+                }
+                #expect(form == .plain)
+                #expect(items.last == .number(1.5))
+            }
+            #expect(created.request.inputs == read.request.inputs)
+        }
+    }
+
     @Test(
         "delete removes one finished operation with its blobs whatever its age; not a queued or running one, not an unknown id, not twice",
         arguments: StoreKind.allCases)
