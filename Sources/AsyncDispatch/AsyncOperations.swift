@@ -273,8 +273,8 @@ package final class AsyncOperations: Sendable {
 
     /// Deletes a finished operation (succeeded, failed or cancelled) with its blobs, as retention would
     /// (``OperationStore/delete(id:)``): Craft AI's `delete_pipeline_execution` of a finished execution.
-    /// - Throws: `.notFound` for an unknown id; `.failedPrecondition` for a queued or running operation (it is
-    ///   cancelled first, by `cancel(id:)`) and for one whose completion webhook is still to be delivered (it is
+    /// - Throws: `.notFound` for an unknown id; `.failedPrecondition` for a queued or running operation (the caller
+    ///   cancels it first, with `cancel(id:)`) and for one whose completion webhook is still to be delivered (it is
     ///   kept until then, as retention keeps it: the receiver is owed the delivery).
     package func delete(id: String) async throws {
         if try await store.delete(id: id) { return }

@@ -4525,7 +4525,7 @@ let openAPIDocumentJSON = #####"""
         "tags": [
           "Craft AI"
         ],
-        "summary": "`delete_pipeline_execution`: deletes a finished execution (succeeded, failed or cancelled) with its files, as retention does; cancels an unfinished one (as `POST /v1beta/operations/{id}:cancel`) and keeps it, so a second delete removes it; 409 FAILED_PRECONDITION while a finished one's completion webhook is not delivered yet; with tokens, 403 for a finished run that belongs to no principal (a schedule's); 404 for an unknown one or another principal's",
+        "summary": "`delete_pipeline_execution`: deletes a finished execution (succeeded, failed or cancelled) with its files, as retention does; cancels an unfinished one (as `POST /v1beta/operations/{id}:cancel`) and keeps it, so a second delete removes it; 409 FAILED_PRECONDITION while a finished one's completion webhook is not delivered yet; 403 for a finished run of a schedule (and, with tokens, of no principal); 404 for an unknown one or another principal's",
         "security": [
           {},
           {

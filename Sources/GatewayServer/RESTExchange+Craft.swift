@@ -533,7 +533,7 @@ struct CraftExchange: Sendable {
     ///   read CANCELLED rather than 404; a second delete removes it.
     ///
     /// 404 for an unknown id or another principal's execution. 403 PERMISSION_DENIED for deleting a finished run
-    /// that belongs to no principal (a schedule's) when the caller has one (auth on): every caller sees it.
+    /// of a schedule (a periodic deployment's), and one of no principal when the caller has one (auth on).
     private func deleteExecution(_ id: String, principal: String?) async throws -> RESTResponse {
         let operations = try operations
         let existing = try await visibleExecution(id, principal: principal)
@@ -546,13 +546,16 @@ struct CraftExchange: Sendable {
             }
         }
         if finished {
-            // Every caller sees a run that belongs to no principal (a schedule's or a periodic deployment's); with
-            // principals (auth on), no one caller's token removes it for the others.
-            if existing.request.principal == nil, principal != nil {
+            // A schedule's run (a periodic deployment's): its tick's idempotency key is what keeps the tick to one
+            // run across instances, and a delete frees the key at once (diff review 55, L3). It also belongs to no
+            // principal and every caller sees it (SDK review 55, F5). Neither is for one caller to remove.
+            if existing.idempotencyKey?.hasPrefix(ScheduleRunKey.prefix) == true
+                || (existing.request.principal == nil && principal != nil)
+            {
                 throw GatewayError(
                     .permissionDenied,
-                    "execution \(id) belongs to no principal (a schedule's or a periodic deployment's run, which "
-                        + "every caller sees), so no caller's token may delete it; store.retention removes it")
+                    "execution \(id) is a schedule's run (or another run of no principal, which every caller sees), "
+                        + "so no caller may delete it; store.retention removes it")
             }
             try await operations.delete(id: id)
         }

@@ -43,6 +43,9 @@ package struct OperationPayloadCodec: Sendable {
     package struct Encoded: Sendable {
         package var bytes: ByteBuffer
         package var blobs: [SpilledBlob]
+        /// Whether a number in the float form was written plain (`numberForms` false): what is read back differs
+        /// from what was given in that form only, and `NewOperation` makes its answer the same.
+        package var droppedNumberForms = false
     }
 
     /// Everything of the request except its deadline (a monotonic instant of the accepting process).
@@ -73,7 +76,7 @@ package struct OperationPayloadCodec: Sendable {
         }
         if request.requesterUID != nil || !sensitive.isEmpty { w.string(request.requesterUID ?? "") }
         if !sensitive.isEmpty { w.byte(sensitive.rawValue) }
-        return Encoded(bytes: w.sink.finish(), blobs: w.spilled)
+        return Encoded(bytes: w.sink.finish(), blobs: w.spilled, droppedNumberForms: w.droppedNumberForms)
     }
 
     package static func decodeRequest(
@@ -151,7 +154,7 @@ package struct OperationPayloadCodec: Sendable {
             }
             w.varint(UInt64(trace.computeTimeInSeconds.bitPattern))
         }
-        return Encoded(bytes: w.sink.finish(), blobs: w.spilled)
+        return Encoded(bytes: w.sink.finish(), blobs: w.spilled, droppedNumberForms: w.droppedNumberForms)
     }
 
     package static func decodeResult(

@@ -163,8 +163,9 @@ extension NewOperation {
         let ref = request.ref
         // Until the store keeps a number's form (`OperationPayloadCodec.numberForms`), the operation answered now
         // is the one every later read gives: `2.0` as `2` (an Abacus `runPipeline` answered a FLOAT 2.0 that every
-        // later read of the version showed as INTEGER 2). A walk of the inputs, copying only when one has a float.
-        if !codec.numberForms { Self.dropNumberForms(&request) }
+        // later read of the version showed as INTEGER 2). The encoder saw every number: no walk unless it dropped
+        // a form.
+        if encodedRequest.droppedNumberForms { Self.dropNumberForms(&request) }
         self.init(
             operation: Operation(
                 id: Operation.makeID(), ref: ref, state: .queued, request: consume request, createdAt: created,

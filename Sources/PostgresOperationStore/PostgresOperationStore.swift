@@ -50,8 +50,8 @@ package final class PostgresOperationStore: OperationStore {
     let logger: Logger
     /// How to reach the server: ``connectionLost()`` opens its own session with it.
     private let configuration: Configuration
-    private let operations: String
-    private let blobTable: String
+    let operations: String
+    let blobTable: String
     private let versionTable: String
     private let heartbeatTable: String
     /// This store's heartbeat nonce (`probe`): random per store, so per process and per reconnect.
@@ -1698,28 +1698,42 @@ package final class PostgresOperationStore: OperationStore {
     }
 
     /// The operations of decoded rows, in their order; blobs as in `makeOperations(_:sorted:on:)`.
-    private func makeOperations(
+    ///
+    /// The rows and their blobs are two reads. An operation deleted between them (`delete(id:)`, a user's
+    /// `delete_pipeline_execution`, or `purge`) took its blob rows with it (ON DELETE CASCADE): it is left out, as
+    /// a read a moment later would not find it (a `get` answers nil, a page lacks it), rather than failing the
+    /// read. One still there whose blobs are missing is damage, and fails it (`.internalError`).
+    func makeOperations(
         decoded: [(row: OperationRow, hasBlobs: Bool)],
         on connection: PostgresConnection? = nil
     ) async throws -> [Operation] {
+        func run(_ query: PostgresQuery) async throws -> [PostgresRow] {
+            if let connection {
+                try await connection.query(query, logger: logger).collect()
+            } else {
+                try await client.query(query, logger: logger).collect()
+            }
+        }
         let ids = decoded.filter(\.hasBlobs).map(\.row.id)
         var blobs: [String: [String: ByteBuffer]] = [:]
+        var gone: Set<String> = []
         if !ids.isEmpty {
-            let query: PostgresQuery =
-                "SELECT operation_id, name, bytes FROM \(unescaped: blobTable) WHERE operation_id = ANY(\(ids))"
-            let blobRows =
-                if let connection {
-                    try await connection.query(query, logger: logger).collect()
-                } else {
-                    try await client.query(query, logger: logger).collect()
-                }
+            let blobRows = try await run(
+                "SELECT operation_id, name, bytes FROM \(unescaped: blobTable) WHERE operation_id = ANY(\(ids))")
             for row in blobRows {
                 let (operationID, name, bytes) = try row.decode((String, String, ByteBuffer).self)
                 blobs[operationID, default: [:]][name] = bytes
             }
+            let without = ids.filter { blobs[$0] == nil }
+            if !without.isEmpty {
+                let present = try await run(
+                    "SELECT id FROM \(unescaped: operations) WHERE id = ANY(\(without))"
+                ).map { try $0.decode(String.self) }
+                gone = Set(without).subtracting(present)
+            }
         }
         let found = blobs
-        return try decoded.map { entry in
+        return try decoded.filter { !gone.contains($0.row.id) }.map { entry in
             try entry.row.makeOperation { name in
                 guard let bytes = found[entry.row.id]?[name] else {
                     throw GatewayError(.internalError, "operation \(entry.row.id) names blob \(name), which is missing")
@@ -1733,7 +1747,7 @@ package final class PostgresOperationStore: OperationStore {
     ///
     /// - Throws: `PostgresDecodingError` for a cell that is not a record in the binary format;
     ///   `GatewayError(.internalError)` for a field of another type, a NULL where none may be, a short record.
-    private static func operationRow(_ row: PostgresRow) throws -> (row: OperationRow, hasBlobs: Bool) {
+    static func operationRow(_ row: PostgresRow) throws -> (row: OperationRow, hasBlobs: Bool) {
         var record = try row.decode(PostgresRecord.self)
         return try operationRow(&record)
     }

@@ -38,7 +38,8 @@ struct RESTRequestPassthroughE2ETests {
                 #""data":[{"variable":{"n":1.0,"m":100.0,"s":"a/b"},"secret":{}}]}"#
             ),
             (
-                // `2.0` is the writer's form now: carried as the client's text.
+                // `2.0` is the writer's form now (carried as the client's text: `RESTRequestPassthroughTests` tells
+                // the two paths apart; on the wire they give the same bytes).
                 #"{"data":[{"variable":{"n":2.0,"k":[-0.0,3]}}]}"#,
                 #""data":[{"variable":{"n":2.0,"k":[-0.0,3]},"secret":{}}]}"#
             ),

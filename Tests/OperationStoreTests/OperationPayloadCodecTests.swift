@@ -110,8 +110,13 @@ struct OperationPayloadCodecTests {
             return form
         }
 
-        // Default: byte for byte what every earlier version writes and reads, the form dropped.
-        let stored = OperationPayloadCodec().encode(request, blobPrefix: "q").bytes
+        // Default: byte for byte what every earlier version writes and reads, the form dropped (and said so, for
+        // `NewOperation`'s answer).
+        let encoded = OperationPayloadCodec().encode(request, blobPrefix: "q")
+        let stored = encoded.bytes
+        #expect(encoded.droppedNumberForms)
+        #expect(!OperationPayloadCodec().encode(plain, blobPrefix: "q").droppedNumberForms)
+        #expect(!OperationPayloadCodec(numberForms: true).encode(request, blobPrefix: "q").droppedNumberForms)
         #expect(stored == OperationPayloadCodec().encode(plain, blobPrefix: "q").bytes)
         #expect(form(try OperationPayloadCodec.decodeRequest(stored) { _ in ByteBuffer() }, "f") == .plain)
 
