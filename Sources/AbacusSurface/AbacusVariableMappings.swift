@@ -123,8 +123,8 @@ package enum AbacusVariableMappings {
             }
             throw wrong("an integer")
         case .float:
-            // In the float form, so `2` is `2.0`: once the store keeps forms (`OperationPayloadCodec.numberForms`),
-            // a Python runner reads a float and the version's mappings read FLOAT again (`inferredType(of:)`).
+            // In the float form, so `2` is `2.0`: the store keeps it (`OperationPayloadCodec.numberForms`), so a
+            // Python runner reads a float and the version's mappings read FLOAT again (`inferredType(of:)`).
             switch value {
             case .number(let n, _): return .number(n, form: .float)
             case .largeInteger(let i): return .number(i.doubleValue, form: .float)

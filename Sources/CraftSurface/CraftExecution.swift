@@ -149,7 +149,7 @@ package enum CraftExecution {
                 let execution = try Self.request(
                     ref: schedule.ref,
                     inputs: schedule.inputs.first?.variables ?? ValueObject(),
-                    mappings: try CraftMappings(deployment: deployment),
+                    mappings: CraftMappings(deployment: deployment),
                     deployment: deployment,
                     cap: CraftIOCap(limit: deployment.maxIOBytes ?? craft.maxIOBytes),
                     principal: nil,

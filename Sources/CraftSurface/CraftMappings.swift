@@ -60,14 +60,13 @@ package struct CraftMappings: Sendable, Equatable {
         self.outputs = outputs
     }
 
-    /// A deployment's configured mappings (constants were validated as JSON when the config was read).
-    package init(deployment: CraftDeploymentConfiguration) throws {
+    /// A deployment's configured mappings.
+    package init(deployment: CraftDeploymentConfiguration) {
         self.inputs = try deployment.inputMappings?.map { mapping in
             let source: InputSource
             switch mapping.source {
             case .endpointInput(let name): source = .endpointInput(name)
-            case .constant(let json):
-                source = .constant(try JSONValueCodec.decode(ByteBuffer(string: json), dataURIs: .text))
+            case .constant(let value): source = .constant(value)
             case .environmentVariable(let name): source = .environmentVariable(name)
             case .null: source = .null
             }
@@ -75,9 +74,7 @@ package struct CraftMappings: Sendable, Equatable {
                 pipelineInputName: mapping.pipelineInputName,
                 source: source,
                 isRequired: mapping.isRequired,
-                defaultValue: try mapping.defaultJSON.map {
-                    try JSONValueCodec.decode(ByteBuffer(string: $0), dataURIs: .text)
-                }
+                defaultValue: mapping.defaultValue
             )
         }
         self.outputs = deployment.outputMappings?.map { mapping in

@@ -1,3 +1,5 @@
+package import TriggerModel
+
 /// The Craft AI surface (`craft:` in the config file): which namespace its pipelines live in, how long an
 /// execution read is held open, the non-file input/output cap, the access-token key, and its deployments.
 ///
@@ -162,8 +164,8 @@ package struct CraftInputMappingConfiguration: Sendable, Equatable {
     package enum Source: Sendable, Equatable {
         /// The endpoint input of this name.
         case endpointInput(String)
-        /// A constant, as JSON text.
-        case constant(json: String)
+        /// A constant (YAML read as `GatewayConfiguration.configValue` reads a schedule's inputs).
+        case constant(Value)
         /// The gateway process's environment variable of this name (a string).
         case environmentVariable(String)
         /// No value.
@@ -172,16 +174,16 @@ package struct CraftInputMappingConfiguration: Sendable, Equatable {
 
     package var pipelineInputName: String
     package var source: Source
-    /// For `endpointInput`: a request without it is refused (unless `defaultJSON` is set).
+    /// For `endpointInput`: a request without it is refused (unless `defaultValue` is set).
     package var isRequired: Bool
-    /// For `endpointInput`: the value (JSON text) when the request has none.
-    package var defaultJSON: String?
+    /// For `endpointInput`: the value when the request has none.
+    package var defaultValue: Value?
 
-    package init(pipelineInputName: String, source: Source, isRequired: Bool = false, defaultJSON: String? = nil) {
+    package init(pipelineInputName: String, source: Source, isRequired: Bool = false, defaultValue: Value? = nil) {
         self.pipelineInputName = pipelineInputName
         self.source = source
         self.isRequired = isRequired
-        self.defaultJSON = defaultJSON
+        self.defaultValue = defaultValue
     }
 }
 

@@ -343,7 +343,7 @@ extension GatewayConfiguration {
             source = .endpointInput(
                 try reader.nonEmptyString(m["endpoint_input_name"]!, at: m.path("endpoint_input_name")))
         case "constant_value":
-            source = .constant(json: try jsonText(m["constant_value"]!, at: m.path("constant_value"), reader))
+            source = .constant(try configValue(m["constant_value"]!, at: m.path("constant_value"), reader))
         case "environment_variable_name":
             source = .environmentVariable(
                 try reader.nonEmptyString(m["environment_variable_name"]!, at: m.path("environment_variable_name"))
@@ -359,49 +359,11 @@ extension GatewayConfiguration {
             guard let flag = n.bool else { throw reader.error(m.path("is_required"), n, "expected true or false") }
             mapping.isRequired = flag
         }
-        if let n = m["default_value"] { mapping.defaultJSON = try jsonText(n, at: m.path("default_value"), reader) }
+        if let n = m["default_value"] { mapping.defaultValue = try configValue(n, at: m.path("default_value"), reader) }
         if case .endpointInput = source {
-        } else if mapping.isRequired || mapping.defaultJSON != nil {
+        } else if mapping.isRequired || mapping.defaultValue != nil {
             throw reader.error(path, node, "is_required and default_value apply only to an endpoint_input_name mapping")
         }
         return mapping
-    }
-
-    /// A YAML value as JSON text (YAML's scalars resolved as YAML 1.2's core schema does: `3` a number,
-    /// `true` a boolean, `~` null, anything else a string).
-    static func jsonText(_ node: Node, at path: String, _ reader: ConfigNodeReader) throws(ConfigError) -> String {
-        func convert(_ node: Node) throws(ConfigError) -> Any {
-            switch node {
-            case .scalar(let scalar):
-                if reader.isNull(node) { return NSNull() }
-                switch node.tag.rawValue {
-                case Tag.Name.bool.rawValue: if let b = node.bool { return b }
-                case Tag.Name.int.rawValue: if let i = node.int { return i }
-                case Tag.Name.float.rawValue: if let f = node.float, f.isFinite { return f }
-                default: break
-                }
-                return scalar.string
-            case .sequence(let sequence):
-                var items: [Any] = []
-                for item in sequence { items.append(try convert(item)) }
-                return items
-            case .mapping(let mapping):
-                var object: [String: Any] = [:]
-                for (key, value) in mapping {
-                    guard case .scalar(let k) = key else { throw reader.error(path, key, "keys must be plain strings") }
-                    object[k.string] = try convert(value)
-                }
-                return object
-            case .alias:
-                throw reader.error(path, node, "aliases are not supported here")
-            }
-        }
-        let value = try convert(node)
-        do {
-            let data = try JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys])
-            return String(decoding: data, as: UTF8.self)
-        } catch {
-            throw reader.error(path, node, "cannot be written as JSON")
-        }
     }
 }

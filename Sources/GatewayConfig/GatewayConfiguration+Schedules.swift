@@ -197,8 +197,8 @@ extension GatewayConfiguration {
                 // Exact, as the JSON codecs keep integers (a decimal past Int64's range keeps its digits).
                 return node.int.map { Value.integer(Int64($0)) } ?? Value.integer(text: scalar.string)
                     ?? .string(scalar.string)
-            // A YAML float (`2.0`) is one, as a JSON client's `2.0` is (`NumberForm`); schedule runs are stored, so
-            // the runner sees it once the store keeps forms (`OperationPayloadCodec.numberForms`).
+            // A YAML float (`2.0`) is one, as a JSON client's `2.0` is (`NumberForm`); schedule runs are stored, and
+            // the store keeps the form (`OperationPayloadCodec.numberForms`), so the runner sees `2.0`.
             case Tag.Name.float.rawValue: return node.float.map { .number($0, form: .float) } ?? .string(scalar.string)
             default: return .string(scalar.string)
             }

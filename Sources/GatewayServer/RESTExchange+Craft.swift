@@ -571,7 +571,7 @@ struct CraftExchange: Sendable {
         try await execute(
             ref: craft.ref(pipeline: deployment.pipeline, release: deployment.release),
             inputs: try (body ?? .json(ByteBuffer())).endpointInputs(limits: services.limits),
-            mappings: try CraftMappings(deployment: deployment),
+            mappings: CraftMappings(deployment: deployment),
             deployment: deployment,
             principal: principal
         )

@@ -22,15 +22,15 @@ package struct OperationPayloadCodec: Sendable {
 
     /// Whether a number written as a float (`NumberForm.float`: a client's `2.0`, an Abacus `FLOAT`) is stored
     /// in that form (`PayloadTag.floatNumber`), so an async operation's runner request and answers keep `2.0`
-    /// rather than `2`. False in this version, the expand step: it reads the tag but writes the plain number
-    /// every earlier version reads, because an earlier instance sharing PostgreSQL during a rolling upgrade (or
-    /// a rollback) cannot read the tag, and one such row fails its whole claim batch. The next version, once
-    /// this one has shipped, writes it (contract).
+    /// rather than `2`. True from this version on (contract): the previous one (1e893806, the expand step) reads
+    /// the tag and has shipped, so a rolling upgrade from it is safe; a rollback to a version before it cannot read
+    /// such rows (README, the http runner hop). False writes the plain number every earlier version wrote, and is
+    /// kept to produce such rows in tests.
     package var numberForms: Bool
 
     package init(
         inlineBlobLimit: Int = OperationPayloadCodec.defaultInlineBlobLimit, largeIntegerDigits: Bool = true,
-        numberForms: Bool = false
+        numberForms: Bool = true
     ) {
         self.inlineBlobLimit = inlineBlobLimit
         self.largeIntegerDigits = largeIntegerDigits
@@ -43,9 +43,6 @@ package struct OperationPayloadCodec: Sendable {
     package struct Encoded: Sendable {
         package var bytes: ByteBuffer
         package var blobs: [SpilledBlob]
-        /// Whether a number in the float form was written plain (`numberForms` false): what is read back differs
-        /// from what was given in that form only, and `NewOperation` makes its answer the same.
-        package var droppedNumberForms = false
     }
 
     /// Everything of the request except its deadline (a monotonic instant of the accepting process).
@@ -76,7 +73,7 @@ package struct OperationPayloadCodec: Sendable {
         }
         if request.requesterUID != nil || !sensitive.isEmpty { w.string(request.requesterUID ?? "") }
         if !sensitive.isEmpty { w.byte(sensitive.rawValue) }
-        return Encoded(bytes: w.sink.finish(), blobs: w.spilled, droppedNumberForms: w.droppedNumberForms)
+        return Encoded(bytes: w.sink.finish(), blobs: w.spilled)
     }
 
     package static func decodeRequest(
@@ -154,7 +151,7 @@ package struct OperationPayloadCodec: Sendable {
             }
             w.varint(UInt64(trace.computeTimeInSeconds.bitPattern))
         }
-        return Encoded(bytes: w.sink.finish(), blobs: w.spilled, droppedNumberForms: w.droppedNumberForms)
+        return Encoded(bytes: w.sink.finish(), blobs: w.spilled)
     }
 
     package static func decodeResult(
@@ -188,11 +185,11 @@ package struct OperationPayloadCodec: Sendable {
         return TriggerResult(outputs: outputs, metadata: TriggerMetadata(traces: traces))
     }
 
-    /// Errors are small: everything stays inline. Integers past 2^53 in the details keep their digits, as in
-    /// requests and results.
+    /// Errors are small: everything stays inline. Integers past 2^53 in the details keep their digits, and numbers
+    /// their form, as in requests and results.
     package static func encode(_ error: GatewayError) -> ByteBuffer {
         var w = PayloadWriter(
-            sink: GatheringSink(ByteBuffer()), inlineLimit: nil, largeIntegerDigits: true, numberForms: false)
+            sink: GatheringSink(ByteBuffer()), inlineLimit: nil, largeIntegerDigits: true, numberForms: true)
         w.byte(formatVersion)
         w.string(error.code.description)
         w.string(error.message)

@@ -161,31 +161,12 @@ extension NewOperation {
         let requestDigest =
             idempotencyKey == nil ? "" : OperationPayloadCodec.digest(ref: request.ref, inputs: request.inputs)
         let ref = request.ref
-        // Until the store keeps a number's form (`OperationPayloadCodec.numberForms`), the operation answered now
-        // is the one every later read gives: `2.0` as `2` (an Abacus `runPipeline` answered a FLOAT 2.0 that every
-        // later read of the version showed as INTEGER 2). The encoder saw every number: no walk unless it dropped
-        // a form.
-        if encodedRequest.droppedNumberForms { Self.dropNumberForms(&request) }
         self.init(
             operation: Operation(
                 id: Operation.makeID(), ref: ref, state: .queued, request: consume request, createdAt: created,
                 notBefore: created, idempotencyKey: idempotencyKey, requestDigest: requestDigest),
             encodedRequest: encodedRequest, idempotencyScope: idempotencyScope, pipelineKey: pipelineKey,
             deployment: deployment)
-    }
-}
-
-extension NewOperation {
-    /// `request` with its inputs' numbers in the plain form, as the store reads them back while it writes no form.
-    static func dropNumberForms(_ request: inout TriggerRequest) {
-        let inputs = request.inputs
-        var changed: [TriggerInput]?
-        for (i, input) in inputs.enumerated() {
-            guard let plain = input.variables.plainNumbers() else { continue }
-            if changed == nil { changed = inputs }
-            changed![i].variables = plain
-        }
-        if let changed { request.inputs = changed }
     }
 }
 

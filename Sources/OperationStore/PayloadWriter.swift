@@ -130,10 +130,8 @@ struct PayloadWriter<Sink: PayloadSink> {
     /// `OperationPayloadCodec.largeIntegerDigits`.
     let largeIntegerDigits: Bool
     /// Whether a `Value.number` in the float form is written as `PayloadTag.floatNumber` or as a plain `number`
-    /// (what every version before 2026-12-07 wrote and can read). See `OperationPayloadCodec.numberForms`.
+    /// (what versions before 1e893806 wrote and can read). See `OperationPayloadCodec.numberForms`.
     let numberForms: Bool
-    /// Set when a number in the float form was written as a plain `number` (`numberForms` false).
-    private(set) var droppedNumberForms = false
     private(set) var spilled: [SpilledBlob] = []
 
     init(sink: Sink, inlineLimit: Int?, spillPrefix: String = "", largeIntegerDigits: Bool, numberForms: Bool) {
@@ -202,16 +200,7 @@ struct PayloadWriter<Sink: PayloadSink> {
         case .bool(let b):
             byte(b ? PayloadTag.boolTrue.rawValue : PayloadTag.boolFalse.rawValue)
         case .number(let n, let form):
-            if form == .float {
-                if numberForms {
-                    byte(PayloadTag.floatNumber.rawValue)
-                } else {
-                    droppedNumberForms = true
-                    byte(PayloadTag.number.rawValue)
-                }
-            } else {
-                byte(PayloadTag.number.rawValue)
-            }
+            byte(form == .float && numberForms ? PayloadTag.floatNumber.rawValue : PayloadTag.number.rawValue)
             uint64(n.bitPattern)
         case .largeInteger(let i):
             if largeIntegerDigits {

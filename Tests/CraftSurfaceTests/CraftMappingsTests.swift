@@ -95,17 +95,17 @@ struct CraftMappingsTests {
         }
     }
 
-    @Test("a configured deployment's mappings: constants and defaults decoded from their JSON")
+    @Test("a configured deployment's mappings: its constants and defaults as configured")
     func fromConfiguration() throws {
         let deployment = CraftDeploymentConfiguration(
             name: "d", pipeline: "p", endpointURLPath: "d",
             inputMappings: [
-                .init(pipelineInputName: "x", source: .constant(json: #"{"k":[1,true]}"#)),
-                .init(pipelineInputName: "y", source: .endpointInput("Y"), defaultJSON: #""dflt""#),
+                .init(pipelineInputName: "x", source: .constant(.object(["k": .list([.number(1), .bool(true)])]))),
+                .init(pipelineInputName: "y", source: .endpointInput("Y"), defaultValue: .string("dflt")),
             ],
             outputMappings: [.init(pipelineOutputName: "o", destination: .null)]
         )
-        let mappings = try CraftMappings(deployment: deployment)
+        let mappings = CraftMappings(deployment: deployment)
         #expect(mappings.inputs?[0].source == .constant(.object(["k": .list([.number(1), .bool(true)])])))
         #expect(mappings.inputs?[1].defaultValue == .string("dflt"))
         #expect(mappings.outputs?[0].destination == .null)

@@ -1,6 +1,7 @@
 import Foundation
 import GatewayConfig
 import Testing
+import TriggerModel
 
 @Suite("craft: configuration")
 struct CraftConfigurationTests {
@@ -62,13 +63,46 @@ struct CraftConfigurationTests {
         #expect(d.release == "v1" && d.endpointURLPath == "dee" && d.tokens == ["alice"] && d.maxIOBytes == 100)
         #expect(
             d.inputMappings?.map(\.source) == [
-                .endpointInput("A"), .constant(json: #"[1,"x",true,null,{"k":2.5}]"#), .environmentVariable("HOME"),
-                .null,
+                .endpointInput("A"),
+                .constant(.list([.number(1), .string("x"), .bool(true), .null, .object(["k": .number(2.5)])])),
+                .environmentVariable("HOME"), .null,
             ])
         #expect(d.inputMappings?.first?.isRequired == true)
         #expect(d.outputMappings?.map(\.destination) == [.endpointOutput("O"), .null])
         #expect(craft.deployment(named: "p") == nil)
         #expect(craft.deployment(endpointURLPath: "dee")?.name == "d")
+    }
+
+    /// The diff reviewer of session 55 (L2): a `default_value: 2.0` went through Foundation's `JSONSerialization`,
+    /// which wrote `2`, and an integer past Int's range became a string. Constants and defaults are read as a
+    /// schedule's inputs are (`configValue`).
+    @Test("constants and defaults keep what YAML says: 2.0 a float, 2 an integer, an integer past 2^64 its digits")
+    func mappingValues() throws {
+        let yaml = """
+            craft:
+              deployments:
+                - name: d
+                  pipeline: p
+                  input_mappings:
+                    - {pipeline_input_name: a, endpoint_input_name: A, default_value: 2.0}
+                    - {pipeline_input_name: b, constant_value: {f: 1e2, i: 2, big: 18446744073709551616, s: "2.0"}}
+                    - {pipeline_input_name: c, constant_value: ~}
+            """
+        let d = try #require(try GatewayConfiguration.parse(yaml: yaml, source: "c.yaml").craft.deployments?.first)
+        let mappings = try #require(d.inputMappings)
+        guard case .number(2, .float)? = mappings[0].defaultValue else {
+            Issue.record("\(String(describing: mappings[0].defaultValue))")
+            return
+        }
+        guard case .constant(.object(let b)) = mappings[1].source, case .number(100, .float)? = b["f"],
+            case .number(2, .plain)? = b["i"], case .largeInteger(let big)? = b["big"]
+        else {
+            Issue.record("\(mappings[1].source)")
+            return
+        }
+        #expect(big.description == "18446744073709551616")
+        #expect(b["s"] == .string("2.0"))
+        #expect(mappings[2].source == .constant(.null))
     }
 
     @Test("bounds are inclusive: the shortest and longest accepted values parse")

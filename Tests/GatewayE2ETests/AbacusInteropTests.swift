@@ -100,7 +100,8 @@ struct AbacusInteropTests {
                  {"name":"b","variable_type":"BOOLEAN","value":"true"},{"name":"j","variable_type":"JSON","value":{"k":[1]}},
                  {"name":"l","variable_type":"LIST","value":["a","b"]},{"name":"s","variable_type":"STRING","value":"text"},
                  {"name":"big","variable_type":"INTEGER","value":9007199254740993},
-                 {"name":"bigs","variable_type":"INTEGER","value":"-9007199254740993"}]
+                 {"name":"bigs","variable_type":"INTEGER","value":"-9007199254740993"},
+                 {"name":"f","variable_type":"FLOAT","value":2}]
                 """
             var answer = try await Peers.abacus("run", port: gateway.port, ["echo", "snake", mappings, "1"])
             let sent = try #require(Self.sentBody(answer, "/api/v0/runPipeline"), "\(answer)")
@@ -116,6 +117,15 @@ struct AbacusInteropTests {
             // Integers past 2^53 go through the run and its stored result exactly, not as the nearest double.
             #expect(output("big") as? Int == 9_007_199_254_740_993, "\(outputs)")
             #expect(output("bigs") as? Int == -9_007_199_254_740_993, "\(outputs)")
+            // A FLOAT stays a float through the stored run (`OperationPayloadCodec.numberForms`): the runner and
+            // Python read `2.0`, and the described version's mappings say FLOAT, as the started one's did.
+            let types = try #require(answer["output_types"] as? [String: String], "\(answer)")
+            #expect(types["f"] == "float" && types["x"] == "float" && types["n"] == "int", "\(types)")
+            for version in ["started", "described"] {
+                let described = (answer[version] as? [String: Any])?["pipeline_variable_mappings"] as? [[String: Any]]
+                let f = described?.first { $0["name"] as? String == "f" }
+                #expect(f?["variableType"] as? String == "FLOAT", "\(version): \(String(describing: described))")
+            }
 
             // "hello" as a data URI; blob-info describes each binary input it gets.
             let attachment =

@@ -82,6 +82,9 @@ def scenario_run(port, pipeline, style, items, wait):
         answer["described"] = version_dict(described)
         steps = described.step_versions or []
         answer["outputs"] = steps[0].output_variable_mappings if steps else None
+        # The Python type each output value arrived as (JSON cannot tell `2.0` from `2` once re-read in Swift).
+        answer["output_types"] = {o["name"]: type(o["value"]).__name__ for o in answer["outputs"] or []
+                                  if isinstance(o, dict) and "name" in o}
     return answer
 
 

@@ -96,7 +96,7 @@ struct OperationPayloadCodecTests {
     }
 
     @Test(
-        "a number written as a float is stored as a plain number in this version (expand step), and the float tag reads"
+        "a number written as a float is stored in that form (contract step); the earlier plain form still reads"
     )
     func numberForms() throws {
         var request = Fixtures.request(blobs: [])
@@ -110,32 +110,33 @@ struct OperationPayloadCodecTests {
             return form
         }
 
-        // Default: byte for byte what every earlier version writes and reads, the form dropped (and said so, for
-        // `NewOperation`'s answer).
-        let encoded = OperationPayloadCodec().encode(request, blobPrefix: "q")
-        let stored = encoded.bytes
-        #expect(encoded.droppedNumberForms)
-        #expect(!OperationPayloadCodec().encode(plain, blobPrefix: "q").droppedNumberForms)
-        #expect(!OperationPayloadCodec(numberForms: true).encode(request, blobPrefix: "q").droppedNumberForms)
-        #expect(stored == OperationPayloadCodec().encode(plain, blobPrefix: "q").bytes)
-        #expect(form(try OperationPayloadCodec.decodeRequest(stored) { _ in ByteBuffer() }, "f") == .plain)
+        // What versions before 1e893806 wrote (`numberForms` false): byte for byte the plain number, read plain.
+        let earlier = OperationPayloadCodec(numberForms: false).encode(request, blobPrefix: "q").bytes
+        #expect(earlier == OperationPayloadCodec().encode(plain, blobPrefix: "q").bytes)
+        #expect(form(try OperationPayloadCodec.decodeRequest(earlier) { _ in ByteBuffer() }, "f") == .plain)
 
-        // The next version's form (`numberForms`): read back as a float; only the float is written differently.
-        let forms = OperationPayloadCodec(numberForms: true).encode(request, blobPrefix: "q").bytes
-        #expect(forms != stored && forms.readableBytes == stored.readableBytes)
+        // The default keeps the form: read back as a float; only the float is written differently.
+        let forms = OperationPayloadCodec().encode(request, blobPrefix: "q").bytes
+        #expect(forms != earlier && forms.readableBytes == earlier.readableBytes)
         let read = try OperationPayloadCodec.decodeRequest(forms) { _ in ByteBuffer() }
         #expect(form(read, "f") == .float)
         #expect(form(read, "i") == .plain)
         #expect(read == request)
         let result = TriggerResult(
             outputs: [["n": .number(-0.0, form: .float)]], metadata: TriggerMetadata(traces: [:]))
-        let storedResult = OperationPayloadCodec(numberForms: true).encode(result, blobPrefix: "r").bytes
+        let storedResult = OperationPayloadCodec().encode(result, blobPrefix: "r").bytes
         let readResult = try OperationPayloadCodec.decodeResult(storedResult) { _ in ByteBuffer() }
         guard case .number(let zero, .float)? = readResult.outputs[0]["n"] else {
             Issue.record("\(readResult)")
             return
         }
         #expect(zero == 0 && zero.sign == .minus)
+        let error = GatewayError(.invalidArgument, "bad", details: [["limit": .number(2, form: .float)]])
+        let readError = try OperationPayloadCodec.decodeError(OperationPayloadCodec.encode(error))
+        guard case .number(2, .float)? = readError.details.first?["limit"] else {
+            Issue.record("an error's detail lost its number form")
+            return
+        }
 
         // The digest ignores the form in either version: a retry of `2` and of `2.0` under one key match.
         #expect(

@@ -1036,7 +1036,7 @@ struct OperationStoreContractTests {
     /// The SDK reviewer of session 55 (F1): Abacus's `runPipeline` answered a FLOAT `2.0` that every later read
     /// showed as `2` (INTEGER): the enqueue's answer held the request as given, the store its plain numbers.
     @Test(
-        "an enqueue answers the operation as it reads back: while the store writes no number form, 2.0 as 2",
+        "an enqueue answers the operation as it reads back: a number's float form is kept (2.0), deep in lists and objects",
         arguments: StoreKind.allCases)
     func enqueueAnswersAsStored(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { _, store in
@@ -1051,7 +1051,7 @@ struct OperationStoreContractTests {
                     Issue.record("\(String(describing: f))")
                     continue
                 }
-                #expect(form == .plain)
+                #expect(form == .float)
                 #expect(items.last == .number(1.5))
             }
             #expect(created.request.inputs == read.request.inputs)
