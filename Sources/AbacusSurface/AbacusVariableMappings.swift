@@ -15,8 +15,8 @@ package import WireCodecs
 /// - `INTEGER`: an integer of any size, exactly (or a string holding one); a double such as `1.5` or `1e300`
 ///   is refused unless it is integral within 2^53 (where it names exactly one integer);
 /// - `FLOAT`: a number (or a string holding a finite one in decimal, as Python's `float()` reads it: not `0x1p3`),
-///   made a float (`NumberForm.float`: `2` as `2.0`; every Abacus run is stored, so the runner sees the form once
-///   the store keeps it, `OperationPayloadCodec.numberForms`);
+///   made a float (`NumberForm.float`: `2` as `2.0`; every Abacus run is stored, and the store keeps the form,
+///   `OperationPayloadCodec.numberForms`, so the runner sees `2.0`);
 /// - `BOOLEAN`: `true` / `false` (or those words as strings, any case);
 /// - `STRING`: a string; one that happens to be a data URI stays text (the body parser had made it a binary:
 ///   the caller's type wins, and `DataURI` re-encodes it byte for byte);

@@ -160,7 +160,7 @@ package enum CraftExecution {
                 schedule.inputs = execution.inputs
                 schedule.labels = execution.labels
             } catch {
-                let message = (error as? GatewayError)?.message ?? "\(error)"
+                let message = error.message
                 throw ConfigError(source: source, path: "craft.deployments[\(i)].inputs", message: message)
             }
             schedules.append(schedule)

@@ -62,7 +62,7 @@ package struct CraftMappings: Sendable, Equatable {
 
     /// A deployment's configured mappings.
     package init(deployment: CraftDeploymentConfiguration) {
-        self.inputs = try deployment.inputMappings?.map { mapping in
+        self.inputs = deployment.inputMappings?.map { mapping in
             let source: InputSource
             switch mapping.source {
             case .endpointInput(let name): source = .endpointInput(name)

@@ -185,6 +185,11 @@ extension GatewayConfiguration {
     /// A YAML value as a trigger input value: mappings become objects, lists lists, and scalars take the type
     /// YAML's core schema gives them (`42` a number, `2.0` a number in the float form, `true` a bool, `"42"` a
     /// string, `~` null).
+    ///
+    /// - Throws: a `ConfigError` at the value's path for a float that is not finite (`.inf`, `.nan`, `1e400`: JSON
+    ///   has no such number, and a JSON client's `1e400` is refused too; quote it for a string), a key that is not
+    ///   a plain string or is given twice, or an alias. (No depth check: libyaml refuses a document nested past
+    ///   1000 levels, under `Value.maximumDepth`, so the store reads back whatever loads.)
     static func configValue(_ node: Node, at path: String, _ reader: ConfigNodeReader) throws(ConfigError)
         -> Value
     {
@@ -199,7 +204,12 @@ extension GatewayConfiguration {
                     ?? .string(scalar.string)
             // A YAML float (`2.0`) is one, as a JSON client's `2.0` is (`NumberForm`); schedule runs are stored, and
             // the store keeps the form (`OperationPayloadCodec.numberForms`), so the runner sees `2.0`.
-            case Tag.Name.float.rawValue: return node.float.map { .number($0, form: .float) } ?? .string(scalar.string)
+            case Tag.Name.float.rawValue:
+                guard let float = node.float else { return .string(scalar.string) }
+                guard float.isFinite else {
+                    throw reader.error(path, node, "is not a finite number (quote it for a string)")
+                }
+                return .number(float, form: .float)
             default: return .string(scalar.string)
             }
         case .sequence(let sequence):
@@ -220,7 +230,7 @@ extension GatewayConfiguration {
             }
             return .object(object)
         case .alias:
-            throw reader.error(path, node, "YAML aliases are not supported in inputs")
+            throw reader.error(path, node, "YAML aliases are not supported here")
         }
     }
 

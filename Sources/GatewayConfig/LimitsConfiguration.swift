@@ -1,3 +1,5 @@
+import TriggerModel
+
 /// The caps the frontends enforce while bytes arrive (`limits:` in the config file).
 package struct LimitsConfiguration: Sendable, Equatable {
     /// Largest request body or gRPC message, in bytes (REST and gRPC share the cap).
@@ -96,7 +98,7 @@ package struct LimitsConfiguration: Sendable, Equatable {
     package static let maxBufferedRequestBytesPerConnectionRange = 0...(1 << 50)
     package static let maxBatchRange = 1...4096
     package static let maxHeaderBytesRange = 1024...(1 << 20)
-    package static let maxDepthRange = 1...1024
+    package static let maxDepthRange = 1...Value.maximumDepth
     /// Up to 2^24: a 32 MiB body holds at most ~16.8 million (`[0,0,…]`, two bytes each).
     package static let maxJSONMembersRange = 1...(1 << 24)
     package static let maxConcurrentStreamsRange = 1...((1 << 31) - 1)

@@ -22,10 +22,10 @@ package struct OperationPayloadCodec: Sendable {
 
     /// Whether a number written as a float (`NumberForm.float`: a client's `2.0`, an Abacus `FLOAT`) is stored
     /// in that form (`PayloadTag.floatNumber`), so an async operation's runner request and answers keep `2.0`
-    /// rather than `2`. True from this version on (contract): the previous one (1e893806, the expand step) reads
-    /// the tag and has shipped, so a rolling upgrade from it is safe; a rollback to a version before it cannot read
-    /// such rows (README, the http runner hop). False writes the plain number every earlier version wrote, and is
-    /// kept to produce such rows in tests.
+    /// rather than `2`. True from this version on (contract): the previous landed version (1e893806) reads the tag
+    /// (the expand step, 43cf5865) and has shipped, so a rolling upgrade from it is safe; an instance of a version
+    /// before 43cf5865 cannot read such rows (README, the http runner hop). False writes the plain number every
+    /// earlier version wrote, and is kept to produce such rows in tests.
     package var numberForms: Bool
 
     package init(
@@ -207,12 +207,16 @@ package struct OperationPayloadCodec: Sendable {
 
     /// Lowercase hex SHA-256 of the canonical form of `ref` and `inputs` (all blob bytes included, secrets
     /// and dictionaries in key order). Two requests with equal digests ask the same pipeline the same thing.
-    /// Integers past 2^53 enter it as their nearest double, and numbers without their form (`2.0` as `2`), as in
-    /// every earlier version: a digest stored by an earlier instance must still match a retry of the same request
-    /// with the same idempotency key.
-    package static func digest(ref: PipelineRef, inputs: [TriggerInput]) -> String {
+    ///
+    /// Integers past 2^53 enter it as their digits, so `9007199254740993` and `9007199254740992` are two requests
+    /// (SDK review 56, M1: with the nearest double, the second got the first's operation under one key). A request
+    /// without such an integer has the digest every earlier version computed, which wrote the nearest double
+    /// (`largeIntegerDigits` false; ``NewOperation/idempotentAnswer(existing:)`` says how a row an earlier version
+    /// stored is compared). Numbers enter without their form: `2` and `2.0` are one JSON value.
+    package static func digest(ref: PipelineRef, inputs: [TriggerInput], largeIntegerDigits: Bool = true) -> String {
         var w = PayloadWriter(
-            sink: GatheringSink(SHA256Sink()), inlineLimit: nil, largeIntegerDigits: false, numberForms: false)
+            sink: GatheringSink(SHA256Sink()), inlineLimit: nil, largeIntegerDigits: largeIntegerDigits,
+            numberForms: false)
         w.string("trigger-gateway request digest v1")
         writeRef(ref, to: &w)
         writeInputs(inputs, to: &w)

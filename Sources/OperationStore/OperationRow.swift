@@ -173,9 +173,26 @@ extension NewOperation {
 extension NewOperation {
     /// This enqueue's answer when its idempotency key names `existing` (created: false), or
     /// `idempotencyConflict` when `existing` was made from another request; nil when the key names none.
+    ///
+    /// A row an earlier version stored has the digest with integers past 2^53 as their nearest double
+    /// (`OperationPayloadCodec.digest`), so `9007199254740993`'s is `9007199254740992`'s: when the row's request
+    /// holds such an integer, or its digest differs, the digest of its stored request (integers stored as digits
+    /// since 54e6771) is computed again and compared instead. A retry of an earlier version's request during a
+    /// rolling upgrade is answered, not refused as a conflict, and another request is refused. The walk and the
+    /// second digest are on this path only (a key used again), never on a first enqueue.
     package func idempotentAnswer(existing: Operation?) -> Result<(operation: Operation, created: Bool), any Error>? {
         guard let key = operation.idempotencyKey, let existing else { return nil }
-        guard existing.requestDigest == operation.requestDigest else {
+        let sameRequest: Bool
+        if existing.requestDigest == operation.requestDigest
+            && !existing.request.inputs.contains(where: { $0.variables.holdsLargeInteger })
+        {
+            sameRequest = true
+        } else {
+            sameRequest =
+                OperationPayloadCodec.digest(ref: existing.ref, inputs: existing.request.inputs)
+                == operation.requestDigest
+        }
+        guard sameRequest else {
             return .failure(OperationStoreErrors.idempotencyConflict(key))
         }
         return .success((existing, false))

@@ -118,7 +118,7 @@ struct PayloadReader {
 
     private mutating func enter() throws {
         depth += 1
-        guard depth <= 512 else { throw Self.corrupt("nesting") }
+        guard depth <= Value.maximumDepth else { throw Self.corrupt("nesting") }
     }
 
     mutating func object() throws -> ValueObject {

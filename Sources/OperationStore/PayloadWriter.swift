@@ -112,7 +112,8 @@ enum PayloadTag: UInt8 {
     /// A `Value.largeInteger`, as its decimal text (a length, then ASCII).
     case largeInteger = 9
     /// A `Value.number` written as a float (`NumberForm.float`: `2.0`), as its IEEE-754 bits like `number`.
-    /// Read from 2026-12-07 on; written only with `OperationPayloadCodec.numberForms`.
+    /// Read since 43cf5865 (landed in 1e893806); written by default since f6b13ef2 (`OperationPayloadCodec
+    /// .numberForms`).
     case floatNumber = 10
 }
 
@@ -130,7 +131,8 @@ struct PayloadWriter<Sink: PayloadSink> {
     /// `OperationPayloadCodec.largeIntegerDigits`.
     let largeIntegerDigits: Bool
     /// Whether a `Value.number` in the float form is written as `PayloadTag.floatNumber` or as a plain `number`
-    /// (what versions before 1e893806 wrote and can read). See `OperationPayloadCodec.numberForms`.
+    /// (what every version up to 1e893806 wrote, and all that versions before 43cf5865 can read). See
+    /// `OperationPayloadCodec.numberForms`.
     let numberForms: Bool
     private(set) var spilled: [SpilledBlob] = []
 

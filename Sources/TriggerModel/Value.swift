@@ -19,6 +19,12 @@
 /// A number keeps whether it was written as a float (``NumberForm``): `2.0` goes on as `2.0`, not `2`, to readers
 /// that tell integers from floats (Python's `json`, so every Python runner; Abacus's `FLOAT` variables).
 package enum Value: Sendable, Equatable {
+    /// The deepest nesting of lists and objects a value the gateway takes may have: the most `limits.max_depth`
+    /// allows a client's (`LimitsConfiguration.maxDepthRange`), and what the operation store reads back
+    /// (`PayloadReader`: it refused past 512 while the limit went to 1024, so an accepted async request nested
+    /// deeper could not be claimed or read). Configured inputs stay under it: libyaml refuses past 1000 levels.
+    package static let maximumDepth = 1024
+
     case null
     case bool(Bool)
     case number(Double, form: NumberForm = .plain)
@@ -269,6 +275,23 @@ package struct LargeInteger: Sendable, Hashable, CustomStringConvertible {
         }
         self.digits = String(text)
     }
+}
+
+extension Value {
+    /// Whether this value is, or holds at any depth, a `largeInteger` (an integer past 2^53).
+    package var holdsLargeInteger: Bool {
+        switch self {
+        case .largeInteger: true
+        case .list(let items): items.contains { $0.holdsLargeInteger }
+        case .object(let object): object.holdsLargeInteger
+        case .null, .bool, .number, .string, .blob: false
+        }
+    }
+}
+
+extension ValueObject {
+    /// Whether a member's value holds a `largeInteger` (`Value.holdsLargeInteger`).
+    package var holdsLargeInteger: Bool { entries.contains { $0.value.holdsLargeInteger } }
 }
 
 extension Value {

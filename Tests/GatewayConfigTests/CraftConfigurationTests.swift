@@ -105,6 +105,42 @@ struct CraftConfigurationTests {
         #expect(mappings[2].source == .constant(.null))
     }
 
+    /// The diff reviewer of session 56 (M3): JSON has no infinity, and a client's `1e400` is a 400; `jsonText` made a
+    /// non-finite constant the string ".inf", `configValue` made it a number the JSON writer sends as null.
+    @Test(
+        "a constant, default or schedule input that is not a finite number is refused at its path; quoted, it is a string",
+        arguments: [".inf", "-.inf", ".nan", "1e400"])
+    func nonFiniteValues(literal: String) throws {
+        for (mapping, path) in [
+            ("{pipeline_input_name: a, constant_value: {x: [1, \(literal)]}}", "input_mappings[0].constant_value.x[1]"),
+            (
+                "{pipeline_input_name: a, endpoint_input_name: A, default_value: \(literal)}",
+                "input_mappings[0].default_value"
+            ),
+        ] {
+            let yaml = "craft: {deployments: [{name: d, pipeline: p, input_mappings: [\(mapping)]}]}"
+            #expect {
+                _ = try GatewayConfiguration.parse(yaml: yaml, source: "c.yaml")
+            } throws: { error in
+                guard let error = error as? ConfigError else { return false }
+                return error.path == "craft.deployments[0].\(path)" && error.message.contains("not a finite number")
+            }
+        }
+        let schedule = """
+            pools: [{name: demo, transport: inprocess}]
+            routes: [{namespace: a, pool: demo}]
+            schedules: [{name: s, cron: "* * * * *", route: {namespace: a, pipeline: p}, inputs: [{n: \(literal)}]}]
+            """
+        let error = try #require(throws: ConfigError.self) {
+            try GatewayConfiguration.parse(yaml: schedule, source: "c.yaml")
+        }
+        #expect(error.mistakes.map(\.path) == ["schedules[0].inputs[0].n"], "\(error.description)")
+        let quoted =
+            "craft: {deployments: [{name: d, pipeline: p, input_mappings: [{pipeline_input_name: a, constant_value: '\(literal)'}]}]}"
+        let d = try #require(try GatewayConfiguration.parse(yaml: quoted, source: "c.yaml").craft.deployments?.first)
+        #expect(d.inputMappings?.first?.source == .constant(.string(literal)))
+    }
+
     @Test("bounds are inclusive: the shortest and longest accepted values parse")
     func edges() throws {
         var craft = try GatewayConfiguration.parse(

@@ -88,11 +88,45 @@ struct OperationPayloadCodecTests {
         let storedError = try OperationPayloadCodec.decodeError(OperationPayloadCodec.encode(error))
         #expect(storedError.details == error.details)
 
-        // The request digest is unchanged: the nearest double, so a retry matches a digest an earlier instance
-        // stored for the same idempotency key.
+        // The request digest takes the digits (SDK review 56, M1): 2^53 + 1 and 2^53 are two requests. An earlier
+        // version's digest (`largeIntegerDigits: false`) took the nearest double, and could not tell them apart.
         #expect(
             OperationPayloadCodec.digest(ref: request.ref, inputs: request.inputs)
-                == OperationPayloadCodec.digest(ref: asDouble.ref, inputs: asDouble.inputs))
+                != OperationPayloadCodec.digest(ref: asDouble.ref, inputs: asDouble.inputs))
+        #expect(
+            OperationPayloadCodec.digest(ref: request.ref, inputs: request.inputs, largeIntegerDigits: false)
+                == OperationPayloadCodec.digest(ref: asDouble.ref, inputs: asDouble.inputs, largeIntegerDigits: false))
+        // Without such integers, the digest every earlier version computed.
+        #expect(
+            OperationPayloadCodec.digest(ref: asDouble.ref, inputs: asDouble.inputs)
+                == OperationPayloadCodec.digest(ref: asDouble.ref, inputs: asDouble.inputs, largeIntegerDigits: false))
+    }
+
+    /// SDK review 56, M1: under one idempotency key, `9007199254740992` got the operation of `9007199254740993`.
+    @Test(
+        "under one idempotency key, integers past 2^53 that round to one double are two requests; a row an earlier version stored (its digest of the nearest double) still answers a retry of its request"
+    )
+    func idempotentLargeIntegers() throws {
+        func new(_ value: Value) -> NewOperation {
+            var request = Fixtures.request(blobs: [])
+            request.inputs[0].variables["acct"] = value
+            return NewOperation(request: request, idempotencyKey: "k", codec: OperationPayloadCodec())
+        }
+        let odd = Value.integer(Int64(1) << 53 + 1)
+        let even = Value.number(9_007_199_254_740_992)
+        let stored = new(odd).operation
+        #expect((try new(odd).idempotentAnswer(existing: stored)?.get())?.operation.id == stored.id)
+        #expect(throws: (any Error).self) { try new(even).idempotentAnswer(existing: stored)?.get() }
+
+        // An earlier version's row: the nearest double's digest, its request stored with the digits.
+        var earlier = stored
+        earlier.requestDigest = OperationPayloadCodec.digest(
+            ref: earlier.ref, inputs: earlier.request.inputs, largeIntegerDigits: false)
+        #expect(earlier.requestDigest != stored.requestDigest)
+        #expect((try new(odd).idempotentAnswer(existing: earlier)?.get())?.created == false)
+        #expect(throws: (any Error).self) { try new(even).idempotentAnswer(existing: earlier)?.get() }
+        // And the other way round: a row of `2^53` refuses a retry with `2^53 + 1`.
+        #expect(throws: (any Error).self) { try new(odd).idempotentAnswer(existing: new(even).operation)?.get() }
     }
 
     @Test(
@@ -133,15 +167,34 @@ struct OperationPayloadCodecTests {
         #expect(zero == 0 && zero.sign == .minus)
         let error = GatewayError(.invalidArgument, "bad", details: [["limit": .number(2, form: .float)]])
         let readError = try OperationPayloadCodec.decodeError(OperationPayloadCodec.encode(error))
-        guard case .number(2, .float)? = readError.details.first?["limit"] else {
-            Issue.record("an error's detail lost its number form")
-            return
+        if case .number(2, .float)? = readError.details.first?["limit"] {
+        } else {
+            Issue.record("an error's detail lost its number form: \(readError.details)")
         }
 
         // The digest ignores the form in either version: a retry of `2` and of `2.0` under one key match.
         #expect(
             OperationPayloadCodec.digest(ref: request.ref, inputs: request.inputs)
                 == OperationPayloadCodec.digest(ref: plain.ref, inputs: plain.inputs))
+    }
+
+    /// `limits.max_depth` goes to 1024 (`Value.maximumDepth`), but the reader refused past 512: an async request
+    /// nested deeper was accepted and stored, then could not be claimed or read (its claim batch failed).
+    @Test("a value nested as deep as any codec may accept (Value.maximumDepth) reads back; one level deeper is damage")
+    func nestingDepth() throws {
+        func nested(_ depth: Int) -> Value {
+            var value = Value.number(1)
+            for _ in 0..<depth { value = .list([value]) }
+            return value
+        }
+        var request = Fixtures.request(blobs: [])
+        request.deadline = nil
+        request.inputs[0].variables["deep"] = nested(Value.maximumDepth)
+        let stored = OperationPayloadCodec().encode(request, blobPrefix: "q").bytes
+        #expect(try OperationPayloadCodec.decodeRequest(stored) { _ in ByteBuffer() } == request)
+        request.inputs[0].variables["deep"] = nested(Value.maximumDepth + 1)
+        let deeper = OperationPayloadCodec().encode(request, blobPrefix: "q").bytes
+        #expect(throws: (any Error).self) { try OperationPayloadCodec.decodeRequest(deeper) { _ in ByteBuffer() } }
     }
 
     @Test("labels round-trip; a request without labels is stored exactly as before labels existed")

@@ -100,6 +100,17 @@ struct OperationStoreContractTests {
             // Its digest is never compared (no key to reuse), so it is not computed.
             #expect(a.operation.requestDigest.isEmpty && b.operation.requestDigest.isEmpty)
             #expect(!first.requestDigest.isEmpty)
+
+            // Integers past 2^53 are compared exactly (SDK review 56, M1): 2^53 + 1 and 2^53 are two requests.
+            var odd = Fixtures.request(text: "n")
+            odd.inputs[0].variables["acct"] = .integer(Int64(1) << 53 + 1)
+            var even = odd
+            even.inputs[0].variables["acct"] = .number(9_007_199_254_740_992)
+            let stored = try await store.enqueue(odd, idempotencyKey: "key-big")
+            #expect(stored.created)
+            #expect(try await store.enqueue(odd, idempotencyKey: "key-big").operation.id == stored.operation.id)
+            #expect(
+                await gatewayError { _ = try await store.enqueue(even, idempotencyKey: "key-big") }?.code == .conflict)
         }
     }
 
@@ -1053,6 +1064,10 @@ struct OperationStoreContractTests {
                 }
                 #expect(form == .float)
                 #expect(items.last == .number(1.5))
+                guard case .number(3, .plain)? = operation.request.inputs[0].variables["i"] else {
+                    Issue.record("an integer came back in another form")
+                    continue
+                }
             }
             #expect(created.request.inputs == read.request.inputs)
         }
