@@ -36,7 +36,9 @@ extension RESTRequestHead {
             limits: services.limits,
             operations: services.operations,
             runsUnavailable: services.health.status(.async) == .serving ? nil : services.health.asyncRefusal,
-            checkPipeline: { ref in _ = try await dispatcher.pipelineDescription(ref) },
+            // As an async accept checks its target: a runner that cannot be asked refuses nothing, and is waited
+            // for only as long as an accept waits (`TriggerDispatcher.checkAsyncTarget`).
+            checkPipeline: { ref in try await dispatcher.checkAsyncTarget(ref) },
             gatewayError: { gatewayError(from: $0, requestID: requestID) }
         )
         let request = AbacusRequest(

@@ -30,6 +30,9 @@ package final class PipelineDescriptionCache: Sendable {
     private let now: @Sendable () -> ContinuousClock.Instant
     private let entries = Mutex<[PipelineRef: (description: PipelineDescription, storedAt: ContinuousClock.Instant)]>(
         [:])
+    /// When a `describe` of each pipeline last failed with anything but an answer (`.notFound`, `.unimplemented`)
+    /// or cancellation: the runner is down, slow or broken. Cleared by its next answer.
+    private let unanswered = Mutex<[PipelineRef: ContinuousClock.Instant]>([:])
 
     package init(
         ttl: Duration = PipelineDescriptionCache.defaultTTL,
@@ -58,6 +61,7 @@ package final class PipelineDescriptionCache: Sendable {
         do {
             description = try await describe()
         } catch let error as GatewayError where error.code == .notFound {
+            _ = unanswered.withLock { $0.removeValue(forKey: ref) }
             if kept != nil { _ = entries.withLock { $0.removeValue(forKey: ref) } }
             throw error
         } catch is CancellationError {
@@ -71,6 +75,10 @@ package final class PipelineDescriptionCache: Sendable {
             }
             description = PipelineDescription()
         } catch {
+            unanswered.withLock { unanswered in
+                if unanswered.count >= Self.capacity { unanswered.removeAll() }
+                unanswered[ref] = asked
+            }
             // Read again: a NOT_FOUND answered meanwhile to another caller dropped it.
             guard let kept = entries.withLock({ $0[ref] }) else { throw error }
             return kept.description
@@ -79,6 +87,16 @@ package final class PipelineDescriptionCache: Sendable {
             if entries.count >= Self.capacity { entries.removeAll() }
             entries[ref] = (description, asked)
         }
+        _ = unanswered.withLock { $0.removeValue(forKey: ref) }
         return description
+    }
+
+    /// Whether the runner failed to answer a `describe` of `ref` (down, slow, broken) less than `ttl` ago, with
+    /// no answer since. An async accept, which only asks to refuse a pipeline the runner lacks, does not ask
+    /// again then: it would wait for the same runner each time. Other callers ask each time, so a runner that
+    /// comes back is seen at once.
+    package func recentlyUnanswered(_ ref: PipelineRef) -> Bool {
+        guard let failedAt = unanswered.withLock({ $0[ref] }) else { return false }
+        return failedAt.duration(to: now()) < ttl
     }
 }

@@ -1,10 +1,14 @@
 import Backends
 import GatewayConfig
+import GatewayTestSupport
+import NIOCore
+import NIOPosix
 import Routing
 import Synchronization
 import Testing
 import TriggerDispatch
 import TriggerModel
+import WireCodecs
 
 /// The one description cache every surface reads through (`TriggerDispatcher.pipelineDescription`): its TTL on
 /// a clock the test moves, failures not kept, a new generation (reload) starting empty.
@@ -109,6 +113,101 @@ struct PipelineDescriptionCacheTests {
         #expect(gone?.code == .notFound)
         let after = await #expect(throws: GatewayError.self) { try await cache.description(of: ref) { throw down } }
         #expect(after?.code == .unavailable, "the NOT_FOUND dropped the kept description")
+    }
+
+    /// SDK review 56, M3: an async accept waited for a silent runner's Describe for the pool's request_timeout,
+    /// every accept. The cache says which pipelines' runner did not answer lately, so an accept does not ask again.
+    @Test(
+        "a runner that did not answer is recentlyUnanswered for the TTL (not at 5 s), stale description or not; any answer clears it"
+    )
+    func recentlyUnanswered() async throws {
+        let clock = ManualClock()
+        let cache = PipelineDescriptionCache(ttl: .seconds(5), now: { clock.now })
+        let ref = PipelineRef(namespace: "n", pipeline: "p")
+        let down = GatewayError(.deadlineExceeded, "runner silent")
+        #expect(!cache.recentlyUnanswered(ref))
+        await #expect(throws: GatewayError.self) { try await cache.description(of: ref) { throw down } }
+        #expect(cache.recentlyUnanswered(ref))
+        #expect(!cache.recentlyUnanswered(PipelineRef(namespace: "n", pipeline: "other")))
+        clock.advance(by: .seconds(5) - .nanoseconds(1))
+        #expect(cache.recentlyUnanswered(ref))
+        clock.advance(by: .nanoseconds(1))
+        #expect(!cache.recentlyUnanswered(ref), "asked again from the TTL on")
+
+        let described = PipelineDescription(inputs: [.init(name: "x", dataType: "string")])
+        await #expect(throws: GatewayError.self) { try await cache.description(of: ref) { throw down } }
+        _ = try await cache.description(of: ref) { described }
+        #expect(!cache.recentlyUnanswered(ref), "an answer clears it")
+        clock.advance(by: .seconds(5))
+        #expect(try await cache.description(of: ref) { throw down } == described)
+        #expect(cache.recentlyUnanswered(ref), "a stale description served on error: still unanswered")
+        await #expect(throws: GatewayError.self) {
+            try await cache.description(of: ref) { throw GatewayError(.notFound, "no p") }
+        }
+        #expect(!cache.recentlyUnanswered(ref), "NOT_FOUND is an answer")
+        await #expect(throws: CancellationError.self) {
+            try await cache.description(of: ref) { throw CancellationError() }
+        }
+        #expect(!cache.recentlyUnanswered(ref), "a cancelled ask says nothing about the runner")
+    }
+
+    /// The accept's bound over a real socket: a runner that takes the connection and never answers.
+    @Test(
+        "an async accept's Describe waits the pool's connect_timeout, not its request_timeout, and the next accept does not ask",
+        .timeLimit(.minutes(1)))
+    func asyncAcceptBoundedBySilentRunner() async throws {
+        let silent = try SilentListener()
+        let configuration = BackendPoolConfiguration(
+            name: "silent", transport: .http, endpoints: [.init(host: "127.0.0.1", port: silent.port)],
+            connectTimeout: .milliseconds(200), requestTimeout: .seconds(60))
+        let transport = HTTPBackendTransport(
+            configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, codecLimits: .defaults)
+        let pool = BackendPool(configuration: configuration, transport: transport)
+        let dispatcher = TriggerDispatcher(
+            routes: RouteTable(routes: [RouteConfiguration(namespace: "demo", pool: "silent")]),
+            pools: ["silent": pool])
+        let ref = PipelineRef(namespace: "demo", pipeline: "anything")
+        let start = ContinuousClock.now
+        try await dispatcher.checkAsyncTarget(ref)
+        let waited = ContinuousClock.now - start
+        // Not before the connect_timeout (the bound), and far from the 60 s request_timeout the accept waited before.
+        #expect(waited >= .milliseconds(190) && waited < .seconds(30), "\(waited)")
+        withExtendedLifetime(silent) {}
+    }
+
+    /// Describes nothing: every Describe fails as a runner that is down does, counted.
+    final class DownRunner: TriggerRunner, PipelineDescribing {
+        let describes = Atomic<Int>(0)
+        func run(_ request: TriggerRequest) async throws -> TriggerResult { TriggerResult(outputs: []) }
+        func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
+            AsyncThrowingStream { $0.finish() }
+        }
+        func describePipeline(_ ref: PipelineRef) async throws -> PipelineDescription {
+            describes.add(1, ordering: .sequentiallyConsistent)
+            throw GatewayError(.deadlineExceeded, "no answer")
+        }
+    }
+
+    @Test("after a runner did not answer, async accepts do not ask it again until the TTL; other reads do")
+    func asyncAcceptDoesNotAskAgain() async throws {
+        let clock = ManualClock()
+        let runner = DownRunner()
+        let pool = BackendPool(
+            configuration: BackendPoolConfiguration(name: "p", transport: .inProcess), transport: runner)
+        let dispatcher = TriggerDispatcher(
+            routes: RouteTable(routes: [RouteConfiguration(namespace: "demo", pool: "p")]),
+            pools: ["p": pool],
+            descriptions: PipelineDescriptionCache(ttl: .seconds(5), now: { clock.now }))
+        func asked() -> Int { runner.describes.load(ordering: .sequentiallyConsistent) }
+        let ref = PipelineRef(namespace: "demo", pipeline: "p")
+        try await dispatcher.checkAsyncTarget(ref)
+        try await dispatcher.checkAsyncTarget(ref)
+        #expect(asked() == 1, "stored without asking again")
+        await #expect(throws: GatewayError.self) { try await dispatcher.pipelineDescription(ref) }
+        #expect(asked() == 2, "a surface's read asks")
+        clock.advance(by: .seconds(5))
+        try await dispatcher.checkAsyncTarget(ref)
+        #expect(asked() == 3, "asked again from the TTL on")
     }
 
     /// UNIMPLEMENTED (a runner without `Describe`, or a 404/405/501 that names no pipeline) is the empty
