@@ -43,11 +43,21 @@ enum StructCodec {
     }
 
     /// A `Value` found inside a container at level `depth`.
+    ///
+    /// - Throws: `.invalidArgument` for a `number_value` that is NaN or infinite: JSON has no such number, so an
+    ///   http runner, a REST reader of the stored run and the Instill SDK's own `MessageToDict` could not be given
+    ///   it (it became `null` on JSON hops; protobuf's JSON mapping refuses it in a `Value` too), and a REST
+    ///   client's `1e400` is refused the same way (SDK review 56, M2).
     static func value(_ message: UnsafePointer<PBValue>?, depth: Int) throws -> Value {
         guard let message else { return .null }
         let v = message.pointee
         switch v.kind_case {
         case GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE:
+            guard v.number_value.isFinite else {
+                throw GatewayError(
+                    .invalidArgument,
+                    "a number_value is \(v.number_value): JSON, which runners and REST readers get, has no such number")
+            }
             return .number(v.number_value)
         case GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE:
             return try stringOrBlob(v.string_value)

@@ -17,8 +17,8 @@ import TriggerModel
 ///   (`ValueObject.isSameKey`), at most `maxCheckedKeys` per object;
 /// - a value holds exactly one case, of those both forms have (never the runner's `blob_value`, whose Instill
 ///   form is a data-URI string; never a string the Struct decoder reads as a data URI, whose runner form is a
-///   blob); `null_value` is 0 and `bool_value` 0 or 1 in one byte; `number_value` is not a NaN (kept to the
-///   decoding path rather than relying on how NaN payloads travel);
+///   blob); `null_value` is 0 and `bool_value` 0 or 1 in one byte; `number_value` is finite (a client's NaN or
+///   infinity is refused by the decoder, `StructCodec`; a runner's is carried by the decoding path);
 /// - strings (keys and values) are well-formed UTF-8 without NUL (`String(cString:)` would repair or cut them);
 /// - every length is a minimal varint of at most 5 bytes within its message;
 /// - objects and lists nest within `ProtoLimits.maxNestingDepth`, counted as `WireDepthGuard` counts them;
@@ -176,7 +176,7 @@ struct ValueWireTranscoder {
             withUnsafeMutableBytes(of: &bits) {
                 $0.copyMemory(from: UnsafeRawBufferPointer(start: source + start + 1, count: 8))
             }
-            return !Double(bitPattern: UInt64(littleEndian: bits)).isNaN && retag(start, tags.number.to)
+            return Double(bitPattern: UInt64(littleEndian: bits)).isFinite && retag(start, tags.number.to)
         }
         if tag == tags.string.from {
             guard let range = length(after: start, within: end), range.end == end,

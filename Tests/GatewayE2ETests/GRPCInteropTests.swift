@@ -20,6 +20,19 @@ struct GRPCInteropTests {
         }
     }
 
+    /// SDK review 56, M2: a NaN reached an http runner as null; an in-process echo's Infinity made the Instill SDK's
+    /// own `MessageToDict` fail.
+    @Test(
+        "a NaN or infinite number_value is INVALID_ARGUMENT naming it, at any depth", arguments: ["NaN", "-Infinity"])
+    func nonFiniteNumbers(literal: String) async throws {
+        try await withTestGateway { gateway in
+            let answer = try await Peers.grpcio(
+                "trigger", port: gateway.port, ["echo", #"[{"ok":1,"l":[{"x":\#(literal)}]}]"#])
+            #expect(answer["code"] as? String == "INVALID_ARGUMENT", "\(answer)")
+            #expect((answer["details"] as? String)?.contains("no such number") == true, "\(answer)")
+        }
+    }
+
     @Test("the exact bytes the Instill SDK sends for {\"prompt\":\"hello world\"} to ns1/pipe1 decode and route")
     func instillSDKBytes() async throws {
         try await withGatewayOverBackend(EchoAnyRunner(), pool: "anything", namespace: "ns1", pipeline: "pipe1") {

@@ -200,6 +200,8 @@ struct InstillRequestPassthroughTests {
         #expect(try !one([0x20, 0x02]))
         #expect(try one(Self.number(-1e300)))
         #expect(try !one(Self.number(.nan)))
+        #expect(try !one(Self.number(.infinity)))
+        #expect(try !one(Self.number(-.infinity)))
         #expect(try one(Self.string("dat")))
         #expect(try one(Self.list(Self.null, Self.string("x"))))
         #expect(try one(Self.nested(Self.entry("k", Self.yes))))

@@ -45,6 +45,23 @@ struct StructConversionTests {
         #expect(try InstillCodec.decodeTriggerResponse(response).outputs == [["n": .number(0x1p64)]])
     }
 
+    /// SDK review 56, M2: a client's NaN reached an http runner as null, and an in-process echo's Infinity made the
+    /// Instill SDK's own `MessageToDict` fail.
+    @Test(
+        "a number_value that is NaN or infinite, at any depth, is INVALID_ARGUMENT; the largest finite doubles pass",
+        arguments: [Double.nan, .infinity, -.infinity])
+    func nonFiniteNumbers(number: Double) throws {
+        for variables: ValueObject in [["x": .number(number)], ["l": .list([.object(["y": .number(number)])])]] {
+            let bytes = InstillCodec.encodeTriggerRequest(ref: Self.ref, inputs: [TriggerInput(variables: variables)])
+            let error = #expect(throws: GatewayError.self) {
+                try InstillCodec.decodeTriggerRequest(bytes, release: false, maxBatch: 32)
+            }
+            #expect(error?.code == .invalidArgument && error?.message.contains("no such number") == true)
+        }
+        let edges: ValueObject = ["max": .number(.greatestFiniteMagnitude), "min": .number(-.greatestFiniteMagnitude)]
+        #expect(try roundTrip([TriggerInput(variables: edges)]) == [TriggerInput(variables: edges)])
+    }
+
     @Test("a base64 data URI string becomes a blob, and a blob goes back as a data URI")
     func dataURIBecomesBlob() throws {
         let inputs = [TriggerInput(variables: ["file": .string("data:image/png;filename=a%20b.png;base64,iVBORw0K")])]
