@@ -288,12 +288,16 @@ struct CraftExchange: Sendable {
                 named: name, of: try succeededOutputs(operation), executionID: id, byEndpointName: false)
         case .deployments:
             _ = try await authenticate()
-            return CraftAnswer.list(deployments().map(CraftAnswer.deploymentListItem), requestID: requestID)
+            let paused = try await pausedSchedules()
+            return CraftAnswer.list(
+                deployments().map { CraftAnswer.deploymentListItem($0, isEnabled: !isPaused($0, paused)) },
+                requestID: requestID)
         case .createDeployment(let rule):
             _ = try await authenticate()
             let request = try CraftDeploymentRequest(body ?? .json(ByteBuffer()), rule: rule, limits: limits)
             let deployment = try await createdDeployment(request)
-            return CraftAnswer.json(CraftAnswer.deployment(deployment), requestID: requestID)
+            return CraftAnswer.json(
+                CraftAnswer.deployment(deployment, isEnabled: try await isEnabled(deployment)), requestID: requestID)
         case .deployment(let name):
             _ = try await authenticate()
             let deployment = try await existingDeployment(named: name)
@@ -310,7 +314,8 @@ struct CraftExchange: Sendable {
                         + "the API: change its craft.deployments entry (or pause its schedule: POST "
                         + "/v1beta/schedules/{name}:pause) and reload the configuration")
             }
-            return CraftAnswer.json(CraftAnswer.deployment(deployment), requestID: requestID)
+            return CraftAnswer.json(
+                CraftAnswer.deployment(deployment, isEnabled: try await isEnabled(deployment)), requestID: requestID)
         case .latestExecution(let name):
             let principal = try await authenticate()
             let deployment = try await existingDeployment(named: name)
@@ -402,6 +407,29 @@ struct CraftExchange: Sendable {
     private func deployments() -> [CraftDeploymentConfiguration] {
         if let configured = craft.configuration.deployments { return configured }
         return pipelineNames().compactMap { craft.configuration.deployment(named: $0) }
+    }
+
+    /// The names of the schedules that are paused now (`paused: true` in the configuration, or `:pause`d, as
+    /// `/v1beta/schedules` says; one read of their stored states), when a periodic deployment is configured.
+    private func pausedSchedules() async throws -> Set<String> {
+        guard let scheduler = services.scheduler, deployments().contains(where: { $0.schedule != nil }) else {
+            return []
+        }
+        return Set(try await scheduler.statuses().filter(\.paused).map(\.configuration.name))
+    }
+
+    /// Whether `deployment` is a periodic one whose schedule is among `paused`: its `is_enabled` is false then
+    /// (SDK review 56, L2: a paused periodic deployment read as enabled), as Craft AI shows a deployment that
+    /// runs nothing.
+    private func isPaused(_ deployment: CraftDeploymentConfiguration, _ paused: Set<String>) -> Bool {
+        deployment.schedule.map { paused.contains($0.name) } ?? false
+    }
+
+    /// `deployment`'s `is_enabled`: false for a periodic deployment whose schedule is paused now (one read of
+    /// that schedule's stored state).
+    private func isEnabled(_ deployment: CraftDeploymentConfiguration) async throws -> Bool {
+        guard let schedule = deployment.schedule, let scheduler = services.scheduler else { return true }
+        return try await !scheduler.status(name: schedule.name).paused
     }
 
     /// `create_deployment`: deployments are configuration, so the one shape honoured is a deployment that
@@ -974,7 +1002,7 @@ enum CraftAnswer {
     /// and `endpoint_url_path` (CLIENTS.md §3.5). A periodic deployment has no endpoint path; it shows its
     /// cron expression as `schedule` (Craft AI's field), with the zone and the schedule's name under
     /// `/v1beta/schedules`.
-    static func deployment(_ deployment: CraftDeploymentConfiguration) -> ValueObject {
+    static func deployment(_ deployment: CraftDeploymentConfiguration, isEnabled: Bool = true) -> ValueObject {
         var pipeline: ValueObject = ["name": .string(deployment.pipeline)]
         if let release = deployment.release { pipeline["release"] = .string(release) }
         var object: ValueObject = [
@@ -982,7 +1010,7 @@ enum CraftAnswer {
             "pipeline": .object(pipeline),
             "execution_rule": .string(deployment.executionRule.rawValue),
             "mode": .string("elastic"),
-            "is_enabled": .bool(true),
+            "is_enabled": .bool(isEnabled),
             // `get_deployment(wait_for_completion=True)`, which `create_deployment` calls by default, re-reads
             // the deployment until its status is final (`up`, ...): without one it would spin.
             "status": .string("up"),
@@ -1005,14 +1033,15 @@ enum CraftAnswer {
     }
 
     /// One `list_deployments` item: `{name, pipeline_name, execution_rule, mode, is_enabled}` (no
-    /// `created_at`: a configured deployment has no creation time).
-    static func deploymentListItem(_ deployment: CraftDeploymentConfiguration) -> ValueObject {
+    /// `created_at`: a configured deployment has no creation time). `is_enabled` is false for a periodic
+    /// deployment whose schedule is paused.
+    static func deploymentListItem(_ deployment: CraftDeploymentConfiguration, isEnabled: Bool = true) -> ValueObject {
         [
             "name": .string(deployment.name),
             "pipeline_name": .string(deployment.pipeline),
             "execution_rule": .string(deployment.executionRule.rawValue),
             "mode": .string("elastic"),
-            "is_enabled": .bool(true),
+            "is_enabled": .bool(isEnabled),
         ]
     }
 

@@ -4,6 +4,7 @@ import GatewayApp
 import GatewayConfig
 import GatewayTestSupport
 import Logging
+import NIOCore
 import OperationStore
 import Testing
 import TriggerModel
@@ -253,6 +254,30 @@ struct CraftPeriodicTests {
             let lastTick = try #require(operations.compactMap(\.scheduledTime).max())
             // At most one tick can land between the two reads.
             #expect(lastTick.timeIntervalSince(newestTick) <= 1, "latest \(newestTick), newest listed \(lastTick)")
+
+            // Paused, the deployment reads disabled, in get_deployment and list_deployments (SDK review 56, L2);
+            // resumed, enabled again. The endpoint deployment is enabled throughout.
+            func enabled() async throws -> (get: Bool?, listed: [String: Bool]) {
+                response = try await client.request("GET", "/api/v1/deployments/beat", headers: bearer)
+                let get = try json(response.body)["is_enabled"] as? Bool
+                response = try await client.request("GET", "/api/v1/deployments", headers: bearer)
+                let items =
+                    try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [[String: Any]]
+                var listed: [String: Bool] = [:]
+                for item in items ?? [] {
+                    if let name = item["name"] as? String { listed[name] = item["is_enabled"] as? Bool }
+                }
+                return (get, listed)
+            }
+            var state = try await enabled()
+            #expect(state.get == true && state.listed == ["hook": true, "beat": true], "\(state)")
+            response = try await client.request("POST", "/v1beta/schedules/craft.beat:pause")
+            #expect(response.status == 200, "\(response.bodyString)")
+            state = try await enabled()
+            #expect(state.get == false && state.listed == ["hook": true, "beat": false], "\(state)")
+            response = try await client.request("POST", "/v1beta/schedules/craft.beat:resume")
+            state = try await enabled()
+            #expect(state.get == true && state.listed == ["hook": true, "beat": true], "\(state)")
         }
     }
     @Test("a reload (SIGHUP) adds, changes and removes a periodic deployment's schedule under /v1beta/schedules")
