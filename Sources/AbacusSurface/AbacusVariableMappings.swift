@@ -96,16 +96,18 @@ package enum AbacusVariableMappings {
         return (name, try typed(value, as: type, itemType: itemType, path: "\(path).value", limits: limits))
     }
 
-    /// `value` checked (and where the rules allow, converted) for `type`.
+    /// `value` checked (and where the rules allow, converted) for `type`, which the mapping's `typeField` gave
+    /// (`variableType`, or a LIST's `itemType` for its items: the error names the one to fix).
     static func typed(
         _ value: Value,
         as type: AbacusVariableType,
         itemType: AbacusVariableType?,
         path: String,
-        limits: CodecLimits
+        limits: CodecLimits,
+        typeField: String = "variableType"
     ) throws(AbacusError) -> Value {
         func wrong(_ expected: String) -> AbacusError {
-            .invalidParameter("\(path) must be \(expected) for variableType \(type.rawValue), got \(describe(value))")
+            .invalidParameter("\(path) must be \(expected) for \(typeField) \(type.rawValue), got \(describe(value))")
         }
         switch type {
         case .integer:
@@ -168,7 +170,8 @@ package enum AbacusVariableMappings {
                         as: itemType,
                         itemType: nil,
                         path: "\(path)[\(index)]",
-                        limits: limits
+                        limits: limits,
+                        typeField: "itemType"
                     )
                 }
             }
@@ -188,7 +191,7 @@ package enum AbacusVariableMappings {
                 // space or non-ASCII letter in `filename=`): say that, not merely what the form is.
                 if let header = Self.rawDataURIHeader(text) {
                     throw .invalidParameter(
-                        "\(path) must be a data URI for variableType \(type.rawValue): its header \"\(header.prefix(80))\" "
+                        "\(path) must be a data URI for \(typeField) \(type.rawValue): its header \"\(header.prefix(80))\" "
                             + "holds a space, control or non-ASCII character; percent-encode parameter values such as "
                             + "the filename (filename=pic%20%F0%9F%9A%80.png; RFC 2397)")
                 }

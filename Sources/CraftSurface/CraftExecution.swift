@@ -125,6 +125,33 @@ package enum CraftExecution {
         }
     }
 
+    /// Checks every deployment's configured values, `constant_value` and `default_value`, against the
+    /// `data_type` its pipeline declares (`craft.pipelines`) for the pipeline input the mapping sets: one of the
+    /// wrong type failed every trigger of an endpoint deployment with a 400 about an input its caller never sent
+    /// (SDK review 56, L1). A periodic deployment's inputs are checked whole by ``schedules(of:source:environment:)``.
+    ///
+    /// - Throws: `ConfigError` at `craft.deployments[i].input_mappings[j].constant_value` (or `.default_value`),
+    ///   naming the input and both types.
+    package static func checkConfiguredValues(of craft: CraftConfiguration, source: String) throws(ConfigError) {
+        for (i, deployment) in (craft.deployments ?? []).enumerated() {
+            guard let pipeline = craft.pipeline(named: deployment.pipeline) else { continue }
+            for (j, mapping) in (deployment.inputMappings ?? []).enumerated() {
+                guard let parameter = pipeline.inputs.first(where: { $0.name == mapping.pipelineInputName }) else {
+                    continue
+                }
+                var configured: [(key: String, value: Value)] = []
+                if case .constant(let value) = mapping.source { configured.append(("constant_value", value)) }
+                if let value = mapping.defaultValue { configured.append(("default_value", value)) }
+                for (key, value) in configured where !Self.value(value, isOf: parameter.dataType) {
+                    throw ConfigError(
+                        source: source, path: "craft.deployments[\(i)].input_mappings[\(j)].\(key)",
+                        message: "is \(dataType(of: value)), but input \"\(parameter.name)\" of pipeline "
+                            + "\(pipeline.name) is declared \(parameter.dataType) (craft.pipelines)")
+                }
+            }
+        }
+    }
+
     /// The gateway process's environment variable `name`.
     package static func processEnvironment(_ name: String) -> String? {
         getenv(name).map { String(cString: $0) }

@@ -79,8 +79,10 @@ package enum ConfigFile {
                 throw ConfigError(source: path, path: dataDir == nil ? "data_dir" : "--data-dir", message: problem)
             }
         }
-        // A periodic Craft AI deployment's inputs become an execution here (mappings, environment, cap).
+        // A periodic Craft AI deployment's inputs become an execution here (mappings, environment, cap); every
+        // deployment's constants and defaults are of the types its pipeline declares.
         check(after: "craft") { () throws(ConfigError) in
+            try CraftExecution.checkConfiguredValues(of: configuration.craft, source: path)
             _ = try CraftExecution.schedules(of: configuration.craft, source: path)
         }
         if let tls = configuration.tls {

@@ -183,8 +183,10 @@ extension GatewayConfiguration {
     }
 
     /// A YAML value as a trigger input value: mappings become objects, lists lists, and scalars take the type
-    /// YAML's core schema gives them (`42` a number, `2.0` a number in the float form, `true` a bool, `"42"` a
-    /// string, `~` null).
+    /// Yams' default resolver (YAML 1.1's rules) gives them: `42` a number, `2.0` a number in the float form,
+    /// `true` and `yes` bools, `012` octal, `"42"` a string, `~` null (README, "Schedules"). Not YAML 1.2's core
+    /// schema, as the settings' own booleans are (`ConfigNodeReader.bool`): inputs configured before keep
+    /// their meaning.
     ///
     /// - Throws: a `ConfigError` at the value's path for a float that is not finite (`.inf`, `.nan`, `1e400`: JSON
     ///   has no such number, and a JSON client's `1e400` is refused too; quote it for a string), a key that is not

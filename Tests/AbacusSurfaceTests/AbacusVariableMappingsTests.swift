@@ -161,6 +161,9 @@ struct AbacusVariableMappingsTests {
         #expect(error.type == .invalidParameter, "\(error)")
         #expect(error.httpStatus == 400)
         #expect(error.message.contains("pipelineVariableMappings[0]"), "\(error.message)")
+        // The field to fix is named: a LIST's item is wrong for its `itemType` (SDK review 56, L4).
+        let field = mapping.contains("itemType") ? "for itemType INTEGER" : "for variableType"
+        #expect(!mapping.contains("LIST") || error.message.contains(field), "\(error.message)")
     }
 
     @Test("a data URI whose payload is not base64 is an InvalidParameterError, not a string")

@@ -108,6 +108,42 @@ struct CraftPeriodicTests {
         )
     }
 
+    /// The SDK reviewer of session 56 (L1): `constant_value: "2"` for an input declared `number` loaded, and every
+    /// trigger of the endpoint deployment was then a 400 about an input its caller never sent.
+    @Test("a deployment's constant or default not of its input's declared data_type is a config error at it")
+    func configuredValuesChecked() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-craft-values-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func check(_ mapping: String) throws -> String {
+            let file = dir.appendingPathComponent("c.yaml").path
+            let yaml = """
+                craft:
+                  pipelines: [{name: echo, inputs: [{name: n, data_type: number}, {name: s, data_type: string}]}]
+                  deployments: [{name: a, pipeline: echo, input_mappings: [{pipeline_input_name: s, constant_value: x}, \(mapping)]}]
+
+                """
+            try Data(yaml.utf8).write(to: URL(fileURLWithPath: file))
+            do {
+                _ = try ConfigFile.load(path: file)
+                return "accepted"
+            } catch {
+                return error.path + ": " + error.message
+            }
+        }
+        #expect(
+            try check("{pipeline_input_name: n, constant_value: \"2\"}")
+                == "craft.deployments[0].input_mappings[1].constant_value: is string, but input \"n\" of pipeline echo "
+                + "is declared number (craft.pipelines)")
+        #expect(
+            try check("{pipeline_input_name: n, endpoint_input_name: N, default_value: [1]}")
+                == "craft.deployments[0].input_mappings[1].default_value: is array, but input \"n\" of pipeline echo "
+                + "is declared number (craft.pipelines)")
+        #expect(try check("{pipeline_input_name: n, constant_value: 2}") == "accepted")
+        #expect(try check("{pipeline_input_name: n, endpoint_input_name: N, default_value: 2.5}") == "accepted")
+        #expect(try check("{pipeline_input_name: z, constant_value: [1]}") == "accepted", "an undeclared input")
+    }
+
     /// The SDK reviewer of session 55 (F5): every caller sees a periodic deployment's runs (they belong to no
     /// principal), and `delete_pipeline_execution` of a finished one let any caller's token remove it for all.
     @Test("with tokens, no caller deletes a finished periodic run (403, it stays); a caller's own finished run it does")
