@@ -189,11 +189,11 @@ extension GatewayConfiguration {
     /// their meaning.
     ///
     /// - Throws: a `ConfigError` at the value's path for a float that is not finite (`.inf`, `.nan`, `1e400`: JSON
-    ///   has no such number, and a JSON client's `1e400` is refused too; quote it for a string), a key that is not
-    ///   a plain string or is given twice, or an alias. (No depth check: libyaml refuses a document nested past
-    ///   1000 levels, under `Value.maximumDepth`, so the store reads back whatever loads.)
-    static func configValue(_ node: Node, at path: String, _ reader: ConfigNodeReader) throws(ConfigError)
-        -> Value
+    ///   has no such number, and a JSON client's `1e400` is refused too; quote it for a string), a value nested
+    ///   deeper than `Value.maximumDepth` (libyaml takes 1000 levels; the store would not read it back), a key that
+    ///   is not a plain string or is given twice, or an alias.
+    static func configValue(_ node: Node, at path: String, _ reader: ConfigNodeReader, depth: Int = 1)
+        throws(ConfigError) -> Value
     {
         switch node {
         case .scalar(let scalar):
@@ -215,12 +215,14 @@ extension GatewayConfiguration {
             default: return .string(scalar.string)
             }
         case .sequence(let sequence):
+            guard depth <= Value.maximumDepth else { throw nestedTooDeep(path, node, reader) }
             var list: [Value] = []
             for (i, element) in sequence.enumerated() {
-                list.append(try configValue(element, at: "\(path)[\(i)]", reader))
+                list.append(try configValue(element, at: "\(path)[\(i)]", reader, depth: depth + 1))
             }
             return .list(list)
         case .mapping(let mapping):
+            guard depth <= Value.maximumDepth else { throw nestedTooDeep(path, node, reader) }
             var object = ValueObject()
             for (keyNode, value) in mapping {
                 guard case .scalar(let key) = keyNode else {
@@ -228,12 +230,16 @@ extension GatewayConfiguration {
                 }
                 let keyPath = ConfigMapping.join(path, key.string)
                 guard object[key.string] == nil else { throw reader.error(keyPath, keyNode, "duplicate key") }
-                object[key.string] = try configValue(value, at: keyPath, reader)
+                object[key.string] = try configValue(value, at: keyPath, reader, depth: depth + 1)
             }
             return .object(object)
         case .alias:
             throw reader.error(path, node, "YAML aliases are not supported here")
         }
+    }
+
+    private static func nestedTooDeep(_ path: String, _ node: Node, _ reader: ConfigNodeReader) -> ConfigError {
+        reader.error(path, node, "nests lists and mappings deeper than \(Value.maximumDepth) levels")
     }
 
     /// IANA names only: Foundation also takes abbreviations such as "EST", whose meaning is ambiguous.

@@ -20,10 +20,12 @@
 /// that tell integers from floats (Python's `json`, so every Python runner; Abacus's `FLOAT` variables).
 package enum Value: Sendable, Equatable {
     /// The deepest nesting of lists and objects a value the gateway takes may have: the most `limits.max_depth`
-    /// allows a client's (`LimitsConfiguration.maxDepthRange`), and what the operation store reads back
-    /// (`PayloadReader`: it refused past 512 while the limit went to 1024, so an accepted async request nested
-    /// deeper could not be claimed or read). Configured inputs stay under it: libyaml refuses past 1000 levels.
-    package static let maximumDepth = 1024
+    /// allows a client's (`LimitsConfiguration.maxDepthRange`), the most a configured input may have
+    /// (`GatewayConfiguration.configValue`), and what the operation store reads back (`PayloadReader`). The limit
+    /// went to 1024 while the store refused past 512, so an accepted async request nested deeper could not be
+    /// claimed or read. 512, not 1024: the codecs recurse once per level, and 1024 levels overflowed a test
+    /// thread's stack under AddressSanitizer.
+    package static let maximumDepth = 512
 
     case null
     case bool(Bool)

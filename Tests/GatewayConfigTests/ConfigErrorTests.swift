@@ -112,6 +112,9 @@ struct ConfigErrorTests {
             message: "1000 bytes is out of range 1024...1048576"
         ),
         Case(yaml: "limits: {max_depth: 0}\n", path: "limits.max_depth", message: "0 is out of range"),
+        // The store reads back values no deeper (`Value.maximumDepth`); 1024 was accepted, and an async request
+        // nested past 512 could not be claimed.
+        Case(yaml: "limits: {max_depth: 513}\n", path: "limits.max_depth", message: "513 is out of range 1...512"),
         Case(yaml: "limits: {max_json_members: 0}\n", path: "limits.max_json_members", message: "0 is out of range"),
         Case(
             yaml: "limits: {max_json_members: 16777217}\n", path: "limits.max_json_members",
@@ -469,7 +472,7 @@ struct ConfigErrorTests {
             ("limits: {max_batch: 1}", "max_batch", 1),
             ("limits: {max_batch: 4096}", "max_batch", 4096),
             ("limits: {max_header_bytes: 1MiB}", "max_header_bytes", 1 << 20),
-            ("limits: {max_depth: \"1024\"}", "max_depth", 1024),
+            ("limits: {max_depth: \"512\"}", "max_depth", 512),
             ("limits: {max_json_members: 1}", "max_json_members", 1),
             ("limits: {max_json_members: 16777216}", "max_json_members", 1 << 24),
             ("limits: {max_concurrent_streams: 1}", "max_concurrent_streams", 1),

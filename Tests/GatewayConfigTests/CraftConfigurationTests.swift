@@ -141,6 +141,31 @@ struct CraftConfigurationTests {
         #expect(d.inputMappings?.first?.source == .constant(.string(literal)))
     }
 
+    @Test("a constant nested as deep as a value may be (Value.maximumDepth) loads; one level deeper is refused")
+    func nestingDepth() throws {
+        func yaml(_ depth: Int) -> String {
+            let constant = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
+            return "craft: {deployments: [{name: d, pipeline: p, input_mappings: "
+                + "[{pipeline_input_name: a, constant_value: \(constant)}]}]}"
+        }
+        let d = try #require(
+            try GatewayConfiguration.parse(yaml: yaml(Value.maximumDepth), source: "c.yaml").craft.deployments?.first)
+        guard case .constant(var value)? = d.inputMappings?.first?.source else {
+            Issue.record("no constant")
+            return
+        }
+        var depth = 0
+        while case .list(let items) = value {
+            depth += 1
+            value = items.first ?? .null
+        }
+        #expect(depth == Value.maximumDepth)
+        let error = try #require(throws: ConfigError.self) {
+            try GatewayConfiguration.parse(yaml: yaml(Value.maximumDepth + 1), source: "c.yaml")
+        }
+        #expect(error.message.contains("deeper than \(Value.maximumDepth) levels"), "\(error)")
+    }
+
     @Test("bounds are inclusive: the shortest and longest accepted values parse")
     func edges() throws {
         var craft = try GatewayConfiguration.parse(
