@@ -60,10 +60,12 @@ package struct AbacusServices: Sendable {
     /// Why no run can be accepted right now (the store is down), or nil.
     package var runsUnavailable: GatewayError?
     /// Throws `GatewayError(.notFound)` when the ref names no pipeline: no route serves it, or the runner of
-    /// its pool has no such pipeline (`TriggerDispatcher.pipelineDescription`: the runner's `Describe`, as
-    /// Instill's `GetNamespacePipeline` and the Craft AI surface ask it). Other errors mean the runner could
-    /// not be asked (down, slow, broken).
-    package var checkPipeline: @Sendable (PipelineRef) async throws -> Void
+    /// its pool has no such pipeline. For a read (`forRun` false) through `TriggerDispatcher.pipelineDescription`
+    /// (the runner's `Describe`, as Instill's `GetNamespacePipeline` and the Craft AI surface ask it); for
+    /// `runPipeline`, as an async accept checks its target (`TriggerDispatcher.checkAsyncTarget`: the runner is
+    /// waited for at most its pool's `connect_timeout`). Other errors mean the runner could not be asked (down,
+    /// slow, broken).
+    package var checkPipeline: @Sendable (_ ref: PipelineRef, _ forRun: Bool) async throws -> Void
     /// What a client may be told about an error that is neither the surface's nor a `GatewayError` (the
     /// frontend's rule: log it with the request id, answer "internal error").
     package var gatewayError: @Sendable (any Error) -> GatewayError
@@ -74,7 +76,7 @@ package struct AbacusServices: Sendable {
         limits: CodecLimits,
         operations: AsyncOperations?,
         runsUnavailable: GatewayError?,
-        checkPipeline: @escaping @Sendable (PipelineRef) async throws -> Void,
+        checkPipeline: @escaping @Sendable (_ ref: PipelineRef, _ forRun: Bool) async throws -> Void,
         gatewayError: @escaping @Sendable (any Error) -> GatewayError
     ) {
         self.namespace = namespace
@@ -268,14 +270,14 @@ package enum AbacusAPI {
         case .listPipelineVersions:
             let pipelineID = try parameters.requiredString("pipelineId")
             named = Named(ref: pipelineRef(pipelineID, services))
-            let ref = try await resolve(pipelineID, services)
+            let ref = try await resolve(pipelineID, services, forRun: false)
             let limit = try parameters.integer("limit", in: listLimits) ?? 0
             let operations = try await list(ref, limit: limit, principal: principal, services)
             return .list(operations.map { .object(AbacusPipelineVersion.render($0)) })
         case .describePipeline:
             let pipelineID = try parameters.requiredString("pipelineId")
             named = Named(ref: pipelineRef(pipelineID, services))
-            let ref = try await resolve(pipelineID, services)
+            let ref = try await resolve(pipelineID, services, forRun: false)
             let latest = try await list(ref, limit: 0, principal: principal, services).first
             return .object(AbacusPipelineVersion.pipeline(id: pipelineID, latest: latest))
         }
@@ -291,7 +293,7 @@ package enum AbacusAPI {
         principal: String?,
         services: AbacusServices
     ) async throws -> Operation {
-        let ref = try await resolve(pipelineID, services)
+        let ref = try await resolve(pipelineID, services, forRun: true)
         let variables = try AbacusVariableMappings.decode(
             try parameters.value("pipelineVariableMappings"),
             limits: services.limits
@@ -325,10 +327,12 @@ package enum AbacusAPI {
     /// A runner that cannot be asked right now (down, slow: any error but NOT_FOUND) refuses nothing: a run is
     /// then stored as any async trigger is while its backend is away, retried by the dispatcher, and fails
     /// with the runner's own answer if the pipeline turns out not to exist.
-    private static func resolve(_ pipelineID: String, _ services: AbacusServices) async throws -> PipelineRef {
+    private static func resolve(_ pipelineID: String, _ services: AbacusServices, forRun: Bool) async throws
+        -> PipelineRef
+    {
         let ref = pipelineRef(pipelineID, services)
         do {
-            try await services.checkPipeline(ref)
+            try await services.checkPipeline(ref, forRun)
         } catch let error as GatewayError where error.code == .notFound {
             throw AbacusError.dataNotFound("no pipeline \"\(pipelineID)\": \(error.message)")
         } catch is CancellationError {

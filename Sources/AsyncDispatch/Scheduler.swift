@@ -258,6 +258,19 @@ package final class Scheduler: Service {
         return result
     }
 
+    /// Whether the schedule `name` is paused now (its configured `paused`, or the API's pause/resume when one was
+    /// made): one read of its stored state, without its fire times or last run (`status(name:)`). The configured
+    /// `paused` when the store cannot be read. Throws `.notFound` for a name no schedule has.
+    package func isPaused(name: String) async throws -> Bool {
+        let schedule = try configuration(name)
+        do {
+            return try await stateStore.scheduleState(name: name, firstTick: clock.now).pausedOverride
+                ?? schedule.paused
+        } catch {
+            return schedule.paused
+        }
+    }
+
     /// Throws `.notFound` for a name no schedule has.
     package func status(name: String) async throws -> Status {
         try await status(try configuration(name))

@@ -36,9 +36,15 @@ extension RESTRequestHead {
             limits: services.limits,
             operations: services.operations,
             runsUnavailable: services.health.status(.async) == .serving ? nil : services.health.asyncRefusal,
-            // As an async accept checks its target: a runner that cannot be asked refuses nothing, and is waited
-            // for only as long as an accept waits (`TriggerDispatcher.checkAsyncTarget`).
-            checkPipeline: { ref in try await dispatcher.checkAsyncTarget(ref) },
+            // A run is checked as an async accept checks its target (the runner waited for at most its pool's
+            // connect_timeout); a read asks the runner's description, as GetNamespacePipeline does.
+            checkPipeline: { ref, forRun in
+                if forRun {
+                    try await dispatcher.checkAsyncTarget(ref)
+                } else {
+                    _ = try await dispatcher.pipelineDescription(ref)
+                }
+            },
             gatewayError: { gatewayError(from: $0, requestID: requestID) }
         )
         let request = AbacusRequest(

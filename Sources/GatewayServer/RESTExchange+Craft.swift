@@ -409,13 +409,15 @@ struct CraftExchange: Sendable {
         return pipelineNames().compactMap { craft.configuration.deployment(named: $0) }
     }
 
-    /// The names of the schedules that are paused now (`paused: true` in the configuration, or `:pause`d, as
-    /// `/v1beta/schedules` says; one read of their stored states), when a periodic deployment is configured.
+    /// The names of the periodic deployments' schedules that are paused now (`paused: true` in the configuration,
+    /// or `:pause`d, as `/v1beta/schedules` says; one read of each one's stored state, `Scheduler.isPaused`).
     private func pausedSchedules() async throws -> Set<String> {
-        guard let scheduler = services.scheduler, deployments().contains(where: { $0.schedule != nil }) else {
-            return []
+        guard let scheduler = services.scheduler else { return [] }
+        var paused: Set<String> = []
+        for schedule in deployments().compactMap(\.schedule) where try await scheduler.isPaused(name: schedule.name) {
+            paused.insert(schedule.name)
         }
-        return Set(try await scheduler.statuses().filter(\.paused).map(\.configuration.name))
+        return paused
     }
 
     /// Whether `deployment` is a periodic one whose schedule is among `paused`: its `is_enabled` is false then
@@ -429,7 +431,7 @@ struct CraftExchange: Sendable {
     /// that schedule's stored state).
     private func isEnabled(_ deployment: CraftDeploymentConfiguration) async throws -> Bool {
         guard let schedule = deployment.schedule, let scheduler = services.scheduler else { return true }
-        return try await !scheduler.status(name: schedule.name).paused
+        return try await !scheduler.isPaused(name: schedule.name)
     }
 
     /// `create_deployment`: deployments are configuration, so the one shape honoured is a deployment that

@@ -174,23 +174,23 @@ extension NewOperation {
     /// This enqueue's answer when its idempotency key names `existing` (created: false), or
     /// `idempotencyConflict` when `existing` was made from another request; nil when the key names none.
     ///
-    /// A row an earlier version stored has the digest with integers past 2^53 as their nearest double
-    /// (`OperationPayloadCodec.digest`), so `9007199254740993`'s is `9007199254740992`'s: when the row's request
-    /// holds such an integer, or its digest differs, the digest of its stored request (integers stored as digits
-    /// since 54e6771) is computed again and compared instead. A retry of an earlier version's request during a
-    /// rolling upgrade is answered, not refused as a conflict, and another request is refused. The walk and the
-    /// second digest are on this path only (a key used again), never on a first enqueue.
+    /// The stored digest takes integers past 2^53 as their nearest double (`OperationPayloadCodec.digest`), so
+    /// `9007199254740993`'s is `9007199254740992`'s: when the digests match and either request holds such an
+    /// integer, their exact digests (the digits; the stored request keeps them since 54e6771) must match too. A
+    /// first enqueue pays nothing for it, and a key reused with another body is refused without a second digest;
+    /// the walk and the two exact digests run only for a match with a large integer in it.
     package func idempotentAnswer(existing: Operation?) -> Result<(operation: Operation, created: Bool), any Error>? {
         guard let key = operation.idempotencyKey, let existing else { return nil }
-        let sameRequest: Bool
-        if existing.requestDigest == operation.requestDigest
-            && !existing.request.inputs.contains(where: { $0.variables.holdsLargeInteger })
+        var sameRequest = existing.requestDigest == operation.requestDigest
+        if sameRequest,
+            operation.request.inputs.contains(where: { $0.variables.holdsLargeInteger })
+                || existing.request.inputs.contains(where: { $0.variables.holdsLargeInteger })
         {
-            sameRequest = true
-        } else {
             sameRequest =
-                OperationPayloadCodec.digest(ref: existing.ref, inputs: existing.request.inputs)
-                == operation.requestDigest
+                OperationPayloadCodec.digest(
+                    ref: existing.ref, inputs: existing.request.inputs, largeIntegerDigits: true)
+                == OperationPayloadCodec.digest(
+                    ref: operation.ref, inputs: operation.request.inputs, largeIntegerDigits: true)
         }
         guard sameRequest else {
             return .failure(OperationStoreErrors.idempotencyConflict(key))

@@ -49,14 +49,14 @@ extension TriggerDispatcher {
     /// An accept waits for the runner's answer at most the pool's `connect_timeout` (2 s by default), not its
     /// `request_timeout` (60 s): a runner that took the connection and never answered held every accept that
     /// long (SDK review 56, M3). A runner that did not answer within it is not asked again by an accept for the
-    /// description cache's TTL (`PipelineDescriptionCache.recentlyUnanswered(_:)`), so one slow runner costs
-    /// one accept the wait, not each.
+    /// description cache's TTL from that failure (`PipelineDescriptionCache.recentlyUnanswered(_:)`); accepts that
+    /// arrive while the first ask is pending ask (and wait) too. A runner whose Describe takes longer than
+    /// `connect_timeout` is never described by an accept: its accepts refuse nothing.
     ///
     /// `askRunner` false (a request with an idempotency key, whose retry must get the operation already stored
     /// under the key even if the pipeline has gone since): only the route table is asked.
     ///
-    /// Also the Abacus.AI surface's check of a `pipelineId` (`runPipeline`, `listPipelineVersions`,
-    /// `describePipeline`), which refuses only what this refuses.
+    /// Also the Abacus.AI surface's check of `runPipeline`'s `pipelineId`.
     package func checkAsyncTarget(_ ref: PipelineRef, askRunner: Bool = true) async throws {
         guard let target = target(for: ref) else { throw Self.notFound(ref) }
         guard askRunner, !target.route.namesPipeline, target.pool.hasAvailableEndpoint,

@@ -30,8 +30,9 @@ package final class PipelineDescriptionCache: Sendable {
     private let now: @Sendable () -> ContinuousClock.Instant
     private let entries = Mutex<[PipelineRef: (description: PipelineDescription, storedAt: ContinuousClock.Instant)]>(
         [:])
-    /// When a `describe` of each pipeline last failed with anything but an answer (`.notFound`, `.unimplemented`)
-    /// or cancellation: the runner is down, slow or broken. Cleared by its next answer.
+    /// When a `describe` of each pipeline last failed (at its end) with anything but an answer (`.notFound`,
+    /// `.unimplemented`) or cancellation: the runner is down, slow or broken. Cleared by its next answer; not set
+    /// by a failure of an ask that began before an answer was kept.
     private let unanswered = Mutex<[PipelineRef: ContinuousClock.Instant]>([:])
 
     package init(
@@ -67,6 +68,7 @@ package final class PipelineDescriptionCache: Sendable {
         } catch is CancellationError {
             throw CancellationError()
         } catch let error as GatewayError where error.code == .unimplemented {
+            _ = unanswered.withLock { $0.removeValue(forKey: ref) }
             // A runner without `Describe` (or a 404/405/501 that names no pipeline): it takes any inputs, an
             // answer kept as one. But not over a description it gave: a proxy in front of a runner that is down
             // answers so too, and the kept description is what the clients need then.
@@ -75,9 +77,13 @@ package final class PipelineDescriptionCache: Sendable {
             }
             description = PipelineDescription()
         } catch {
-            unanswered.withLock { unanswered in
-                if unanswered.count >= Self.capacity { unanswered.removeAll() }
-                unanswered[ref] = asked
+            let failedAt = now()
+            // An ask that began before another caller's answer was kept says nothing newer than that answer.
+            if entries.withLock({ $0[ref].map { $0.storedAt <= asked } ?? true }) {
+                unanswered.withLock { unanswered in
+                    if unanswered.count >= Self.capacity { unanswered.removeAll() }
+                    unanswered[ref] = failedAt
+                }
             }
             // Read again: a NOT_FOUND answered meanwhile to another caller dropped it.
             guard let kept = entries.withLock({ $0[ref] }) else { throw error }
@@ -91,8 +97,9 @@ package final class PipelineDescriptionCache: Sendable {
         return description
     }
 
-    /// Whether the runner failed to answer a `describe` of `ref` (down, slow, broken) less than `ttl` ago, with
-    /// no answer since. An async accept, which only asks to refuse a pipeline the runner lacks, does not ask
+    /// Whether the runner failed to answer a `describe` of `ref` (down, slow, broken) less than `ttl` before now,
+    /// counted from when the failure came, with no answer since. Concurrent asks are not merged: accepts that
+    /// arrive while the first ask is pending each ask (and wait) too. An async accept, which only asks to refuse a pipeline the runner lacks, does not ask
     /// again then: it would wait for the same runner each time. Other callers ask each time, so a runner that
     /// comes back is seen at once.
     package func recentlyUnanswered(_ ref: PipelineRef) -> Bool {

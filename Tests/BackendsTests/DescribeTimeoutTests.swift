@@ -75,7 +75,8 @@ struct DescribeTimeoutTests {
             try await transport.describePipeline(Self.ref, within: .milliseconds(300))
         }
         let waited = ContinuousClock.now - start
-        #expect(waited >= .milliseconds(290) && waited < .seconds(30), "\(waited)")
+        // Far under the connect_timeout (30 s) and request_timeout (60 s) that would end it without the bound.
+        #expect(waited >= .milliseconds(290) && waited < .seconds(10), "\(waited)")
         withExtendedLifetime(silent) {}
     }
 
