@@ -288,10 +288,11 @@ struct CraftExchange: Sendable {
                 named: name, of: try succeededOutputs(operation), executionID: id, byEndpointName: false)
         case .deployments:
             _ = try await authenticate()
-            let paused = try await pausedSchedules()
-            return CraftAnswer.list(
-                deployments().map { CraftAnswer.deploymentListItem($0, isEnabled: !isPaused($0, paused)) },
-                requestID: requestID)
+            var items: [ValueObject] = []
+            for deployment in deployments() {
+                items.append(CraftAnswer.deploymentListItem(deployment, isEnabled: try await isEnabled(deployment)))
+            }
+            return CraftAnswer.list(items, requestID: requestID)
         case .createDeployment(let rule):
             _ = try await authenticate()
             let request = try CraftDeploymentRequest(body ?? .json(ByteBuffer()), rule: rule, limits: limits)
@@ -409,26 +410,9 @@ struct CraftExchange: Sendable {
         return pipelineNames().compactMap { craft.configuration.deployment(named: $0) }
     }
 
-    /// The names of the periodic deployments' schedules that are paused now (`paused: true` in the configuration,
-    /// or `:pause`d, as `/v1beta/schedules` says; one read of each one's stored state, `Scheduler.isPaused`).
-    private func pausedSchedules() async throws -> Set<String> {
-        guard let scheduler = services.scheduler else { return [] }
-        var paused: Set<String> = []
-        for schedule in deployments().compactMap(\.schedule) where try await scheduler.isPaused(name: schedule.name) {
-            paused.insert(schedule.name)
-        }
-        return paused
-    }
-
-    /// Whether `deployment` is a periodic one whose schedule is among `paused`: its `is_enabled` is false then
-    /// (SDK review 56, L2: a paused periodic deployment read as enabled), as Craft AI shows a deployment that
-    /// runs nothing.
-    private func isPaused(_ deployment: CraftDeploymentConfiguration, _ paused: Set<String>) -> Bool {
-        deployment.schedule.map { paused.contains($0.name) } ?? false
-    }
-
-    /// `deployment`'s `is_enabled`: false for a periodic deployment whose schedule is paused now (one read of
-    /// that schedule's stored state).
+    /// `deployment`'s `is_enabled`: false for a periodic deployment whose schedule is paused now, configured so or
+    /// `:pause`d, as `/v1beta/schedules` says (one read of that schedule's stored state, `Scheduler.isPaused`), as
+    /// Craft AI shows a deployment that runs nothing (SDK review 56, L2: a paused one read as enabled).
     private func isEnabled(_ deployment: CraftDeploymentConfiguration) async throws -> Bool {
         guard let schedule = deployment.schedule, let scheduler = services.scheduler else { return true }
         return try await !scheduler.isPaused(name: schedule.name)
@@ -1004,7 +988,7 @@ enum CraftAnswer {
     /// and `endpoint_url_path` (CLIENTS.md §3.5). A periodic deployment has no endpoint path; it shows its
     /// cron expression as `schedule` (Craft AI's field), with the zone and the schedule's name under
     /// `/v1beta/schedules`.
-    static func deployment(_ deployment: CraftDeploymentConfiguration, isEnabled: Bool = true) -> ValueObject {
+    static func deployment(_ deployment: CraftDeploymentConfiguration, isEnabled: Bool) -> ValueObject {
         var pipeline: ValueObject = ["name": .string(deployment.pipeline)]
         if let release = deployment.release { pipeline["release"] = .string(release) }
         var object: ValueObject = [
@@ -1037,7 +1021,7 @@ enum CraftAnswer {
     /// One `list_deployments` item: `{name, pipeline_name, execution_rule, mode, is_enabled}` (no
     /// `created_at`: a configured deployment has no creation time). `is_enabled` is false for a periodic
     /// deployment whose schedule is paused.
-    static func deploymentListItem(_ deployment: CraftDeploymentConfiguration, isEnabled: Bool = true) -> ValueObject {
+    static func deploymentListItem(_ deployment: CraftDeploymentConfiguration, isEnabled: Bool) -> ValueObject {
         [
             "name": .string(deployment.name),
             "pipeline_name": .string(deployment.pipeline),
