@@ -144,7 +144,7 @@ package enum BackendHTTPBody {
     /// review 9, finding 5).
     package static func pipelineError(in body: ByteBuffer) -> GatewayError? {
         guard body.readableBytes > 0,
-            case .object(let object)? = try? JSONValueCodec.parse(body, limits: .defaults, path: "")
+            case .object(let object)? = try? JSONValueCodec.parse(body, limits: .defaults.forBackendAnswers, path: "")
         else { return nil }
         return RESTResponseBody.error(of: object)
     }

@@ -21,6 +21,13 @@ package struct CodecLimits: Sendable, Equatable {
     /// How many bytes the header fields of one multipart part may take: each field line with its CRLF, not the
     /// blank line that ends the block (as the request head's `max_header_bytes`).
     package var maxMultipartPartHeaderBytes: Int
+    /// Whether JSON may hold `NaN`, `Infinity` and `-Infinity` as numbers: false for a client's body (RFC 8259
+    /// has no such number, and no client library writes one by default); true for a runner's answer
+    /// (``forBackendAnswers``), because Python's `json.dumps` writes them by default (`allow_nan=True`) and a
+    /// model's output can be NaN. Read so, one such value is the number a `grpc` runner's `number_value` carries:
+    /// it reaches a gRPC client as it is and a JSON reader as `null`, where refusing it failed the call after the
+    /// runner did its work and counted a failure against an endpoint that is healthy (SDK review 56, L6).
+    package var nonFiniteNumbers = false
 
     package init(
         maxBodyBytes: Int = 33_554_432,
@@ -40,10 +47,11 @@ package struct CodecLimits: Sendable, Equatable {
 
     /// These limits for a backend's answer (or a runner reading the gateway's request): without `maxJSONMembers`,
     /// which is a client's cap (a runner's wide output is configured work, and refusing it would fail the call
-    /// after the runner did it).
+    /// after the runner did it), and with ``nonFiniteNumbers``.
     package var forBackendAnswers: CodecLimits {
         var limits = self
         limits.maxJSONMembers = .max
+        limits.nonFiniteNumbers = true
         return limits
     }
 

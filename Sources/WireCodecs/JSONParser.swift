@@ -58,6 +58,8 @@ struct JSONParser {
     /// Whether a string that is a base64 data URI becomes a `.blob` (`JSONValueCodec.DataURIs`).
     private let dataURIsAsBinaries: Bool
     private let maxDepth: Int
+    /// `CodecLimits.nonFiniteNumbers`: `NaN`, `Infinity` and `-Infinity` are read as numbers (a runner's answer).
+    private let nonFiniteNumbers: Bool
     /// `CodecLimits.maxJSONMembers`: object members plus array elements this parser may read, `members`
     /// included.
     private let maxMembers: Int
@@ -80,9 +82,10 @@ struct JSONParser {
     init(
         _ raw: UnsafeRawBufferPointer, maxDepth: Int, maxMembers: Int = .max, membersBefore: Int = 0,
         pathPrefix: String, inPlaceSource: ByteBuffer? = nil, keepCanonicalBase64: Bool = false,
-        checkedAlphabet: Range<UInt>? = nil, dataURIsAsBinaries: Bool = true
+        checkedAlphabet: Range<UInt>? = nil, dataURIsAsBinaries: Bool = true, nonFiniteNumbers: Bool = false
     ) {
         precondition(raw.count > 0, "JSONParser needs at least one byte")
+        self.nonFiniteNumbers = nonFiniteNumbers
         self.dataURIsAsBinaries = dataURIsAsBinaries
         self.bytes = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
         self.count = raw.count
@@ -127,6 +130,12 @@ struct JSONParser {
             return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             return try parseNumber()
+        case UInt8(ascii: "N") where nonFiniteNumbers:
+            try expectLiteral("NaN")
+            return .number(.nan)
+        case UInt8(ascii: "I") where nonFiniteNumbers:
+            try expectLiteral("Infinity")
+            return .number(.infinity)
         default:
             throw syntax("unexpected \(describeByte()), expected a value")
         }
@@ -285,6 +294,10 @@ struct JSONParser {
         if bytes[pos] == UInt8(ascii: "-") {
             negative = true
             pos += 1
+            if nonFiniteNumbers, pos < count, bytes[pos] == UInt8(ascii: "I") {
+                try expectLiteral("Infinity")
+                return .number(-.infinity)
+            }
         }
         guard pos < count, isDigit(bytes[pos]) else { throw syntax("invalid number: expected a digit") }
         if bytes[pos] == UInt8(ascii: "0") {

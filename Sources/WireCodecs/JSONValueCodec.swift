@@ -136,7 +136,8 @@ package enum JSONValueCodec {
             var parser = JSONParser(
                 raw, maxDepth: limits.maxDepth, maxMembers: limits.maxJSONMembers, membersBefore: membersBefore,
                 pathPrefix: path, inPlaceSource: inPlace ? bytes : nil, keepCanonicalBase64: keepCanonicalBase64,
-                checkedAlphabet: checkedAlphabet, dataURIsAsBinaries: dataURIs == .binaries)
+                checkedAlphabet: checkedAlphabet, dataURIsAsBinaries: dataURIs == .binaries,
+                nonFiniteNumbers: limits.nonFiniteNumbers)
             defer { membersAfter = parser.members }
             do {
                 return .success(try parser.parseDocument())

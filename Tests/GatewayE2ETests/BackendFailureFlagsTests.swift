@@ -259,6 +259,30 @@ struct BackendFailureFlagsTests {
         }
     }
 
+    @Test("a runner's NaN and infinities (Python's json.dumps default): 200 with null, no failure, no ejection")
+    func nonFiniteAnswerIsNoFailure() async throws {
+        // The bytes `json.dumps({"outputs": [{"score": float("nan"), ...}], "metadata": {}})` writes.
+        let answer = #"{"outputs": [{"score": NaN, "hi": Infinity, "lo": -Infinity, "n": 1}], "metadata": {}}"#
+        let reply =
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: \(answer.utf8.count)\r\n"
+            + "connection: close\r\n\r\n\(answer)"
+        try await withCannedBackend(reply: reply) { port in
+            // Outlier detection as by default: three failures would eject the endpoint.
+            try await Self.withGateway(endpoint: "127.0.0.1:\(port)", ejecting: true) { server, client in
+                for n in 1...4 {
+                    let response = try await Self.trigger(client, id: "nan-\(n)")
+                    #expect(response.status == 200, "\(response.bodyString)")
+                    #expect(
+                        response.bodyString
+                            == #"{"outputs":[{"score":null,"hi":null,"lo":null,"n":1}],"metadata":{}}"#)
+                    #expect(try await Self.accessLine(server, id: "nan-\(n)")["response_flags"] == "-")
+                }
+                #expect(try await Self.failures(client, endpoint: "127.0.0.1:\(port)", reason: "UPE") == 0)
+                #expect(Self.warnings(server, "backend endpoint failed").isEmpty, "\(server.logged)")
+            }
+        }
+    }
+
     @Test(
         "a runner that cuts an answer, then answers non-JSON within 10 s: a warning for each kind (UC, UPE), not one")
     func changeOfFailureNotHidden() async throws {

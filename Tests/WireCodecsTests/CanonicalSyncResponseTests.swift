@@ -189,6 +189,23 @@ struct CanonicalSyncResponseTests {
         #expect(error == Self.refusal { _ = try BackendHTTPBody.decodeTree(body, limits: .defaults) })
     }
 
+    @Test("A runner's NaN and infinities (Python's json.dumps) are read, not passed through, and written as null")
+    func nonFiniteNumbers() throws {
+        let text = #"{"outputs":[{"score":NaN,"hi":Infinity,"lo":-Infinity,"n":1}],"metadata":{}}"#
+        let (passthrough, tree, result, _) = try Self.encodings(Self.body(text))
+        #expect(result.restJSON == nil)
+        #expect(result.outputs.first?["score"]?.numberValue?.isNaN == true)
+        #expect(result.outputs.first?["lo"] == .number(-.infinity))
+        let written = #"{"outputs":[{"score":null,"hi":null,"lo":null,"n":1}],"metadata":{}}"#
+        #expect(passthrough == Self.body(written))
+        #expect(tree == passthrough)
+        // A pipeline's error answer may hold one in its details too.
+        let error = BackendHTTPBody.pipelineError(
+            in: Self.body(#"{"code":3,"message":"bad score","details":[{"score":NaN}]}"#))
+        #expect(error?.code == .application(3))
+        #expect(error?.message == "bad score")
+    }
+
     /// A sync response whose only output value is a string holding `bytes`.
     static func withString(_ bytes: [UInt8]) -> [UInt8] {
         Array(#"{"outputs":[{"s":"x"#.utf8) + bytes + Array(#"y"}],"metadata":{}}"#.utf8)

@@ -102,6 +102,32 @@ struct JSONValueCodecTests {
         #expect(throws: GatewayError.self) { try decode(text) }
     }
 
+    @Test("A runner's answer may hold Python's NaN, Infinity and -Infinity (json.dumps' default); a client's may not")
+    func nonFiniteTokens() throws {
+        let answer = CodecLimits.defaults.forBackendAnswers
+        let value = try decode(#"{"n":[NaN,Infinity,-Infinity,-1,0.5],"s":"NaN"}"#, limits: answer)
+        guard case .list(let items)? = value.objectValue?["n"] else {
+            Issue.record("\(value)")
+            return
+        }
+        let numbers = items.map { $0.numberValue }
+        #expect(numbers[0]?.isNaN == true)
+        #expect(numbers[1] == Double.infinity)
+        #expect(numbers[2] == -Double.infinity)
+        #expect(numbers[3] == -1 && numbers[4] == 0.5)
+        #expect(value.objectValue?["s"] == .string("NaN"))
+        // JSON has no such number: a JSON reader gets null, as from a grpc runner's number_value.
+        #expect(encodeJSON(value) == #"{"n":[null,null,null,-1,0.5],"s":"NaN"}"#)
+        // Only Python's spellings: not JavaScript's lower case, a sign on NaN, a plus, or a prefix of one.
+        for text in ["nan", "inf", "-inf", "+Infinity", "-NaN", "Infinit", "NaNx", "-Infinityx", "[Na]", "-I"] {
+            #expect(throws: GatewayError.self, "\(text)") { try decode(text, limits: answer) }
+        }
+        // A client's body, and the gateway's own limits, are strict RFC 8259.
+        for text in ["NaN", "Infinity", "-Infinity", #"{"n":NaN}"#] {
+            #expect(throws: GatewayError.self, "\(text)") { try decode(text) }
+        }
+    }
+
     @Test("Value.integer picks the exact case; numberValue and int64Value read both")
     func integerConstructors() throws {
         #expect(Value.integer(Int64(1) << 53) == .number(9_007_199_254_740_992))

@@ -134,6 +134,22 @@ struct SSETests {
         #expect(error?.code == .backendFailed)
     }
 
+    @Test("An http runner's event may hold Python's NaN and infinities: read as numbers, not a backend failure")
+    func nonFiniteData() throws {
+        let data = buffer(#"{"outputs":[{"p":NaN,"q":-Infinity}],"metadata":{}}"#)
+        for event in [SSEEncoder.outputEvent, "PIPELINE_COMPLETED"] {
+            let decoded = try SSEDecoder.triggerEvent(event: event, data: data, limits: .defaults)
+            let result: TriggerResult
+            switch decoded {
+            case .output(_, let output): result = output
+            case .end(let end): result = end
+            default: Issue.record("\(decoded)"); continue
+            }
+            #expect(result.outputs.first?["p"]?.numberValue?.isNaN == true)
+            #expect(result.outputs.first?["q"] == .number(-.infinity))
+        }
+    }
+
     @Test("Event data that is not JSON is a backend failure")
     func badData() {
         let error = gatewayError {
