@@ -1,25 +1,20 @@
-package import NIOCore
+import NIOCore
 package import TriggerModel
 import WireCodecs
 
-extension HTTPBackendTransport: BoundedPipelineDescribing {
+extension HTTPBackendTransport: PipelineDescribing {
     /// `POST {base}/describe` on a connection of its own (closed after: describes are rare), to
     /// an endpoint the balancer picks. A runner without the route (404, 405 or 501) is `.unimplemented`.
     /// Bounded as the pool's runs are, so a stuck runner holds the asking client no longer than a run would:
     /// the connect by the pool's `connect_timeout`, the whole exchange by its `request_timeout`.
     package func describePipeline(_ ref: PipelineRef) async throws -> PipelineDescription {
-        try await describePipeline(ref, within: configuration.requestTimeout)
-    }
-
-    /// As ``describePipeline(_:)``, the whole exchange bounded by `timeout` (at most `request_timeout`).
-    package func describePipeline(_ ref: PipelineRef, within timeout: TimeAmount) async throws -> PipelineDescription {
         let endpoint = self.endpoint(at: balancer.pick())
         let response = try await controlRequest(
             "POST",
             "/describe",
             body: BackendHTTPBody.encodeDescribeRequest(ref),
             to: endpoint,
-            timeout: min(timeout, configuration.requestTimeout),
+            timeout: configuration.requestTimeout,
             maxResponseBytes: 1 << 20
         )
         switch response.status {

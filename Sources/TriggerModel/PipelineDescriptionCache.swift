@@ -16,8 +16,14 @@ import Synchronization
 /// One cache per configuration generation (the `TriggerDispatcher` holds it), so a reload starts empty: a route
 /// that now goes to another pool is never described by the old one.
 ///
-/// Time is `now` (monotonic; a test passes a clock it moves). An entry read `ttl` or more after it was stored
-/// is stale and asked for again.
+/// Concurrent asks for one pipeline are merged (single-flight, as a cache collapses concurrent misses): a caller
+/// that finds an ask of the runner in flight waits for its answer rather than asking again, so a burst of first
+/// calls (every SDK's `run_pipeline`, a queue of async accepts) costs the runner one `Describe`. The ask runs on
+/// its own, bounded by the pool's `request_timeout`, whoever waits: a caller may stop waiting sooner
+/// (`waitingAtMost`, a client gone) and the answer is still kept for the next.
+///
+/// Time is `now` (monotonic; a test passes a clock it moves), and a bounded wait ends through `sleep` (a test
+/// passes one it ends). An entry read `ttl` or more after it was stored is stale and asked for again.
 package final class PipelineDescriptionCache: Sendable {
     /// The default lifetime of an entry: short enough that a runner's changed description shows within
     /// seconds, long enough to fold an SDK's burst of calls (each `run_pipeline` asks first) into one.
@@ -28,82 +34,199 @@ package final class PipelineDescriptionCache: Sendable {
 
     package let ttl: Duration
     private let now: @Sendable () -> ContinuousClock.Instant
+    private let sleep: @Sendable (Duration) async throws -> Void
     private let entries = Mutex<[PipelineRef: (description: PipelineDescription, storedAt: ContinuousClock.Instant)]>(
         [:])
-    /// When a `describe` of each pipeline last failed (at its end) with anything but an answer (`.notFound`,
-    /// `.unimplemented`) or cancellation: the runner is down, slow or broken. Cleared by its next answer; not set
-    /// by a failure of an ask that began before an answer was kept.
+    /// When each pipeline's runner last failed to answer `describe` (at the failure's end, or when a bounded wait
+    /// for it ended) with anything but an answer (`.notFound`, `.unimplemented`) or cancellation: the runner is
+    /// down, slow or broken. Cleared by its next answer.
     private let unanswered = Mutex<[PipelineRef: ContinuousClock.Instant]>([:])
+    /// The ask in flight for each pipeline (at most one; an id space behind a `*` route grows it only by the
+    /// asks pending at once, each ended by the pool's `request_timeout`).
+    private let asks = Mutex<[PipelineRef: SharedAsk]>([:])
 
     package init(
         ttl: Duration = PipelineDescriptionCache.defaultTTL,
-        now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now },
+        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
     ) {
         self.ttl = ttl
         self.now = now
+        self.sleep = sleep
     }
 
     /// The description of `ref`: the kept one while it is younger than `ttl`, else `describe`'s answer, which
     /// is kept (`.unimplemented`, a runner without `Describe`, answers the empty description, which takes any
     /// inputs, unless a non-empty one is kept); when `describe` fails with anything but `.notFound` or
-    /// cancellation, the kept one however old.
-    /// Throws what `describe` throws when nothing is kept, and its `.notFound` always (the kept entry is dropped
-    /// then: the runner said the pipeline is gone).
+    /// cancellation, the kept one however old. `describe` is called by at most one caller at a time per `ref`;
+    /// the others wait for its outcome.
+    ///
+    /// `waitingAtMost`: how long this caller waits for an ask (nil: until it ends). Past it the runner counts as
+    /// unanswered (``recentlyUnanswered(_:)``) and the caller gets the kept description however old, or
+    /// `.deadlineExceeded`; the ask goes on and its answer is kept.
+    ///
+    /// - Throws: what `describe` throws when nothing is kept, and its `.notFound` always (the kept entry is
+    ///   dropped then: the runner said the pipeline is gone); `CancellationError` when the caller is cancelled
+    ///   (the ask goes on).
     package func description(
         of ref: PipelineRef,
-        describe: () async throws -> PipelineDescription
+        waitingAtMost bound: Duration? = nil,
+        describe: @escaping @Sendable () async throws -> PipelineDescription
     ) async throws -> PipelineDescription {
-        let asked = now()
-        let kept = entries.withLock({ $0[ref] })
-        if let kept, kept.storedAt.duration(to: asked) < ttl {
+        let arrived = now()
+        if let kept = entries.withLock({ $0[ref] }), kept.storedAt.duration(to: arrived) < ttl {
             return kept.description
         }
+        let (ask, isNew) = asks.withLock { asks in
+            if let pending = asks[ref] { return (pending, false) }
+            let ask = SharedAsk()
+            asks[ref] = ask
+            return (ask, true)
+        }
+        if isNew {
+            Task {
+                let outcome = await self.outcome(of: ref, describe: describe)
+                // Gone from the map before its waiters learn the outcome: a caller after this finds the entry
+                // the ask kept, or starts a new ask; never one that has ended.
+                _ = self.asks.withLock { $0.removeValue(forKey: ref) }
+                ask.finish(outcome)
+            }
+        }
+        do {
+            return try await ask.outcome(waitingAtMost: bound, sleep: sleep).get()
+        } catch is SharedAsk.WaitEnded {
+            let endedAt = now()
+            unanswered.withLock { unanswered in
+                if unanswered.count >= Self.capacity { unanswered.removeAll() }
+                unanswered[ref] = endedAt
+            }
+            if let kept = entries.withLock({ $0[ref] }) { return kept.description }
+            throw GatewayError(
+                .deadlineExceeded,
+                "the runner of \(ref) did not describe it within \(bound.map { "\($0)" } ?? "the bound")")
+        }
+    }
+
+    /// One ask of the runner and what it leaves in the cache (see ``description(of:waitingAtMost:describe:)``).
+    private func outcome(
+        of ref: PipelineRef,
+        describe: () async throws -> PipelineDescription
+    ) async -> Result<PipelineDescription, any Error> {
+        let asked = now()
         let description: PipelineDescription
         do {
             description = try await describe()
         } catch let error as GatewayError where error.code == .notFound {
             _ = unanswered.withLock { $0.removeValue(forKey: ref) }
-            if kept != nil { _ = entries.withLock { $0.removeValue(forKey: ref) } }
-            throw error
+            _ = entries.withLock { $0.removeValue(forKey: ref) }
+            return .failure(error)
         } catch is CancellationError {
-            throw CancellationError()
+            return .failure(CancellationError())
         } catch let error as GatewayError where error.code == .unimplemented {
             _ = unanswered.withLock { $0.removeValue(forKey: ref) }
             // A runner without `Describe` (or a 404/405/501 that names no pipeline): it takes any inputs, an
             // answer kept as one. But not over a description it gave: a proxy in front of a runner that is down
             // answers so too, and the kept description is what the clients need then.
             if let kept = entries.withLock({ $0[ref] }), kept.description != PipelineDescription() {
-                return kept.description
+                return .success(kept.description)
             }
             description = PipelineDescription()
         } catch {
             let failedAt = now()
-            // An ask that began before another caller's answer was kept says nothing newer than that answer.
-            if entries.withLock({ $0[ref].map { $0.storedAt <= asked } ?? true }) {
-                unanswered.withLock { unanswered in
-                    if unanswered.count >= Self.capacity { unanswered.removeAll() }
-                    unanswered[ref] = failedAt
-                }
+            unanswered.withLock { unanswered in
+                if unanswered.count >= Self.capacity { unanswered.removeAll() }
+                unanswered[ref] = failedAt
             }
-            // Read again: a NOT_FOUND answered meanwhile to another caller dropped it.
-            guard let kept = entries.withLock({ $0[ref] }) else { throw error }
-            return kept.description
+            guard let kept = entries.withLock({ $0[ref] }) else { return .failure(error) }
+            return .success(kept.description)
         }
         entries.withLock { entries in
             if entries.count >= Self.capacity { entries.removeAll() }
             entries[ref] = (description, asked)
         }
         _ = unanswered.withLock { $0.removeValue(forKey: ref) }
-        return description
+        return .success(description)
     }
 
-    /// Whether the runner failed to answer a `describe` of `ref` (down, slow, broken) less than `ttl` before now,
-    /// counted from when the failure came, with no answer since. Concurrent asks are not merged: accepts that
-    /// arrive while the first ask is pending each ask (and wait) too. An async accept, which only asks to refuse a pipeline the runner lacks, does not ask
-    /// again then: it would wait for the same runner each time. Other callers ask each time, so a runner that
-    /// comes back is seen at once.
+    /// Whether the runner failed to answer a `describe` of `ref` (down, slow, broken), or a bounded wait for its
+    /// answer ended first, less than `ttl` before now, counted from that failure, with no answer since. An async
+    /// accept, which only asks to refuse a pipeline the runner lacks, does not wait for the runner again then:
+    /// it would wait out its bound each time. Other callers ask (or wait) each time, so a runner that comes back
+    /// is seen at once.
     package func recentlyUnanswered(_ ref: PipelineRef) -> Bool {
         guard let failedAt = unanswered.withLock({ $0[ref] }) else { return false }
         return failedAt.duration(to: now()) < ttl
+    }
+}
+
+/// One ask of a runner in flight and the callers waiting for it; each waiter may stop waiting on its own (its
+/// bound, its cancellation) without ending the ask.
+private final class SharedAsk: Sendable {
+    /// A waiter's bound ended before the ask did.
+    struct WaitEnded: Error {}
+
+    private typealias Outcome = Result<PipelineDescription, any Error>
+
+    private struct State {
+        var outcome: Outcome?
+        var waiters: [Int: CheckedContinuation<Outcome, Never>] = [:]
+        /// Waiters that stopped (cancelled, bound ended) before they were registered: each is answered with its
+        /// error as it registers, so a cancellation that comes first is not lost.
+        var stoppedEarly: [Int: any Error] = [:]
+        var nextWaiter = 0
+    }
+
+    private let state = Mutex(State())
+
+    /// The ask's outcome, once: every waiter gets it.
+    func finish(_ outcome: Result<PipelineDescription, any Error>) {
+        let waiters = state.withLock { state in
+            state.outcome = outcome
+            state.stoppedEarly = [:]
+            defer { state.waiters = [:] }
+            return state.waiters
+        }
+        for waiter in waiters.values { waiter.resume(returning: outcome) }
+    }
+
+    /// The outcome, or `WaitEnded` after `bound` (through `sleep`), or `CancellationError` when the caller is
+    /// cancelled first.
+    func outcome(
+        waitingAtMost bound: Duration?, sleep: @escaping @Sendable (Duration) async throws -> Void
+    ) async -> Result<PipelineDescription, any Error> {
+        let id = state.withLock { state in
+            defer { state.nextWaiter += 1 }
+            return state.nextWaiter
+        }
+        let timer = bound.map { bound in
+            Task {
+                try await sleep(bound)
+                self.stop(id, with: WaitEnded())
+            }
+        }
+        defer { timer?.cancel() }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (waiter: CheckedContinuation<Outcome, Never>) in
+                let ready: Outcome? = state.withLock { state in
+                    if let outcome = state.outcome { return outcome }
+                    if let error = state.stoppedEarly.removeValue(forKey: id) { return .failure(error) }
+                    state.waiters[id] = waiter
+                    return nil
+                }
+                if let ready { waiter.resume(returning: ready) }
+            }
+        } onCancel: {
+            stop(id, with: CancellationError())
+        }
+    }
+
+    /// Ends waiter `id`'s wait with `error`, unless the outcome came first.
+    private func stop(_ id: Int, with error: any Error) {
+        let waiter = state.withLock { state -> CheckedContinuation<Outcome, Never>? in
+            if let waiter = state.waiters.removeValue(forKey: id) { return waiter }
+            if state.outcome == nil { state.stoppedEarly[id] = error }
+            return nil
+        }
+        waiter?.resume(returning: .failure(error))
     }
 }

@@ -18,8 +18,60 @@ struct PipelineDescriptionCacheTests {
     final class ManualClock: Sendable {
         private let base = ContinuousClock.now
         private let offset = Mutex(Duration.zero)
+        private let readCount = Atomic<Int>(0)
         func advance(by amount: Duration) { offset.withLock { $0 += amount } }
-        var now: ContinuousClock.Instant { base.advanced(by: offset.withLock { $0 }) }
+        var now: ContinuousClock.Instant {
+            readCount.add(1, ordering: .sequentiallyConsistent)
+            return base.advanced(by: offset.withLock { $0 })
+        }
+        /// How often `now` was read: each call of the cache reads it first, so a test can wait until its callers
+        /// have all arrived.
+        var reads: Int { readCount.load(ordering: .sequentiallyConsistent) }
+        func waitForReads(_ count: Int) async {
+            while reads < count { await Task.yield() }
+        }
+    }
+
+    /// Opens once; every wait before or after returns when it is open.
+    final class Gate: Sendable {
+        private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+        func wait() async {
+            await withCheckedContinuation { continuation in
+                let open = state.withLock { state in
+                    if !state.open { state.waiters.append(continuation) }
+                    return state.open
+                }
+                if open { continuation.resume() }
+            }
+        }
+        func open() {
+            let waiters = state.withLock { state in
+                state.open = true
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+    }
+
+    /// Describes every pipeline (one input, `prompt`) once `gate` opens, counting every Describe.
+    final class GatedDescriber: TriggerRunner, PipelineDescribing {
+        let describes = Atomic<Int>(0)
+        let gate = Gate()
+        func run(_ request: TriggerRequest) async throws -> TriggerResult { TriggerResult(outputs: []) }
+        func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
+            AsyncThrowingStream { $0.finish() }
+        }
+        func describePipeline(_ ref: PipelineRef) async throws -> PipelineDescription {
+            describes.add(1, ordering: .sequentiallyConsistent)
+            await gate.wait()
+            return PipelineDescription(inputs: [.init(name: "prompt", dataType: "string")])
+        }
+        var count: Int { describes.load(ordering: .sequentiallyConsistent) }
+        /// Waits until the ask has reached the runner (the cache reads its clock just before).
+        func waitForDescribes(_ count: Int) async {
+            while self.count < count { await Task.yield() }
+        }
     }
 
     /// Describes `known` (one input, `prompt`), counting every Describe; anything else is `.notFound`.
@@ -160,15 +212,6 @@ struct PipelineDescriptionCacheTests {
             }
         }
         #expect(cache.recentlyUnanswered(slow))
-        // A failure of an ask that began before another caller's answer was kept does not mark the runner.
-        let raced = PipelineRef(namespace: "n", pipeline: "raced")
-        let served = try await cache.description(of: raced) {
-            clock.advance(by: .seconds(1))
-            _ = try await cache.description(of: raced) { described }
-            throw down
-        }
-        #expect(served == described, "the answer kept meanwhile, as stale-if-error serves it")
-        #expect(!cache.recentlyUnanswered(raced))
     }
 
     /// The accept's bound over a real socket: a runner that takes the connection and never answers.
@@ -228,6 +271,121 @@ struct PipelineDescriptionCacheTests {
         clock.advance(by: .seconds(5))
         try await dispatcher.checkAsyncTarget(ref)
         #expect(asked() == 3, "asked again from the TTL on")
+    }
+
+    /// Single-flight: five first calls at once cost the runner one Describe (before, each asked).
+    @Test(
+        "callers that arrive while an ask is in flight wait for it: five callers, one Describe", .timeLimit(.minutes(1))
+    )
+    func concurrentCallersShareOneAsk() async throws {
+        let clock = ManualClock()
+        let cache = PipelineDescriptionCache(ttl: .seconds(5), now: { clock.now })
+        let runner = GatedDescriber()
+        let ref = PipelineRef(namespace: "n", pipeline: "p")
+        try await withThrowingTaskGroup(of: PipelineDescription.self) { group in
+            for _ in 0..<5 {
+                group.addTask { try await cache.description(of: ref) { try await runner.describePipeline(ref) } }
+            }
+            // Each caller reads the clock once on arrival, the ask once as it starts: all five are waiting.
+            await clock.waitForReads(6)
+            await runner.waitForDescribes(1)
+            #expect(runner.count == 1)
+            runner.gate.open()
+            for try await description in group { #expect(description.inputs.map(\.name) == ["prompt"]) }
+        }
+        #expect(runner.count == 1)
+        _ = try await cache.description(of: ref) { try await runner.describePipeline(ref) }
+        #expect(runner.count == 1, "kept")
+    }
+
+    /// A bounded wait (an async accept's) ends at its bound; the ask it joined goes on, and its answer is kept.
+    @Test(
+        "a bounded wait ends at its bound as deadlineExceeded and marks the runner unanswered; the ask's later answer is kept and clears it",
+        .timeLimit(.minutes(1)))
+    func boundedWaitLeavesTheAsk() async throws {
+        let clock = ManualClock()
+        let bound = Gate()
+        let asked = Mutex<[Duration]>([])
+        let cache = PipelineDescriptionCache(
+            ttl: .seconds(5), now: { clock.now },
+            sleep: { duration in
+                asked.withLock { $0.append(duration) }
+                await bound.wait()
+            })
+        let runner = GatedDescriber()
+        let ref = PipelineRef(namespace: "n", pipeline: "p")
+        let waiting = Task {
+            try await cache.description(of: ref, waitingAtMost: .seconds(2)) { try await runner.describePipeline(ref) }
+        }
+        await clock.waitForReads(2)
+        #expect(!cache.recentlyUnanswered(ref))
+        bound.open()
+        let ended = await #expect(throws: GatewayError.self) { try await waiting.value }
+        #expect(ended?.code == .deadlineExceeded)
+        #expect(asked.withLock { $0 } == [.seconds(2)])
+        #expect(cache.recentlyUnanswered(ref))
+        runner.gate.open()
+        // Unbounded: joins the ask still in flight, or reads what it kept.
+        #expect(try await cache.description(of: ref) { try await runner.describePipeline(ref) }.inputs.count == 1)
+        #expect(runner.count == 1)
+        #expect(!cache.recentlyUnanswered(ref), "the answer cleared it")
+    }
+
+    @Test("a cancelled caller stops waiting at once; the ask goes on for the others", .timeLimit(.minutes(1)))
+    func cancelledCallerLeavesTheAsk() async throws {
+        let clock = ManualClock()
+        let cache = PipelineDescriptionCache(ttl: .seconds(5), now: { clock.now })
+        let runner = GatedDescriber()
+        let ref = PipelineRef(namespace: "n", pipeline: "p")
+        let first = Task { try await cache.description(of: ref) { try await runner.describePipeline(ref) } }
+        let second = Task { try await cache.description(of: ref) { try await runner.describePipeline(ref) } }
+        await clock.waitForReads(3)
+        first.cancel()
+        await #expect(throws: CancellationError.self) { try await first.value }
+        #expect(!cache.recentlyUnanswered(ref), "a caller's cancellation says nothing about the runner")
+        runner.gate.open()
+        #expect(try await second.value.inputs.count == 1)
+        #expect(runner.count == 1)
+    }
+
+    /// The accepts' side: a burst of accepts of a `*` route waits for one Describe, each for at most its bound.
+    @Test(
+        "concurrent async accepts share one Describe and each waits at most the bound; later accepts read its answer",
+        .timeLimit(.minutes(1)))
+    func acceptsShareOneAsk() async throws {
+        let clock = ManualClock()
+        let bound = Gate()
+        let runner = GatedDescriber()
+        let pool = BackendPool(
+            configuration: BackendPoolConfiguration(
+                name: "p", transport: .inProcess, connectTimeout: .milliseconds(1500)),
+            transport: runner)
+        let bounds = Mutex<[Duration]>([])
+        let dispatcher = TriggerDispatcher(
+            routes: RouteTable(routes: [RouteConfiguration(namespace: "demo", pool: "p")]),
+            pools: ["p": pool],
+            descriptions: PipelineDescriptionCache(
+                ttl: .seconds(5), now: { clock.now },
+                sleep: { duration in
+                    bounds.withLock { $0.append(duration) }
+                    await bound.wait()
+                }))
+        let ref = PipelineRef(namespace: "demo", pipeline: "echo")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<3 { group.addTask { try await dispatcher.checkAsyncTarget(ref) } }
+            await clock.waitForReads(4)
+            await runner.waitForDescribes(1)
+            #expect(runner.count == 1)
+            bound.open()
+            try await group.waitForAll()
+        }
+        #expect(bounds.withLock { $0 } == Array(repeating: .milliseconds(1500), count: 3), "the pool's connect_timeout")
+        // Unanswered within the bound: the next accept neither asks nor waits.
+        try await dispatcher.checkAsyncTarget(ref)
+        #expect(bounds.withLock { $0.count } == 3)
+        runner.gate.open()
+        #expect(try await dispatcher.pipelineDescription(ref).inputs.count == 1)
+        #expect(runner.count == 1, "the accepts' one ask answered, and was kept")
     }
 
     /// UNIMPLEMENTED (a runner without `Describe`, or a 404/405/501 that names no pipeline) is the empty
