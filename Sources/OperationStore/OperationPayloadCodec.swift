@@ -208,15 +208,14 @@ package struct OperationPayloadCodec: Sendable {
     /// Lowercase hex SHA-256 of the canonical form of `ref` and `inputs` (all blob bytes included, secrets
     /// and dictionaries in key order). Two requests with equal digests ask the same pipeline the same thing.
     ///
-    /// The stored digest (`largeIntegerDigits` false) is the one every version computes: integers past 2^53 enter
-    /// it as their nearest double, so instances of two versions sharing a store compare a key's requests alike.
-    /// That digest cannot tell `9007199254740993` from `9007199254740992`: where it matches and either request
-    /// holds such an integer, ``NewOperation/idempotentAnswer(existing:)`` compares the two requests' exact digests
-    /// (`largeIntegerDigits` true: the digits) too (SDK review 56, M1: the second got the first's operation).
+    /// It is the one every version computes: integers past 2^53 enter it as their nearest double, so instances of
+    /// two versions sharing a store compare a key's requests alike. It cannot tell `9007199254740993` from
+    /// `9007199254740992`: where it matches, ``NewOperation/idempotentAnswer(existing:)`` compares the two
+    /// requests' large integers and their places too (SDK review 56, M1: the second got the first's operation).
     /// Numbers enter without their form: `2` and `2.0` are one JSON value.
-    package static func digest(ref: PipelineRef, inputs: [TriggerInput], largeIntegerDigits: Bool = false) -> String {
+    package static func digest(ref: PipelineRef, inputs: [TriggerInput]) -> String {
         var w = PayloadWriter(
-            sink: GatheringSink(SHA256Sink()), inlineLimit: nil, largeIntegerDigits: largeIntegerDigits,
+            sink: GatheringSink(SHA256Sink()), inlineLimit: nil, largeIntegerDigits: false,
             numberForms: false)
         w.string("trigger-gateway request digest v1")
         writeRef(ref, to: &w)

@@ -175,27 +175,30 @@ extension NewOperation {
     /// `idempotencyConflict` when `existing` was made from another request; nil when the key names none.
     ///
     /// The stored digest takes integers past 2^53 as their nearest double (`OperationPayloadCodec.digest`), so
-    /// `9007199254740993`'s is `9007199254740992`'s: when the digests match and either request holds such an
-    /// integer, their exact digests (the digits; the stored request keeps them since 54e6771) must match too. A
-    /// first enqueue pays nothing for it, and a key reused with another body is refused without a second digest;
-    /// the walk and the two exact digests run only for a match with a large integer in it.
+    /// `9007199254740993`'s is `9007199254740992`'s: when the digests match, the two requests' large integers
+    /// (the stored request keeps their digits since 54e6771) must be the same ones at the same places too. A
+    /// first enqueue pays nothing for it, and a key reused with another body is refused on the digest alone;
+    /// the walk runs only on a match, over values, never hashing blobs again (a stored request whose input files
+    /// were lost, `lostInput`, has them empty, and still answers its retry).
     package func idempotentAnswer(existing: Operation?) -> Result<(operation: Operation, created: Bool), any Error>? {
         guard let key = operation.idempotencyKey, let existing else { return nil }
-        var sameRequest = existing.requestDigest == operation.requestDigest
-        if sameRequest,
-            operation.request.inputs.contains(where: { $0.variables.holdsLargeInteger })
-                || existing.request.inputs.contains(where: { $0.variables.holdsLargeInteger })
-        {
-            sameRequest =
-                OperationPayloadCodec.digest(
-                    ref: existing.ref, inputs: existing.request.inputs, largeIntegerDigits: true)
-                == OperationPayloadCodec.digest(
-                    ref: operation.ref, inputs: operation.request.inputs, largeIntegerDigits: true)
-        }
-        guard sameRequest else {
+        guard existing.requestDigest == operation.requestDigest,
+            Self.largeIntegers(of: existing.request.inputs).elementsEqual(
+                Self.largeIntegers(of: operation.request.inputs),
+                by: { $0.position == $1.position && $0.value == $1.value })
+        else {
             return .failure(OperationStoreErrors.idempotencyConflict(key))
         }
         return .success((existing, false))
+    }
+
+    /// The large integers of `inputs`' variables with their places (`Value.appendLargeIntegers(to:position:)`),
+    /// counted across the batch.
+    private static func largeIntegers(of inputs: [TriggerInput]) -> [(position: Int, value: LargeInteger)] {
+        var found: [(position: Int, value: LargeInteger)] = []
+        var position = 0
+        for input in inputs { input.variables.appendLargeIntegers(to: &found, position: &position) }
+        return found
     }
 }
 

@@ -280,20 +280,34 @@ package struct LargeInteger: Sendable, Hashable, CustomStringConvertible {
 }
 
 extension Value {
-    /// Whether this value is, or holds at any depth, a `largeInteger` (an integer past 2^53).
-    package var holdsLargeInteger: Bool {
+    /// The `largeInteger`s (integers past 2^53) this value is or holds, each with its position in a depth-first
+    /// walk that counts every value (containers, members in order, elements in order), appended to `found`;
+    /// `position` is where the walk starts and is advanced past this value.
+    ///
+    /// Two values of one shape agree on their large integers exactly when these lists are equal: the position
+    /// tells `[L, d]` from `[d, L]` (d being L's nearest double), which a shape-blind digest of the rest cannot.
+    package func appendLargeIntegers(to found: inout [(position: Int, value: LargeInteger)], position: inout Int) {
         switch self {
-        case .largeInteger: true
-        case .list(let items): items.contains { $0.holdsLargeInteger }
-        case .object(let object): object.holdsLargeInteger
-        case .null, .bool, .number, .string, .blob: false
+        case .largeInteger(let value): found.append((position, value))
+        case .list(let items):
+            position += 1
+            for item in items { item.appendLargeIntegers(to: &found, position: &position) }
+            return
+        case .object(let object):
+            position += 1
+            object.appendLargeIntegers(to: &found, position: &position)
+            return
+        case .null, .bool, .number, .string, .blob: break
         }
+        position += 1
     }
 }
 
 extension ValueObject {
-    /// Whether a member's value holds a `largeInteger` (`Value.holdsLargeInteger`).
-    package var holdsLargeInteger: Bool { entries.contains { $0.value.holdsLargeInteger } }
+    /// Each member's large integers in order (`Value.appendLargeIntegers(to:position:)`).
+    package func appendLargeIntegers(to found: inout [(position: Int, value: LargeInteger)], position: inout Int) {
+        for entry in entries { entry.value.appendLargeIntegers(to: &found, position: &position) }
+    }
 }
 
 extension Value {
