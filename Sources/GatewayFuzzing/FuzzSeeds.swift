@@ -148,6 +148,11 @@ enum FuzzSeeds {
                 #"{"outputs":[{"text":"HI","blob":"\#(png)"}],"metadata":{"traces":{"c":{"statuses":["#
                     + #""STATUS_COMPLETED"],"outputs":[{"x":1}],"computeTimeInSeconds":0.5}}}}"#
             ),
+            // Python's `json.dumps` writes these by default; a runner's answer may hold them (CodecLimits).
+            (
+                "json-backend-result-nonfinite",
+                #"{"outputs":[{"p":NaN,"hi":Infinity,"lo":[-Infinity,1]}],"metadata":{}}"#
+            ),
         ]
         let multipart = """
             --XyZ\r

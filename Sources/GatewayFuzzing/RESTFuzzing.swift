@@ -140,7 +140,9 @@ enum RESTFuzzing {
             var reference = ByteBuffer()
             RESTResponseBody.encode(result: tree, into: &reference)
             precondition(encoded == reference, "a passed-through sync response differs from its re-encoding")
-            precondition(result == tree, "a passed-through sync response decodes to other outputs")
+            // A NaN (an http runner may write one) is not equal to itself: then the encodings above, byte for
+            // byte, are the check.
+            precondition(result == tree || result != result, "a passed-through sync response decodes to other outputs")
             _ = try? BackendHTTPBody.decodeResult(encoded, limits: limits)
         case (.failure(let error), .failure(let reference)):
             precondition("\(error)" == "\(reference)", "the passthrough changed a runner answer's error")
@@ -158,7 +160,7 @@ enum RESTFuzzing {
                 var reference = ByteBuffer()
                 SSEEncoder.encode(tree, into: &reference)
                 precondition(encoded == reference, "a passed-through SSE event differs from its re-encoding")
-                precondition(passed == tree, "a passed-through SSE event decodes to other outputs")
+                precondition(passed == tree || passed != passed, "a passed-through SSE event decodes to other outputs")
             case (.failure(let error), .failure(let reference)):
                 precondition("\(error)" == "\(reference)", "the passthrough changed an SSE event's error")
             default:

@@ -32,7 +32,11 @@ extension TriggerDispatcher {
         -> PipelineDescription
     {
         // UNIMPLEMENTED goes through: the cache makes it the empty description, unless it keeps one the runner gave.
-        try await descriptions.description(of: ref, waitingAtMost: bound) { try await self.describePipeline(ref) }
+        // The pool, not the dispatcher: a shared ask outlives its first caller, and may outlive a reload.
+        let pool = try pool(for: ref)
+        return try await descriptions.description(of: ref, waitingAtMost: bound) {
+            try await pool.describePipeline(ref)
+        }
     }
 }
 
@@ -45,7 +49,8 @@ extension TriggerDispatcher {
     /// cannot describe pipelines decides when it runs; and a runner that is away (every endpoint ejected or
     /// failing its health check: not asked, so an accept does not wait out the describe timeout) or cannot be
     /// asked right now (down, slow, broken: any error but NOT_FOUND) leaves the operation stored, to run when
-    /// the runner is back, as async triggers always are. Answers are cached (``pipelineDescription(_:waitingAtMost:)``).
+    /// the runner is back, as async triggers always are. Answers are cached
+    /// (``pipelineDescription(_:waitingAtMost:)``).
     ///
     /// An accept waits for the runner's answer at most the pool's `connect_timeout` (2 s by default), not its
     /// `request_timeout` (60 s): a runner that took the connection and never answered held every accept that

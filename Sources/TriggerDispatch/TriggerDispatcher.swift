@@ -13,7 +13,8 @@ package final class TriggerDispatcher: Sendable {
     /// The pool of each route, by its index in the table (`RouteTable.Entry.index`): a resolved route finds
     /// its pool without hashing the pool's name. Nil for a route whose pool this configuration lacks.
     private let poolOfRoute: [BackendPool?]
-    /// What runners last said of their pipelines (``pipelineDescription(_:)``), for this generation only.
+    /// What runners last said of their pipelines (``pipelineDescription(_:waitingAtMost:)``), for this generation
+    /// only.
     let descriptions: PipelineDescriptionCache
 
     /// - Parameter descriptions: the description cache (tests pass one on a clock they move).

@@ -19,8 +19,9 @@ import Synchronization
 /// Concurrent asks for one pipeline are merged (single-flight, as a cache collapses concurrent misses): a caller
 /// that finds an ask of the runner in flight waits for its answer rather than asking again, so a burst of first
 /// calls (every SDK's `run_pipeline`, a queue of async accepts) costs the runner one `Describe`. The ask runs on
-/// its own, bounded by the pool's `request_timeout`, whoever waits: a caller may stop waiting sooner
-/// (`waitingAtMost`, a client gone) and the answer is still kept for the next.
+/// its own (bounded by the transport: the http and grpc pools' `request_timeout`; an in-process runner answers at
+/// once), whoever waits: a caller may stop waiting sooner (`waitingAtMost`, a client gone) and the answer is still
+/// kept for the next. At most ``maximumAsks`` pipelines are asked about at once.
 ///
 /// Time is `now` (monotonic; a test passes a clock it moves), and a bounded wait ends through `sleep` (a test
 /// passes one it ends). An entry read `ttl` or more after it was stored is stale and asked for again.
@@ -41,8 +42,7 @@ package final class PipelineDescriptionCache: Sendable {
     /// for it ended) with anything but an answer (`.notFound`, `.unimplemented`) or cancellation: the runner is
     /// down, slow or broken. Cleared by its next answer.
     private let unanswered = Mutex<[PipelineRef: ContinuousClock.Instant]>([:])
-    /// The ask in flight for each pipeline (at most one; an id space behind a `*` route grows it only by the
-    /// asks pending at once, each ended by the pool's `request_timeout`).
+    /// The ask in flight for each pipeline: at most one each, at most ``maximumAsks`` in all.
     private let asks = Mutex<[PipelineRef: SharedAsk]>([:])
 
     package init(
@@ -68,84 +68,134 @@ package final class PipelineDescriptionCache: Sendable {
     /// - Throws: what `describe` throws when nothing is kept, and its `.notFound` always (the kept entry is
     ///   dropped then: the runner said the pipeline is gone); `CancellationError` when the caller is cancelled
     ///   (the ask goes on).
+    ///
+    /// Past ``maximumAsks`` pipelines asked about at once, a bounded caller gets what a caller whose bound ended
+    /// gets (without marking the runner), and an unbounded one asks on its own, unshared.
     package func description(
         of ref: PipelineRef,
         waitingAtMost bound: Duration? = nil,
         describe: @escaping @Sendable () async throws -> PipelineDescription
     ) async throws -> PipelineDescription {
         let arrived = now()
-        if let kept = entries.withLock({ $0[ref] }), kept.storedAt.duration(to: arrived) < ttl {
-            return kept.description
+        if let kept = fresh(ref, at: arrived) { return kept }
+        enum Joined {
+            case kept(PipelineDescription)
+            case ask(SharedAsk, isNew: Bool)
+            case full
         }
-        let (ask, isNew) = asks.withLock { asks in
-            if let pending = asks[ref] { return (pending, false) }
+        let joined = asks.withLock { asks -> Joined in
+            if let pending = asks[ref] { return .ask(pending, isNew: false) }
+            // Read again under the lock: an ask that ended since the first read kept its answer before it left
+            // the map, so a caller never asks twice for one answer.
+            if let kept = fresh(ref, at: arrived) { return .kept(kept) }
+            guard asks.count < Self.maximumAsks else { return .full }
             let ask = SharedAsk()
             asks[ref] = ask
-            return (ask, true)
+            return .ask(ask, isNew: true)
         }
-        if isNew {
-            Task {
-                let outcome = await self.outcome(of: ref, describe: describe)
-                // Gone from the map before its waiters learn the outcome: a caller after this finds the entry
-                // the ask kept, or starts a new ask; never one that has ended.
-                _ = self.asks.withLock { $0.removeValue(forKey: ref) }
-                ask.finish(outcome)
+        switch joined {
+        case .kept(let description):
+            return description
+        case .full:
+            // As many pipelines are being asked about as are allowed at once (a `*` route's id space in front
+            // of a runner that hangs): a bounded caller (an async accept) does not wait for one more ask, and
+            // another caller asks on its own, as before asks were shared.
+            if bound != nil { return try unanswered(ref, keptOr: bound) }
+            let (result, unansweredAt) = await outcome(of: ref, describe: describe)
+            record(ref, unansweredAt: unansweredAt)
+            return try result.get()
+        case .ask(let ask, let isNew):
+            if isNew {
+                // Detached: the ask is every waiter's, not the first caller's (no task-local values, no
+                // cancellation of its).
+                Task.detached {
+                    let (result, unansweredAt) = await self.outcome(of: ref, describe: describe)
+                    // Out of the map and its mark applied in one step (the map's lock), before the waiters
+                    // learn the outcome: a caller after this finds the entry the ask kept, or starts a new ask;
+                    // a waiter whose bound ended marks the runner only while the ask is still in the map.
+                    self.asks.withLock { asks in
+                        asks.removeValue(forKey: ref)
+                        self.record(ref, unansweredAt: unansweredAt)
+                    }
+                    ask.finish(result)
+                }
             }
-        }
-        do {
-            return try await ask.outcome(waitingAtMost: bound, sleep: sleep).get()
-        } catch is SharedAsk.WaitEnded {
-            let endedAt = now()
-            unanswered.withLock { unanswered in
-                if unanswered.count >= Self.capacity { unanswered.removeAll() }
-                unanswered[ref] = endedAt
+            do {
+                return try await ask.outcome(waitingAtMost: bound, sleep: sleep).get()
+            } catch is SharedAsk.WaitEnded {
+                asks.withLock { asks in
+                    if asks[ref] === ask { record(ref, unansweredAt: now()) }
+                }
+                return try unanswered(ref, keptOr: bound)
             }
-            if let kept = entries.withLock({ $0[ref] }) { return kept.description }
-            throw GatewayError(
-                .deadlineExceeded,
-                "the runner of \(ref) did not describe it within \(bound.map { "\($0)" } ?? "the bound")")
         }
     }
 
-    /// One ask of the runner and what it leaves in the cache (see ``description(of:waitingAtMost:describe:)``).
+    /// At most this many pipelines are asked about at once (one ask each, however many wait for it): each may
+    /// hold a connection to the runner for up to `request_timeout`.
+    package static let maximumAsks = 64
+
+    /// The kept description of `ref` while it is younger than `ttl` at `instant`.
+    private func fresh(_ ref: PipelineRef, at instant: ContinuousClock.Instant) -> PipelineDescription? {
+        guard let kept = entries.withLock({ $0[ref] }), kept.storedAt.duration(to: instant) < ttl else { return nil }
+        return kept.description
+    }
+
+    /// What a caller that stopped waiting gets: the kept description however old, or `.deadlineExceeded`.
+    private func unanswered(_ ref: PipelineRef, keptOr bound: Duration?) throws -> PipelineDescription {
+        if let kept = entries.withLock({ $0[ref] }) { return kept.description }
+        throw GatewayError(
+            .deadlineExceeded,
+            "the runner of \(ref) did not describe it within \(bound.map { "\($0)" } ?? "the bound")")
+    }
+
+    /// Marks `ref`'s runner unanswered at `unansweredAt`, or clears the mark (nil: it answered).
+    private func record(_ ref: PipelineRef, unansweredAt: ContinuousClock.Instant?) {
+        unanswered.withLock { unanswered in
+            guard let unansweredAt else {
+                unanswered.removeValue(forKey: ref)
+                return
+            }
+            if unanswered.count >= Self.capacity { unanswered.removeAll() }
+            unanswered[ref] = unansweredAt
+        }
+    }
+
+    /// One ask of the runner, the entry it leaves in the cache, and whether the runner failed to answer (when;
+    /// nil: it answered). A `CancellationError` is a failure like any other, `.unavailable`: the ask is no
+    /// caller's, so one can only come from the transport, and a waiter must not take it for its own.
     private func outcome(
         of ref: PipelineRef,
         describe: () async throws -> PipelineDescription
-    ) async -> Result<PipelineDescription, any Error> {
+    ) async -> (Result<PipelineDescription, any Error>, unansweredAt: ContinuousClock.Instant?) {
         let asked = now()
         let description: PipelineDescription
         do {
             description = try await describe()
         } catch let error as GatewayError where error.code == .notFound {
-            _ = unanswered.withLock { $0.removeValue(forKey: ref) }
             _ = entries.withLock { $0.removeValue(forKey: ref) }
-            return .failure(error)
-        } catch is CancellationError {
-            return .failure(CancellationError())
+            return (.failure(error), nil)
         } catch let error as GatewayError where error.code == .unimplemented {
-            _ = unanswered.withLock { $0.removeValue(forKey: ref) }
             // A runner without `Describe` (or a 404/405/501 that names no pipeline): it takes any inputs, an
             // answer kept as one. But not over a description it gave: a proxy in front of a runner that is down
             // answers so too, and the kept description is what the clients need then.
             if let kept = entries.withLock({ $0[ref] }), kept.description != PipelineDescription() {
-                return .success(kept.description)
+                return (.success(kept.description), nil)
             }
             description = PipelineDescription()
         } catch {
             let failedAt = now()
-            unanswered.withLock { unanswered in
-                if unanswered.count >= Self.capacity { unanswered.removeAll() }
-                unanswered[ref] = failedAt
-            }
-            guard let kept = entries.withLock({ $0[ref] }) else { return .failure(error) }
-            return .success(kept.description)
+            let error =
+                error is CancellationError
+                ? GatewayError(.unavailable, "the runner's Describe of \(ref) was cut short") : error
+            guard let kept = entries.withLock({ $0[ref] }) else { return (.failure(error), failedAt) }
+            return (.success(kept.description), failedAt)
         }
         entries.withLock { entries in
             if entries.count >= Self.capacity { entries.removeAll() }
             entries[ref] = (description, asked)
         }
-        _ = unanswered.withLock { $0.removeValue(forKey: ref) }
-        return .success(description)
+        return (.success(description), nil)
     }
 
     /// Whether the runner failed to answer a `describe` of `ref` (down, slow, broken), or a bounded wait for its
@@ -204,8 +254,7 @@ private final class SharedAsk: Sendable {
                 self.stop(id, with: WaitEnded())
             }
         }
-        defer { timer?.cancel() }
-        return await withTaskCancellationHandler {
+        let outcome = await withTaskCancellationHandler {
             await withCheckedContinuation { (waiter: CheckedContinuation<Outcome, Never>) in
                 let ready: Outcome? = state.withLock { state in
                     if let outcome = state.outcome { return outcome }
@@ -218,6 +267,12 @@ private final class SharedAsk: Sendable {
         } onCancel: {
             stop(id, with: CancellationError())
         }
+        // A timer that fired after the wait ended (or a cancellation that came after the timer) left a stop for a
+        // waiter that is gone: ended, then dropped, so that nothing is left until the ask ends.
+        timer?.cancel()
+        _ = await timer?.result
+        _ = state.withLock { $0.stoppedEarly.removeValue(forKey: id) }
+        return outcome
     }
 
     /// Ends waiter `id`'s wait with `error`, unless the outcome came first.

@@ -156,9 +156,7 @@ struct PipelineDescriptionCacheTests {
         clock.advance(by: .seconds(3600))
         let stale = try await cache.description(of: ref) { throw down }
         #expect(stale.inputs.map(\.name) == ["file"], "a stale description on a transport error")
-        await #expect(throws: CancellationError.self) {
-            try await cache.description(of: ref) { throw CancellationError() }
-        }
+        #expect(try await cache.description(of: ref) { throw CancellationError() } == stale, "cut short: as down")
         let gone = await #expect(throws: GatewayError.self) {
             try await cache.description(of: ref) { throw GatewayError(.notFound, "no p") }
         }
@@ -197,10 +195,13 @@ struct PipelineDescriptionCacheTests {
             try await cache.description(of: ref) { throw GatewayError(.notFound, "no p") }
         }
         #expect(!cache.recentlyUnanswered(ref), "NOT_FOUND is an answer")
-        await #expect(throws: CancellationError.self) {
+        // An ask is no caller's: a CancellationError can only come from its transport, and is a failure like
+        // another (a caller's own cancellation: `cancelledCallerLeavesTheAsk`).
+        let cut = await #expect(throws: GatewayError.self) {
             try await cache.description(of: ref) { throw CancellationError() }
         }
-        #expect(!cache.recentlyUnanswered(ref), "a cancelled ask says nothing about the runner")
+        #expect(cut?.code == .unavailable)
+        #expect(cache.recentlyUnanswered(ref))
 
         // Counted from when the failure came, not from when the ask began (second diff review 56, M1: a bound as
         // long as the TTL left no window at all).
@@ -346,6 +347,45 @@ struct PipelineDescriptionCacheTests {
         runner.gate.open()
         #expect(try await second.value.inputs.count == 1)
         #expect(runner.count == 1)
+    }
+
+    /// A `*` route's id space in front of a runner that hangs: the asks in flight are capped, each able to hold a
+    /// connection for `request_timeout` (diff review 57, M1).
+    @Test(
+        "past maximumAsks pipelines asked about at once, a bounded caller does not wait and does not ask; an unbounded one asks on its own",
+        .timeLimit(.minutes(1)))
+    func asksCapped() async throws {
+        let clock = ManualClock()
+        let cache = PipelineDescriptionCache(ttl: .seconds(5), now: { clock.now }, sleep: { _ in await Gate().wait() })
+        let runner = GatedDescriber()
+        let cap = PipelineDescriptionCache.maximumAsks
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<cap {
+                let ref = PipelineRef(namespace: "n", pipeline: "p\(i)")
+                group.addTask { _ = try await cache.description(of: ref) { try await runner.describePipeline(ref) } }
+            }
+            await runner.waitForDescribes(cap)
+            let extra = PipelineRef(namespace: "n", pipeline: "extra")
+            // Would wait forever on its bound (the sleep never ends): it returns at once instead, unasked.
+            let bounded = await #expect(throws: GatewayError.self) {
+                try await cache.description(of: extra, waitingAtMost: .seconds(2)) {
+                    try await runner.describePipeline(extra)
+                }
+            }
+            #expect(bounded?.code == .deadlineExceeded)
+            #expect(runner.count == cap)
+            #expect(!cache.recentlyUnanswered(extra), "not asked: says nothing about the runner")
+            let unbounded = Task { try await cache.description(of: extra) { try await runner.describePipeline(extra) } }
+            await runner.waitForDescribes(cap + 1)
+            runner.gate.open()
+            #expect(try await unbounded.value.inputs.count == 1)
+            try await group.waitForAll()
+        }
+        #expect(runner.count == cap + 1)
+        // Below the cap again: shared asks as before.
+        let again = PipelineRef(namespace: "n", pipeline: "again")
+        _ = try await cache.description(of: again) { try await runner.describePipeline(again) }
+        #expect(runner.count == cap + 2)
     }
 
     /// The accepts' side: a burst of accepts of a `*` route waits for one Describe, each for at most its bound.
