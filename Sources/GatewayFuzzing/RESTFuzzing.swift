@@ -142,7 +142,8 @@ enum RESTFuzzing {
             precondition(encoded == reference, "a passed-through sync response differs from its re-encoding")
             // A NaN (an http runner may write one) is not equal to itself: then the encodings above, byte for
             // byte, are the check.
-            precondition(result == tree || result != result, "a passed-through sync response decodes to other outputs")
+            precondition(
+                result == tree || holdsNaN(tree.outputs), "a passed-through sync response decodes to other outputs")
             _ = try? BackendHTTPBody.decodeResult(encoded, limits: limits)
         case (.failure(let error), .failure(let reference)):
             precondition("\(error)" == "\(reference)", "the passthrough changed a runner answer's error")
@@ -160,7 +161,8 @@ enum RESTFuzzing {
                 var reference = ByteBuffer()
                 SSEEncoder.encode(tree, into: &reference)
                 precondition(encoded == reference, "a passed-through SSE event differs from its re-encoding")
-                precondition(passed == tree || passed != passed, "a passed-through SSE event decodes to other outputs")
+                precondition(
+                    passed == tree || holdsNaN(tree), "a passed-through SSE event decodes to other outputs")
             case (.failure(let error), .failure(let reference)):
                 precondition("\(error)" == "\(reference)", "the passthrough changed an SSE event's error")
             default:
@@ -169,6 +171,26 @@ enum RESTFuzzing {
         }
         _ = BackendHTTPBody.pipelineError(in: body)
         _ = BackendHTTPBody.logSnippet(body)
+    }
+
+    /// Whether an event's outputs hold a NaN, which no `==` finds equal to itself.
+    private static func holdsNaN(_ event: TriggerEvent) -> Bool {
+        switch event {
+        case .output(_, let result), .end(let result): holdsNaN(result.outputs)
+        case .status, .error: false
+        }
+    }
+
+    private static func holdsNaN(_ outputs: [ValueObject]) -> Bool {
+        func holds(_ value: Value) -> Bool {
+            switch value {
+            case .number(let number, _): number.isNaN
+            case .list(let items): items.contains(where: holds)
+            case .object(let object): object.entries.contains { holds($0.value) }
+            default: false
+            }
+        }
+        return outputs.contains { $0.entries.contains { holds($0.value) } }
     }
 
     private static func hasNUL(_ input: TriggerInput) -> Bool {

@@ -27,7 +27,8 @@ extension TriggerDispatcher {
     /// past it, the kept description however old, or `.deadlineExceeded`, while the ask goes on.
     ///
     /// - Throws: `.notFound` when no route matches `ref` or the runner has no such pipeline; transport errors
-    ///   as for a run (the runner is down, slow or broken).
+    ///   as for a run (the runner is down, slow or broken); `.deadlineExceeded` when the wait ended first and no
+    ///   description is kept; `CancellationError` when the caller is cancelled.
     package func pipelineDescription(_ ref: PipelineRef, waitingAtMost bound: Duration? = nil) async throws
         -> PipelineDescription
     {

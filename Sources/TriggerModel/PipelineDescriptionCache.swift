@@ -39,12 +39,14 @@ package final class PipelineDescriptionCache: Sendable {
     private let entries = Mutex<[PipelineRef: (description: PipelineDescription, storedAt: ContinuousClock.Instant)]>(
         [:])
     /// When each pipeline's runner last failed to answer `describe` (at the failure's end, or when a bounded wait
-    /// for it ended) with anything but an answer (`.notFound`, `.unimplemented`) or cancellation: the runner is
-    /// down, slow or broken. Cleared by its next answer.
+    /// for it ended) with anything but an answer (`.notFound`, `.unimplemented`): the runner is down, slow or
+    /// broken. Cleared by its next answer. A caller's own cancellation only ends its wait.
     private let unanswered = Mutex<[PipelineRef: ContinuousClock.Instant]>([:])
     /// The ask in flight for each pipeline: at most one each, at most ``maximumAsks`` in all.
     private let asks = Mutex<[PipelineRef: SharedAsk]>([:])
 
+    /// `sleep` ends a bounded wait: it must return (or throw) at once when its task is cancelled, as
+    /// `Task.sleep` does.
     package init(
         ttl: Duration = PipelineDescriptionCache.defaultTTL,
         now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now },
@@ -57,9 +59,9 @@ package final class PipelineDescriptionCache: Sendable {
 
     /// The description of `ref`: the kept one while it is younger than `ttl`, else `describe`'s answer, which
     /// is kept (`.unimplemented`, a runner without `Describe`, answers the empty description, which takes any
-    /// inputs, unless a non-empty one is kept); when `describe` fails with anything but `.notFound` or
-    /// cancellation, the kept one however old. `describe` is called by at most one caller at a time per `ref`;
-    /// the others wait for its outcome.
+    /// inputs, unless a non-empty one is kept); when `describe` fails with anything but `.notFound`, the kept one
+    /// however old (a `CancellationError` from the transport is such a failure, `.unavailable`). `describe` is
+    /// called by at most one caller at a time per `ref`; the others wait for its outcome.
     ///
     /// `waitingAtMost`: how long this caller waits for an ask (nil: until it ends). Past it the runner counts as
     /// unanswered (``recentlyUnanswered(_:)``) and the caller gets the kept description however old, or
@@ -69,8 +71,9 @@ package final class PipelineDescriptionCache: Sendable {
     ///   dropped then: the runner said the pipeline is gone); `CancellationError` when the caller is cancelled
     ///   (the ask goes on).
     ///
-    /// Past ``maximumAsks`` pipelines asked about at once, a bounded caller gets what a caller whose bound ended
-    /// gets (without marking the runner), and an unbounded one asks on its own, unshared.
+    /// Past ``maximumAsks`` pipelines asked about at once, a bounded caller does not wait: it gets the kept
+    /// description however old, or `.deadlineExceeded`, and the runner is not marked; an unbounded one asks on
+    /// its own, unshared, as before asks were shared (its cancellation is its own then).
     package func description(
         of ref: PipelineRef,
         waitingAtMost bound: Duration? = nil,
@@ -98,26 +101,27 @@ package final class PipelineDescriptionCache: Sendable {
             return description
         case .full:
             // As many pipelines are being asked about as are allowed at once (a `*` route's id space in front
-            // of a runner that hangs): a bounded caller (an async accept) does not wait for one more ask, and
-            // another caller asks on its own, as before asks were shared.
-            if bound != nil { return try unanswered(ref, keptOr: bound) }
-            let (result, unansweredAt) = await outcome(of: ref, describe: describe)
-            record(ref, unansweredAt: unansweredAt)
-            return try result.get()
+            // of a runner that hangs): a bounded caller (an async accept) does not wait for one more ask.
+            if bound != nil { return try keptOrFailure(ref, "too many pipelines are being described at once") }
+            let outcome = await outcome(of: ref, describe: describe)
+            // This caller's own ask: its cancellation is the caller's, and says nothing about the runner.
+            if Task.isCancelled { throw CancellationError() }
+            apply(outcome, to: ref)
+            return try outcome.result.get()
         case .ask(let ask, let isNew):
             if isNew {
                 // Detached: the ask is every waiter's, not the first caller's (no task-local values, no
                 // cancellation of its).
                 Task.detached {
-                    let (result, unansweredAt) = await self.outcome(of: ref, describe: describe)
-                    // Out of the map and its mark applied in one step (the map's lock), before the waiters
-                    // learn the outcome: a caller after this finds the entry the ask kept, or starts a new ask;
-                    // a waiter whose bound ended marks the runner only while the ask is still in the map.
+                    let outcome = await self.outcome(of: ref, describe: describe)
+                    // Out of the map, its entry kept and its mark applied in one step (the map's lock), before
+                    // the waiters learn the outcome: a caller after this finds what the ask kept, or starts a new
+                    // ask; a waiter whose bound ended marks the runner only while the ask is still in the map.
                     self.asks.withLock { asks in
                         asks.removeValue(forKey: ref)
-                        self.record(ref, unansweredAt: unansweredAt)
+                        self.apply(outcome, to: ref)
                     }
-                    ask.finish(result)
+                    ask.finish(outcome.result)
                 }
             }
             do {
@@ -126,7 +130,8 @@ package final class PipelineDescriptionCache: Sendable {
                 asks.withLock { asks in
                     if asks[ref] === ask { record(ref, unansweredAt: now()) }
                 }
-                return try unanswered(ref, keptOr: bound)
+                return try keptOrFailure(
+                    ref, "the runner did not describe it within \(bound.map { "\($0)" } ?? "the bound")")
             }
         }
     }
@@ -141,12 +146,11 @@ package final class PipelineDescriptionCache: Sendable {
         return kept.description
     }
 
-    /// What a caller that stopped waiting gets: the kept description however old, or `.deadlineExceeded`.
-    private func unanswered(_ ref: PipelineRef, keptOr bound: Duration?) throws -> PipelineDescription {
+    /// What a caller that stopped waiting (or did not wait) gets: the kept description however old, or
+    /// `.deadlineExceeded` saying `why`.
+    private func keptOrFailure(_ ref: PipelineRef, _ why: String) throws -> PipelineDescription {
         if let kept = entries.withLock({ $0[ref] }) { return kept.description }
-        throw GatewayError(
-            .deadlineExceeded,
-            "the runner of \(ref) did not describe it within \(bound.map { "\($0)" } ?? "the bound")")
+        throw GatewayError(.deadlineExceeded, "describing \(ref): \(why)")
     }
 
     /// Marks `ref`'s runner unanswered at `unansweredAt`, or clears the mark (nil: it answered).
@@ -161,26 +165,46 @@ package final class PipelineDescriptionCache: Sendable {
         }
     }
 
-    /// One ask of the runner, the entry it leaves in the cache, and whether the runner failed to answer (when;
-    /// nil: it answered). A `CancellationError` is a failure like any other, `.unavailable`: the ask is no
-    /// caller's, so one can only come from the transport, and a waiter must not take it for its own.
-    private func outcome(
-        of ref: PipelineRef,
-        describe: () async throws -> PipelineDescription
-    ) async -> (Result<PipelineDescription, any Error>, unansweredAt: ContinuousClock.Instant?) {
+    /// What one ask of the runner gives its callers and leaves in the cache.
+    private struct Outcome {
+        var result: Result<PipelineDescription, any Error>
+        /// The entry to keep (and when it was asked for), or nil to leave the entries as they are.
+        var keep: (description: PipelineDescription, askedAt: ContinuousClock.Instant)?
+        /// The runner said the pipeline is gone: its entry is dropped.
+        var drop = false
+        /// When the runner failed to answer; nil: it answered (the mark is cleared).
+        var unansweredAt: ContinuousClock.Instant?
+    }
+
+    /// Keeps or drops `ref`'s entry and sets or clears its mark, as `outcome` says.
+    private func apply(_ outcome: Outcome, to ref: PipelineRef) {
+        if let keep = outcome.keep {
+            entries.withLock { entries in
+                if entries.count >= Self.capacity { entries.removeAll() }
+                entries[ref] = (keep.description, keep.askedAt)
+            }
+        } else if outcome.drop {
+            _ = entries.withLock { $0.removeValue(forKey: ref) }
+        }
+        record(ref, unansweredAt: outcome.unansweredAt)
+    }
+
+    /// One ask of the runner: what its callers get and what it leaves in the cache (``apply(_:to:)``). A
+    /// `CancellationError` is a failure like any other, `.unavailable`: a shared ask is no caller's, so one can
+    /// only come from the transport, and a waiter must not take it for its own.
+    private func outcome(of ref: PipelineRef, describe: () async throws -> PipelineDescription) async -> Outcome {
         let asked = now()
         let description: PipelineDescription
         do {
             description = try await describe()
         } catch let error as GatewayError where error.code == .notFound {
-            _ = entries.withLock { $0.removeValue(forKey: ref) }
-            return (.failure(error), nil)
+            return Outcome(result: .failure(error), drop: true)
         } catch let error as GatewayError where error.code == .unimplemented {
             // A runner without `Describe` (or a 404/405/501 that names no pipeline): it takes any inputs, an
             // answer kept as one. But not over a description it gave: a proxy in front of a runner that is down
             // answers so too, and the kept description is what the clients need then.
             if let kept = entries.withLock({ $0[ref] }), kept.description != PipelineDescription() {
-                return (.success(kept.description), nil)
+                return Outcome(result: .success(kept.description))
             }
             description = PipelineDescription()
         } catch {
@@ -188,14 +212,12 @@ package final class PipelineDescriptionCache: Sendable {
             let error =
                 error is CancellationError
                 ? GatewayError(.unavailable, "the runner's Describe of \(ref) was cut short") : error
-            guard let kept = entries.withLock({ $0[ref] }) else { return (.failure(error), failedAt) }
-            return (.success(kept.description), failedAt)
+            guard let kept = entries.withLock({ $0[ref] }) else {
+                return Outcome(result: .failure(error), unansweredAt: failedAt)
+            }
+            return Outcome(result: .success(kept.description), unansweredAt: failedAt)
         }
-        entries.withLock { entries in
-            if entries.count >= Self.capacity { entries.removeAll() }
-            entries[ref] = (description, asked)
-        }
-        return (.success(description), nil)
+        return Outcome(result: .success(description), keep: (description, asked))
     }
 
     /// Whether the runner failed to answer a `describe` of `ref` (down, slow, broken), or a bounded wait for its
@@ -223,6 +245,8 @@ private final class SharedAsk: Sendable {
         /// Waiters that stopped (cancelled, bound ended) before they were registered: each is answered with its
         /// error as it registers, so a cancellation that comes first is not lost.
         var stoppedEarly: [Int: any Error] = [:]
+        /// The waiters whose wait has not returned: a stop for any other (a timer that fires late) is dropped.
+        var active: Set<Int> = []
         var nextWaiter = 0
     }
 
@@ -233,6 +257,7 @@ private final class SharedAsk: Sendable {
         let waiters = state.withLock { state in
             state.outcome = outcome
             state.stoppedEarly = [:]
+            state.active = []
             defer { state.waiters = [:] }
             return state.waiters
         }
@@ -246,6 +271,7 @@ private final class SharedAsk: Sendable {
     ) async -> Result<PipelineDescription, any Error> {
         let id = state.withLock { state in
             defer { state.nextWaiter += 1 }
+            state.active.insert(state.nextWaiter)
             return state.nextWaiter
         }
         let timer = bound.map { bound in
@@ -267,11 +293,12 @@ private final class SharedAsk: Sendable {
         } onCancel: {
             stop(id, with: CancellationError())
         }
-        // A timer that fired after the wait ended (or a cancellation that came after the timer) left a stop for a
-        // waiter that is gone: ended, then dropped, so that nothing is left until the ask ends.
+        // Gone from the waiters: a stop that comes later (a timer that fired meanwhile) leaves nothing behind.
+        state.withLock { state in
+            state.active.remove(id)
+            state.stoppedEarly.removeValue(forKey: id)
+        }
         timer?.cancel()
-        _ = await timer?.result
-        _ = state.withLock { $0.stoppedEarly.removeValue(forKey: id) }
         return outcome
     }
 
@@ -279,7 +306,7 @@ private final class SharedAsk: Sendable {
     private func stop(_ id: Int, with error: any Error) {
         let waiter = state.withLock { state -> CheckedContinuation<Outcome, Never>? in
             if let waiter = state.waiters.removeValue(forKey: id) { return waiter }
-            if state.outcome == nil { state.stoppedEarly[id] = error }
+            if state.outcome == nil, state.active.contains(id) { state.stoppedEarly[id] = error }
             return nil
         }
         waiter?.resume(returning: .failure(error))

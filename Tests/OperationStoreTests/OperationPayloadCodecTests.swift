@@ -137,6 +137,16 @@ struct OperationPayloadCodecTests {
             try batch(even, odd).idempotentAnswer(existing: batch(odd, even).operation)?.get()
         }
         #expect((try batch(odd, even).idempotentAnswer(existing: batch(odd, even).operation)?.get()) != nil)
+        // One place in each item: a count that restarted per item would take these two for one request.
+        func items(_ first: Value, _ second: Value) -> NewOperation {
+            var request = Fixtures.request(blobs: [])
+            request.inputs = [TriggerInput(variables: ["a": first]), TriggerInput(variables: ["a": second])]
+            return NewOperation(request: request, idempotencyKey: "k", codec: OperationPayloadCodec())
+        }
+        #expect(items(odd, even).operation.requestDigest == items(even, odd).operation.requestDigest)
+        #expect(throws: (any Error).self) {
+            try items(even, odd).idempotentAnswer(existing: items(odd, even).operation)?.get()
+        }
     }
 
     /// A stored request whose input files were lost reads with those blobs empty (`Operation.lostInput`): its
