@@ -24,7 +24,7 @@ struct ActiveHealthCheckerTests {
         let rounds = Atomic(0)
         // Endpoint 0's probe of each round waits here until the test has looked: round n's results are not
         // recorded while the test checks what round n - 1 left.
-        let gate = ProbeGate()
+        let gate = TestGate()
         let checker = ActiveHealthChecker.start(check, balancer: balancer, clock: clock) { index in
             guard index == 0 else { return .passed }
             // The answer is fixed before the round is counted: a test that sees the count has seen the answer.
@@ -91,45 +91,5 @@ extension ActiveHealthCheckerTests {
         // The first round runs at once; its results are recorded before the checker sleeps on the clock.
         let shown = await eventually(within: .seconds(30)) { balancer.isShownAvailable(0) }
         #expect(shown, "probes: \(probed.load(ordering: .sequentiallyConsistent))")
-    }
-}
-
-/// A counting gate: `pass()` waits for a permit, `release()` adds one, `open()` lets everything through.
-final class ProbeGate: Sendable {
-    private let state = Mutex<(permits: Int, open: Bool, waiters: [CheckedContinuation<Void, Never>])>((0, false, []))
-
-    func pass() async {
-        await withCheckedContinuation { continuation in
-            let go = state.withLock { state -> Bool in
-                if state.open { return true }
-                if state.permits > 0 {
-                    state.permits -= 1
-                    return true
-                }
-                state.waiters.append(continuation)
-                return false
-            }
-            if go { continuation.resume() }
-        }
-    }
-
-    func release() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            if state.waiters.isEmpty {
-                state.permits += 1
-                return nil
-            }
-            return state.waiters.removeFirst()
-        }
-        waiter?.resume()
-    }
-
-    func open() {
-        let waiters = state.withLock { state in
-            state.open = true
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume() }
     }
 }

@@ -32,39 +32,17 @@ struct PipelineDescriptionCacheTests {
         }
     }
 
-    /// Opens once; every wait before or after returns when it is open.
-    final class Gate: Sendable {
-        private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-        func wait() async {
-            await withCheckedContinuation { continuation in
-                let open = state.withLock { state in
-                    if !state.open { state.waiters.append(continuation) }
-                    return state.open
-                }
-                if open { continuation.resume() }
-            }
-        }
-        func open() {
-            let waiters = state.withLock { state in
-                state.open = true
-                defer { state.waiters = [] }
-                return state.waiters
-            }
-            for waiter in waiters { waiter.resume() }
-        }
-    }
-
     /// Describes every pipeline (one input, `prompt`) once `gate` opens, counting every Describe.
     final class GatedDescriber: TriggerRunner, PipelineDescribing {
         let describes = Atomic<Int>(0)
-        let gate = Gate()
+        let gate = TestGate()
         func run(_ request: TriggerRequest) async throws -> TriggerResult { TriggerResult(outputs: []) }
         func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
             AsyncThrowingStream { $0.finish() }
         }
         func describePipeline(_ ref: PipelineRef) async throws -> PipelineDescription {
             describes.add(1, ordering: .sequentiallyConsistent)
-            await gate.wait()
+            await gate.pass()
             return PipelineDescription(inputs: [.init(name: "prompt", dataType: "string")])
         }
         var count: Int { describes.load(ordering: .sequentiallyConsistent) }
@@ -305,13 +283,13 @@ struct PipelineDescriptionCacheTests {
         .timeLimit(.minutes(1)))
     func boundedWaitLeavesTheAsk() async throws {
         let clock = ManualClock()
-        let bound = Gate()
+        let bound = TestGate()
         let asked = Mutex<[Duration]>([])
         let cache = PipelineDescriptionCache(
             ttl: .seconds(5), now: { clock.now },
             sleep: { duration in
                 asked.withLock { $0.append(duration) }
-                await bound.wait()
+                await bound.pass()
             })
         let runner = GatedDescriber()
         let ref = PipelineRef(namespace: "n", pipeline: "p")
@@ -356,7 +334,8 @@ struct PipelineDescriptionCacheTests {
         .timeLimit(.minutes(1)))
     func asksCapped() async throws {
         let clock = ManualClock()
-        let cache = PipelineDescriptionCache(ttl: .seconds(5), now: { clock.now }, sleep: { _ in await Gate().wait() })
+        let cache = PipelineDescriptionCache(
+            ttl: .seconds(5), now: { clock.now }, sleep: { _ in await TestGate().pass() })
         let runner = GatedDescriber()
         let cap = PipelineDescriptionCache.maximumAsks
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -394,7 +373,7 @@ struct PipelineDescriptionCacheTests {
         .timeLimit(.minutes(1)))
     func acceptsShareOneAsk() async throws {
         let clock = ManualClock()
-        let bound = Gate()
+        let bound = TestGate()
         let runner = GatedDescriber()
         let pool = BackendPool(
             configuration: BackendPoolConfiguration(
@@ -408,7 +387,7 @@ struct PipelineDescriptionCacheTests {
                 ttl: .seconds(5), now: { clock.now },
                 sleep: { duration in
                     bounds.withLock { $0.append(duration) }
-                    await bound.wait()
+                    await bound.pass()
                 }))
         let ref = PipelineRef(namespace: "demo", pipeline: "echo")
         try await withThrowingTaskGroup(of: Void.self) { group in
