@@ -2,8 +2,8 @@ package import TriggerModel
 
 extension BackendPool {
     /// The pipeline's description from this pool's runner (the runner protocol's `Describe` call): a control-
-    /// plane call, made outside the pool's concurrency limit (it is small and rare; surfaces cache it), bounded
-    /// by the pool's `request_timeout`.
+    /// plane call, made outside the pool's concurrency limit (it is small and rare; surfaces cache it). The http
+    /// and grpc transports bound it by the pool's `request_timeout`; an in-process runner answers at once.
     ///
     /// - Throws: `GatewayError(.unimplemented)` when the transport or the runner cannot describe pipelines;
     ///   `.notFound` when the runner does not have the pipeline; transport errors as for a run.

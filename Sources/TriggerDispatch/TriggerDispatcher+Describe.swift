@@ -5,7 +5,7 @@ package import TriggerModel
 
 extension TriggerDispatcher {
     /// The description of `ref` from the runner of the pool it is routed to (the runner protocol's `Describe`),
-    /// waited for at most the pool's `request_timeout`.
+    /// waited for at most the pool's `request_timeout` (http and grpc pools).
     ///
     /// - Throws: `.notFound` when no route matches `ref` or the runner has no such pipeline; `.unimplemented`
     ///   when the pool's transport or runner cannot describe pipelines; transport errors as for a run.
@@ -23,7 +23,7 @@ extension TriggerDispatcher {
     /// empty cache), and concurrent callers share one ask; failures are not kept, and a runner that cannot be
     /// asked gets its last description of this generation (stale-if-error: see ``PipelineDescriptionCache``).
     ///
-    /// `waitingAtMost`: how long this caller waits for the runner (nil: the ask's own bound, `request_timeout`);
+    /// `waitingAtMost`: how long this caller waits for the runner (nil: the ask's own bound, as above);
     /// past it, the kept description however old, or `.deadlineExceeded`, while the ask goes on.
     ///
     /// - Throws: `.notFound` when no route matches `ref` or the runner has no such pipeline; transport errors
