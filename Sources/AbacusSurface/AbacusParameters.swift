@@ -61,8 +61,8 @@ package struct AbacusParameters: Sendable {
         return text
     }
 
-    /// An integer parameter within `range` (a JSON number, or digits in a string or the query); nil when absent
-    /// or null. Anything else, out of the range, fractional or not a number at all, is `InvalidParameterError`
+    /// An integer parameter within `range` (a JSON number, also as the text of a string or the query: Python's
+    /// `requests` writes a `float` argument as `2.0`, which the body would take as 2); nil when absent or null. Anything else, out of the range, fractional or not a number at all, is `InvalidParameterError`
     /// with one message, `<name> must be an integer from <lower> to <upper> (it is <what was sent>)`, so a
     /// client learns the whole rule from any mistake (review 17: `limit=-1` and `limit=0` were told two
     /// different ranges).
@@ -79,14 +79,14 @@ package struct AbacusParameters: Sendable {
                 number = nil
                 sent = i.digits
             case .string(let text):
-                number = Int(text).map(Double.init)
+                number = jsonNumber(text)
                 sent = "\"\(text.prefix(40))\""
             default:
                 number = nil
                 sent = AbacusVariableMappings.describe(value)
             }
         } else if let text = query(name) {
-            number = Int(text).map(Double.init)
+            number = jsonNumber(text)
             sent = String(text.prefix(40))
         } else {
             return nil
@@ -98,5 +98,13 @@ package struct AbacusParameters: Sendable {
                 "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound) (it is \(sent))")
         }
         return Int(number)
+    }
+
+    /// The number `text` spells as JSON (`5`, `2.0`, `1e2`), or nil: the rule a number in the body follows.
+    private func jsonNumber(_ text: String) -> Double? {
+        if let integer = Int(text) { return Double(integer) }
+        guard case .number(let number, _)? = try? JSONValueCodec.decode(ByteBuffer(string: text), limits: limits)
+        else { return nil }
+        return number
     }
 }

@@ -39,7 +39,8 @@ struct AbacusParametersTests {
     @Test(
         "an integer parameter: its range's edges pass; one past either edge, a fraction, a non-number get one message",
         arguments: [
-            ("1", 1 as Int?, "1"), ("1000", 1000, "1000"), (#""7""#, 7, "7"), ("null", nil, ""),
+            ("1", 1 as Int?, "1"), ("1000", 1000, "1000"), (#""7""#, 7, "7"), ("null", nil, ""), ("2.0", 2, "2"),
+            (#""2.0""#, 2, "2"), ("1e3", 1000, "1000"), (#""1000.5""#, nil, #""1000.5""#), (#""2x""#, nil, #""2x""#),
             ("0", nil, "0"), ("1001", nil, "1001"), ("-1", nil, "-1"), ("1.5", nil, "1.5"),
             ("18446744073709551616", nil, "18446744073709551616"), (#""x""#, nil, #""x""#),
             ("true", nil, "the boolean true"),
@@ -56,11 +57,15 @@ struct AbacusParametersTests {
         }
     }
 
-    @Test("an integer parameter in the query string: digits are the number, anything else gets the same message")
+    @Test(
+        "an integer parameter in the query string: a JSON number is the number (Python writes a float as 2.0), anything else gets the same message"
+    )
     func integerInQuery() throws {
         #expect(try parameters(nil, query: ["limit": "1000"]).integer("limit", in: 1...1000) == 1000)
+        #expect(try parameters(nil, query: ["limit": "2.0"]).integer("limit", in: 1...1000) == 2)
+        #expect(try parameters(nil, query: ["limit": "1e3"]).integer("limit", in: 1...1000) == 1000)
         #expect(try parameters(nil).integer("limit", in: 1...1000) == nil)
-        for text in ["0", "1001", "-1", "1.5", "ten"] {
+        for text in ["0", "1001", "-1", "1.5", "ten", "1000.0000001", "NaN", "0x10", "2,0", ""] {
             #expect(throws: AbacusError.invalidParameter("limit must be an integer from 1 to 1000 (it is \(text))")) {
                 try parameters(nil, query: ["limit": text]).integer("limit", in: 1...1000)
             }

@@ -192,14 +192,16 @@ struct AbacusInteropTests {
     }
 
     @Test(
-        "list_pipeline_versions limit: 1 and 1000 (the store's largest page) answer; 0, 1001 and -1 raise InvalidParameterError naming the one range"
+        "list_pipeline_versions limit: 1, 1000 (the store's largest page) and the float 1.0 answer; 0, 1001 and -1 raise InvalidParameterError naming the one range"
     )
     func listLimitEdges() async throws {
         try await withTestGateway { gateway in
             _ = try await Peers.abacus(
                 "run", port: gateway.port,
                 ["echo", "snake", #"[{"name":"w","variable_type":"STRING","value":"x"}]"#, "0"])
-            for limit in ["1", "1000"] {
+            // "1.0": a Python float, which the client sends in its JSON body as `1.0`. (A hand-written GET's
+            // `limit=1.0` query is `AbacusParametersTests.integerInQuery`.)
+            for limit in ["1", "1000", "1.0"] {
                 let answer = try await Peers.abacus("list", port: gateway.port, ["echo", limit])
                 #expect((answer["versions"] as? [[String: Any]])?.count == 1, "limit \(limit): \(answer)")
             }

@@ -90,7 +90,9 @@ def scenario_run(port, pipeline, style, items, wait):
 
 def scenario_list(port, pipeline, limit):
     c = client(port)
-    return {"versions": [version_dict(v) for v in c.list_pipeline_versions(pipeline, limit=int(limit))]}
+    # A Python float (`"1.0"`) is passed as one: the client sends it in its JSON body as `1.0`.
+    number = float(limit) if "." in limit else int(limit)
+    return {"versions": [version_dict(v) for v in c.list_pipeline_versions(pipeline, limit=number)]}
 
 
 def scenario_describe_pipeline(port, pipeline):
