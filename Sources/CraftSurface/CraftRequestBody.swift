@@ -42,7 +42,7 @@ extension CraftRequestBody {
                 if part.isFile {
                     files.append((part.name, Self.blob(of: part)))
                 } else {
-                    fields.append((part.name, part.body))
+                    fields.append((part.name, try part.utf8Text()))
                 }
             }
         }
@@ -113,13 +113,14 @@ extension CraftRequestBody {
                     inputs[part.name] = .blob(Self.blob(of: part))
                     continue
                 }
+                let text = try part.utf8Text()
                 do {
                     inputs[part.name] = try JSONValueCodec.decode(
-                        part.body, limits: limits, path: part.name, members: &members, dataURIs: .text)
+                        text, limits: limits, path: part.name, members: &members, dataURIs: .text)
                 } catch  where members > limits.maxJSONMembers {
                     throw error  // the body is over the width cap: refused, not taken as a string
                 } catch {
-                    inputs[part.name] = .string(String(buffer: part.body))
+                    inputs[part.name] = .string(String(buffer: text))
                 }
             }
             return inputs

@@ -42,6 +42,17 @@ package enum UTF8Validation {
     /// one multi-byte sequence is checked, then words again. A byte at a time cost ~7 instructions a byte, ~700
     /// per relayed stream event of 64 characters (bench/callgrind `--only stream`, twenty-first session).
     package static func isWellFormedWithoutNUL(_ bytes: UnsafePointer<UInt8>, count: Int) -> Bool {
+        isWellFormed(bytes, count: count, refusingNUL: true)
+    }
+
+    /// Whether the `count` bytes at `bytes` are well-formed UTF-8, NUL included: what `String(validating:as:)`
+    /// accepts, without making the string (a multipart field's text may be a 32 MiB data URI).
+    package static func isWellFormed(_ bytes: UnsafePointer<UInt8>, count: Int) -> Bool {
+        isWellFormed(bytes, count: count, refusingNUL: false)
+    }
+
+    @inline(__always)
+    private static func isWellFormed(_ bytes: UnsafePointer<UInt8>, count: Int, refusingNUL: Bool) -> Bool {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highBits: UInt64 = 0x8080_8080_8080_8080
         let raw = UnsafeRawPointer(bytes)
@@ -49,13 +60,14 @@ package enum UTF8Validation {
         while pos < count {
             if count - pos >= 8 {
                 let word = raw.loadUnaligned(fromByteOffset: pos, as: UInt64.self)
-                if (word | ((word &- ones) & ~word)) & highBits == 0 {
+                let zeroBytes = refusingNUL ? (word &- ones) & ~word : 0
+                if (word | zeroBytes) & highBits == 0 {
                     pos += 8
                     continue
                 }
             }
             let c = bytes[pos]
-            if c == 0 { return false }
+            if refusingNUL && c == 0 { return false }
             if c < 0x80 {
                 pos += 1
                 continue

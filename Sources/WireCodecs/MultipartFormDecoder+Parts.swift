@@ -1,5 +1,5 @@
 package import NIOCore
-import TriggerModel
+package import TriggerModel
 
 /// One part of a `multipart/form-data` body as sent: its field name, file name and content type (from its
 /// `Content-Disposition` and `Content-Type` headers, RFC 7578 §4.2 and §4.4) and its bytes.
@@ -15,6 +15,58 @@ package struct MultipartPart: Sendable {
         self.fileName = fileName
         self.contentType = contentType
         self.body = body
+    }
+
+    /// This field's text as UTF-8 (``utf8Text(_:contentType:field:)``).
+    package func utf8Text() throws(GatewayError) -> ByteBuffer {
+        try Self.utf8Text(body, contentType: contentType, field: name)
+    }
+
+    /// A field's text as UTF-8, by the `charset` its `Content-Type` names (RFC 7578 §4.4; none means UTF-8, as
+    /// RFC 7578 §5.1.2 and the HTML form encoding have it): UTF-8 and US-ASCII as sent, ISO-8859-1 transcoded.
+    ///
+    /// - Throws: `.invalidArgument` naming the field for bytes that are not well-formed UTF-8 (Unicode §3.9) in a
+    ///   UTF-8 field, and for any other charset. Before, such text reached the runner with U+FFFD in place of its
+    ///   bytes (protocol review 58, M1: `curl -F 'x=<latin1.txt'`), where the same bytes in a JSON body are a 400.
+    package static func utf8Text(_ body: ByteBuffer, contentType: String?, field: String) throws(GatewayError)
+        -> ByteBuffer
+    {
+        let charset = contentType.flatMap { MediaType.parse($0).parameters["charset"]?.lowercased() }
+        switch charset {
+        case nil, "utf-8", "utf8", "us-ascii", "ascii":
+            let wellFormed = body.withUnsafeReadableBytes { bytes in
+                bytes.isEmpty
+                    || UTF8Validation.isWellFormed(
+                        bytes.assumingMemoryBound(to: UInt8.self).baseAddress!, count: bytes.count)
+            }
+            guard wellFormed else {
+                throw GatewayError(
+                    .invalidArgument,
+                    "\(field): the text is not valid UTF-8: send it in UTF-8, name its charset (charset="
+                        + "iso-8859-1 is read) in the part's Content-Type, or send the bytes as a file (with a filename)"
+                )
+            }
+            return body
+        case "iso-8859-1", "iso_8859-1", "latin1", "l1", "iso-ir-100", "cp819", "ibm819", "csisolatin1",
+            "iso_8859-1:1987":
+            // Each byte is the code point of the same number: U+0080...U+00FF take two bytes in UTF-8.
+            var text = ByteBuffer()
+            text.reserveCapacity(body.readableBytes * 2)
+            for byte in body.readableBytesView {
+                if byte < 0x80 {
+                    text.writeInteger(byte)
+                } else {
+                    text.writeInteger(0xC0 | byte >> 6)
+                    text.writeInteger(0x80 | byte & 0x3F)
+                }
+            }
+            return text
+        case let other?:
+            throw GatewayError(
+                .invalidArgument,
+                "\(field): charset \"\(other.prefix(40))\" is not read here: send the text in UTF-8 (or "
+                    + "ISO-8859-1), or the bytes as a file (with a filename)")
+        }
     }
 
     /// The same rule as a trigger's fields: a file name, or a content type other than text or JSON.
@@ -262,6 +314,7 @@ struct MultipartFieldAssembler {
                 Blob(contentType: part.contentType ?? Blob.defaultContentType, fileName: part.fileName, bytes: body)
             )
         }
+        let body = try MultipartPart.utf8Text(body, contentType: part.contentType, field: part.name)
         do {
             return try JSONValueCodec.parse(body, limits: limits, path: part.name, members: &members)
         } catch  where error.isSyntax && !part.isJSON {

@@ -2,14 +2,23 @@ import SeededRandom
 import Testing
 import TriggerModel
 
-@Suite("UTF-8 validation")
+@Suite("UTF-8 validation, with NUL refused and allowed")
 struct UTF8ValidationTests {
     /// What the check must answer: Swift's own validation, and no NUL.
     private static func reference(_ bytes: [UInt8]) -> Bool {
         !bytes.contains(0) && String(validating: bytes, as: UTF8.self) != nil
     }
 
-    private static func check(_ bytes: [UInt8]) -> Bool {
+    /// Both checks against their references: `isWellFormedWithoutNUL` against `reference`, `isWellFormed`
+    /// against Swift's validation alone (a NUL is well-formed).
+    private static func check(_ bytes: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
+        #expect(
+            check(bytes, refusingNUL: false) == (String(validating: bytes, as: UTF8.self) != nil), "\(bytes)",
+            sourceLocation: sourceLocation)
+        return check(bytes, refusingNUL: true)
+    }
+
+    private static func check(_ bytes: [UInt8], refusingNUL: Bool) -> Bool {
         bytes.withUnsafeBufferPointer { buffer in
             // A copy with one readable byte more than `count` after it: the check must not read past `count`
             // to decide (the byte after is ASCII, which would hide a truncated sequence at the end).
@@ -17,7 +26,9 @@ struct UTF8ValidationTests {
             defer { padded.deallocate() }
             if let base = buffer.baseAddress { padded.update(from: base, count: buffer.count) }
             padded[buffer.count] = UInt8(ascii: "a")
-            return UTF8Validation.isWellFormedWithoutNUL(padded, count: buffer.count)
+            return refusingNUL
+                ? UTF8Validation.isWellFormedWithoutNUL(padded, count: buffer.count)
+                : UTF8Validation.isWellFormed(padded, count: buffer.count)
         }
     }
 

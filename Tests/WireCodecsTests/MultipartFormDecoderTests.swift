@@ -144,6 +144,59 @@ struct MultipartFormDecoderTests {
         #expect(error?.message.contains("(in variables[0].j)") == true)
     }
 
+    @Test(
+        "A field's text is read by its charset: UTF-8 (the default) and US-ASCII as sent, ISO-8859-1 transcoded; bytes that are not UTF-8, and other charsets, are an error naming the field (protocol review 58, M1: they became U+FFFD)",
+        arguments: Feeding.allCases)
+    func fieldCharsets(feeding: Feeding) throws {
+        let latin1: [UInt8] = [0x63, 0x61, 0x66, 0xE9, 0x20, 0xFF]  // "café ÿ" in ISO-8859-1
+        let read = Self.body([
+            Part(name: "variables[0].utf8", body: Array("café ÿ".utf8)),
+            Part(name: "variables[0].declared", contentType: "text/plain; charset=UTF-8", body: Array("é".utf8)),
+            Part(name: "variables[0].latin1", contentType: "text/plain; charset=ISO-8859-1", body: latin1),
+            Part(name: "variables[0].alias", contentType: "text/plain; charset=\"latin1\"", body: [0xE9]),
+            // A JSON field in ISO-8859-1: transcoded, then read as JSON.
+            Part(
+                name: "variables[0].json", contentType: "application/json; charset=iso-8859-1",
+                body: [0x22, 0xE9, 0x22]),
+            Part(name: "variables[0].ascii", contentType: "text/plain; charset=us-ascii", body: Array("plain".utf8)),
+        ])
+        let variables = try Self.decode(read, feeding: feeding)[0].variables
+        #expect(variables["utf8"] == .string("café ÿ"))
+        #expect(variables["declared"] == .string("é"))
+        #expect(variables["latin1"] == .string("café ÿ"))
+        #expect(variables["alias"] == .string("é"))
+        #expect(variables["json"] == .string("é"))
+        #expect(variables["ascii"] == .string("plain"))
+
+        for (part, message) in [
+            (
+                Part(name: "variables[0].a", body: latin1),
+                "variables[0].a: the text is not valid UTF-8"
+            ),
+            (
+                Part(name: "variables[0].b", contentType: "text/plain; charset=utf-8", body: [0x22, 0xC3, 0x22]),
+                "variables[0].b: the text is not valid UTF-8"
+            ),
+            // An overlong form and a surrogate (Unicode §3.9, table 3-7).
+            (Part(name: "variables[0].c", body: [0xC0, 0xAF]), "variables[0].c: the text is not valid UTF-8"),
+            (Part(name: "variables[0].d", body: [0xED, 0xA0, 0x80]), "variables[0].d: the text is not valid UTF-8"),
+            (
+                Part(name: "variables[0].e", contentType: "text/plain; charset=shift_jis", body: Array("x".utf8)),
+                "variables[0].e: charset \"shift_jis\" is not read here"
+            ),
+        ] {
+            let error = gatewayError { _ = try Self.decode(Self.body([part]), feeding: feeding) }
+            #expect(error?.code == .invalidArgument)
+            #expect(error?.message.hasPrefix(message) == true, "\(error?.message ?? "no error")")
+        }
+        // A file keeps its bytes, whatever they are.
+        let file = Self.body([Part(name: "variables[0].f", fileName: "l.txt", contentType: "text/plain", body: latin1)])
+        #expect(
+            try Self.decode(file, feeding: feeding)[0].variables["f"]?.blobValue.map {
+                Array($0.bytes.readableBytesView)
+            } == latin1)
+    }
+
     @Test("Bad base64 in a field data URI is an error naming the field")
     func badDataURIField() {
         let bytes = Self.body([Part(name: "variables[0].img", body: Array(#""data:image/png;base64,@@@@""#.utf8))])
