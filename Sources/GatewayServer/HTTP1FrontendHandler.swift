@@ -625,17 +625,24 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     }
 
     /// A write-progress cut that no open request records (a sync answer's record is written when the answer is
-    /// handed to the connection, kept alive or not): counted in `requests_cut_total{response_flags="SI"}`
+    /// handed to the connection, kept alive or not), or with `byShutdown` the stop's cut of such an answer at
+    /// `shutdown_grace` (counted by the caller in the drain's `requests.cut`, not here): else counted in
+    /// `requests_cut_total{response_flags="SI"}`
     /// (``RequestMetrics/answerCutAfterRecord(_:_:)``) and said in the log, as nginx logs its `send_timeout`
     /// ("client timed out ... while sending response to client", at info). At most one line per 10 s with the
     /// count held back (``FrontendServices/connectionErrorLog``), the others at debug: a crowd of stalled clients
     /// must not flood the log.
-    private func logAnswerCut(unsent: Int) {
+    private func logAnswerCut(unsent: Int, byShutdown: Bool = false) {
         let message =
-            "HTTP/1.1 connection closed: the client took none of its answer's last bytes for timeouts.write_progress"
+            byShutdown
+            ? "HTTP/1.1 connection closed: timeouts.shutdown_grace ended before the client took its answer's last bytes"
+            : "HTTP/1.1 connection closed: the client took none of its answer's last bytes for timeouts.write_progress"
         var metadata: Logger.Metadata = ["peer.address": .string(peer ?? "unknown")]
         if unsent != .max { metadata["bytes.unsent"] = .stringConvertible(unsent) }
-        guard let heldBack = services.connectionErrorLog.admitLine("http1.write_progress") else {
+        guard
+            let heldBack = services.connectionErrorLog.admitLine(
+                byShutdown ? "http1.shutdown_cut" : "http1.write_progress")
+        else {
             services.logger.debug("\(message)", metadata: metadata)
             return
         }
@@ -650,7 +657,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
 
     /// Bytes written to the channel that its socket has not taken; `Int.max` where the channel cannot say (the
     /// watch is then armed, and sees no progress: it cuts at its first firing).
-    private static func queuedOutput(_ channel: any Channel) -> Int {
+    static func queuedOutput(_ channel: any Channel) -> Int {
         guard let options = channel.syncOptions, let queued = try? options.getOption(.bufferedWritableBytes) else {
             return .max
         }
@@ -872,7 +879,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             collector = .idle
             bufferClaim.release()
             bodyUse = .none
-        case .idle where !unanswered && !requestOpen && decoder.isBetweenRequests && pending == nil:
+        case .idle
+        where !unanswered && !requestOpen && decoder.isBetweenRequests && pending == nil
+            && Self.queuedOutput(context.channel) == 0:
             // Idle when the grace ran out: closed in stages, as the drain's own grace would (see `quiesce`).
             drainTimer?.cancel()
             drainTimer = nil
@@ -885,6 +894,11 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             if open.isOpen {
                 cut()
                 finishRequest()
+            } else if context.channel.isActive, case let unsent = Self.queuedOutput(context.channel), unsent > 0 {
+                // An answer whose record went out when it was handed to the connection, still leaving: the stop
+                // cuts it, counted in the drain's `requests.cut` and said in the log (operator review 58, F1).
+                expired.cuts.cut()
+                logAnswerCut(unsent: unsent, byShutdown: true)
             }
             closeConnection(context: context)
             return
@@ -922,10 +936,13 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             // No head was taken; its request line, when whole and valid, names what was asked for (review 10,
             // finding 10: which endpoint draws malformed requests). The log writer escapes it like any field.
             let line = decoder.failedRequestLine
+            let path = line.map { Self.pathOnly($0.target) } ?? ""
             open = services.openRequest(
                 requestID: requestID, frontend: .rest, httpVersion: "HTTP/1.1", method: line?.method ?? "",
-                path: line.map { Self.pathOnly($0.target) } ?? "", peer: peer)
-            var response = RESTResponse.error(gatewayError, requestID: requestID)
+                path: path, peer: peer)
+            // In the shape of the surface the request line names (Abacus's envelope, Craft's errors), as every other
+            // refusal of the frontend is (protocol review 58, L5: a bad Content-Length on /api/v0/ was Instill's).
+            var response = RESTErrorFormat(path: path).response(gatewayError, requestID: requestID)
             // 505 is no gRPC code's status: the body says UNIMPLEMENTED, the status line what it is.
             if let failure, failure.status == 505 { response.status = 505 }
             write(response, keepAlive: false, context: context)

@@ -655,7 +655,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             // Graceful shutdown: GOAWAY after a notice; open streams finish, new ones are refused.
             session.initiateGracefulShutdown()
         case let expired as ShutdownGraceExpiredEvent:
-            shutdownGraceExpired(expired)
+            shutdownGraceExpired(expired, channel: context.channel)
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -719,7 +719,32 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// The grace period ran out with streams unfinished: each gets an answer in its protocol (gRPC
     /// `UNAVAILABLE` in trailers or Trailers-Only, REST 503 with `Retry-After`, SSE an `error` event and the
     /// end of the stream), then GOAWAY with the last processed stream id (RFC 9113 §6.8) once they are out.
-    private func shutdownGraceExpired(_ expired: ShutdownGraceExpiredEvent) {
+    private func shutdownGraceExpired(_ expired: ShutdownGraceExpiredEvent, channel: any Channel) {
+        // Answers still leaving at the grace's end (handed over whole, queued in the session or the channel, which
+        // the graceful close waits for) are cut now or by the drain's final close: each counted in the drain's
+        // `requests.cut`, its record flagged, and the connection said in the log (operator review 58, F1: they were
+        // cut a second later, uncounted, logged as sent whole). With nothing else to answer, the cut is now.
+        var leaving = 0
+        var working = false
+        for (id, state) in streams {
+            guard case .done = state.phase, !state.hasWork else {
+                working = true
+                continue
+            }
+            // An early answer (a 413 while the client still uploads) that has left is not cut by the close.
+            guard session.bufferedOutboundBytes(stream: id) > 0 else { continue }
+            leaving += 1
+            if state.open.isOpen { state.updateRecord { $0.cutAtShutdown = true } }
+        }
+        let unsent = channel.isActive ? (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0 : 0
+        if leaving > 0 || (unsent > 0 && !working) {
+            for _ in 0..<max(leaving, 1) { expired.cuts.cut() }
+            logAnswersCut(streams: leaving, unsent: unsent)
+            if !working {
+                channel.close(promise: nil)
+                return
+            }
+        }
         terminating = true
         let error = GatewayError(.unavailable, "the gateway is shutting down; retry the request")
         session.withBatchedWrites {
@@ -746,6 +771,22 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             }
         }
         if streams.isEmpty { session.terminate() }
+    }
+
+    /// The stop's cut of answers still leaving at `shutdown_grace` (``shutdownGraceExpired(_:channel:)``): at most
+    /// one line per 10 s, the others at debug, as HTTP/1.1's (a stop may cut many connections).
+    private func logAnswersCut(streams: Int, unsent: Int) {
+        let message = "HTTP/2 connection closed: timeouts.shutdown_grace ended before the client took its answers"
+        var metadata: Logger.Metadata = [
+            "peer.address": .string(peer ?? "unknown"), "streams.open": .stringConvertible(streams),
+            "bytes.unsent": .stringConvertible(unsent),
+        ]
+        guard let heldBack = services.connectionErrorLog.admitLine("http2.shutdown_cut") else {
+            services.logger.debug("\(message)", metadata: metadata)
+            return
+        }
+        heldBack.annotate(&metadata, countKey: "connections.held_back")
+        services.logger.info("\(message)", metadata: metadata)
     }
 
     // MARK: Helpers shared by REST and gRPC
