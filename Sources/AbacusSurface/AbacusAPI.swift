@@ -228,7 +228,7 @@ package enum AbacusAPI {
             guard let base = request.baseURL else {
                 throw AbacusError(
                     .invalidRequest,
-                    "the request has no Host header, so the gateway cannot name its own URL",
+                    "the request has no Host header (or an empty one), so the gateway cannot name its own URL",
                     httpStatus: 400
                 )
             }

@@ -1,4 +1,5 @@
 package import OperationStore
+import Observability
 package import TriggerModel
 
 extension AsyncOperations {
@@ -10,7 +11,12 @@ extension AsyncOperations {
         stored.mode = .async
         stored.deadline = nil
         let (operation, created) = try await store.enqueue(stored, idempotencyKey: request.idempotencyKey)
-        if created { queued(operation) }
+        if created {
+            // Counted as a client's async trigger is: `async_finished_total` counts the run too (operator review
+            // 58, F3: with schedules, accepted minus finished went negative).
+            metrics?.async.recordAccepted()
+            queued(operation)
+        }
         return (operation, created)
     }
 

@@ -55,12 +55,13 @@ extension GatewayApp {
             metadata["tls.subject"] = "\(certificate.subject)"
             metadata["tls.not_valid_after"] = "\(ListenerTLS.logTime(certificate.notValidAfter))"
         }
-        var level = Logger.Level.info
-        if let changed = report.logLevel {
-            metadata["log.level"] = "\(changed.rawValue)"
-            // Said at the new level when it leaves `info` out, so the line that says so is written.
-            level = max(level, Logger.Level(rawValue: changed.rawValue) ?? .info)
-        }
+        // Said at the configured level when that leaves `info` out, so the line is written: the log is where an
+        // applied reload shows (`systemctl reload` reports success either way), also one under `level: warning`
+        // that changes no level (operator review 58, F4: it left no line, `log.access=false` included).
+        // At most `warning`: an applied reload is no error, and must not page whoever alerts on errors.
+        let configured = Logger.Level(rawValue: loaded.configuration.log.level.rawValue) ?? .info
+        let level = min(max(Logger.Level.info, configured), .warning)
+        if let changed = report.logLevel { metadata["log.level"] = "\(changed.rawValue)" }
         if let access = report.accessLog { metadata["log.access"] = .stringConvertible(access) }
         logger.log(level: level, "config reloaded", metadata: metadata)
         for warning in loaded.configuration.warnings {

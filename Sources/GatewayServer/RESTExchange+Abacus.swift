@@ -54,8 +54,9 @@ extension RESTRequestHead {
             body: nil,
             apiKey: first("apikey"),
             // The scheme of the connection (https over TLS); `host` is Host, or HTTP/2's :authority
-            // (RFC 9113 §8.3.1).
-            baseURL: first("host").map { "\(externalScheme)://\($0)" },
+            // (RFC 9113 §8.3.1). An empty Host (RFC 9112 §3.2: the target has no authority) names no URL either:
+            // `http://` became the client's server for every later call (protocol review 58, L6).
+            baseURL: first("host").flatMap { $0.isEmpty ? nil : "\(externalScheme)://\($0)" },
             requestID: requestID,
             traceParent: trace.traceParent,
             traceState: trace.traceState,

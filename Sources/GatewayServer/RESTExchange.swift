@@ -378,11 +378,18 @@ struct RESTBodyCollector {
 
 /// REST error wording shared by both HTTP versions.
 enum RESTErrors {
+    /// The methods RFC 9110 §9.3 and RFC 5789 (PATCH) define: another is answered 501, these 405 where a path
+    /// does not take them.
+    static let registeredMethods: Set<String> = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ]
+
     /// The 404 of a path no route serves, saying what the client may have meant: a gRPC call reaches it only over
     /// HTTP/1.1 (over HTTP/2 the gRPC frontend takes it), and a Craft AI SDK call the surface does not serve
     /// (`who_am_i`, `generate_new_endpoint_token`, …) read "no endpoint at POST /api/v1/endpoints/x/…", as if the
     /// deployment were missing.
     static func noEndpoint(_ method: String, _ path: Substring, grpc contentType: GRPCContentType) -> String {
+        let method = method.prefix(40)
         if case .grpc = contentType {
             return "no endpoint at \(method) \(path): gRPC needs HTTP/2 (h2c with prior knowledge on this port, or h2 "
                 + "over TLS)"
@@ -469,6 +476,19 @@ extension RESTRequestHead {
                 if case .other = grpcContentType, GRPCCall.method(path: String(pathOnly)) != nil {
                     return fail(GatewayError(.unsupportedMediaType, RESTErrors.grpcMethod(pathOnly)))
                 }
+                // A gRPC call over HTTP/1.1 (a proxy that downgrades it: nginx's `proxy_pass` for `grpc_pass`): 505,
+                // the version refused (RFC 9110 §15.6.6), not a cacheable 404 that a gRPC client reads as
+                // UNIMPLEMENTED, as if the method did not exist (protocol review 58, L4).
+                if case .grpc = grpcContentType, GRPCCall.method(path: String(pathOnly)) != nil {
+                    var response = RESTErrorFormat(path: target).response(
+                        GatewayError(
+                            .unimplemented,
+                            "\(pathOnly) is a gRPC method: gRPC needs HTTP/2 (h2c with prior knowledge on this port, "
+                                + "or h2 over TLS)"),
+                        requestID: requestID)
+                    response.status = 505  // no code's status: the body says UNIMPLEMENTED, as the decoder's 505
+                    return .respond(response, closeConnection: false)
+                }
                 return fail(GatewayError(.notFound, RESTErrors.noEndpoint(method, pathOnly, grpc: grpcContentType)))
             }
         } catch {
@@ -476,6 +496,11 @@ extension RESTRequestHead {
         }
         record.operation = path.operationID(method: method, target: target)
         guard path.allows(method) || path.answersEveryMethod else {
+            // RFC 9110 §9.1: a method the server does not recognize is 501, not 405 (whose Allow says "this
+            // resource takes others"); the method is named cut to 40 bytes (protocol review 58, L7).
+            guard RESTErrors.registeredMethods.contains(method) else {
+                return fail(GatewayError(.unimplemented, "method \(method.prefix(40)) is not implemented here"))
+            }
             let allow = path.allowedMethods.joined(separator: ", ")
             var response = RESTErrorFormat(path: target).response(
                 GatewayError(.methodNotAllowed, "\(method) is not allowed on \(pathOnly); use \(allow)"),

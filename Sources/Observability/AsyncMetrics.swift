@@ -3,8 +3,8 @@ import Synchronization
 
 /// Async mode's families:
 ///
-/// - `trigger_gateway_async_accepted_total`: operations stored by an async trigger (a repeat with the same
-///   `Idempotency-Key` returns the stored one and is not counted).
+/// - `trigger_gateway_async_accepted_total`: operations stored by an async trigger or a schedule's run (a repeat
+///   with the same `Idempotency-Key` returns the stored one and is not counted).
 /// - `trigger_gateway_async_queued{pool}`: the queue's length per backend pool, as the store counts it (operations
 ///   in state `queued`, a retry waiting for its time included), each pipeline's under the pool its route names
 ///   here; one series per configured pool (0 when nothing waits for it). Operations no route here matches are in
@@ -67,7 +67,8 @@ package final class AsyncMetrics: Sendable {
     init(registry: PrometheusCollectorRegistry) {
         accepted = registry.counter(
             name: "trigger_gateway_async_accepted_total",
-            help: "Async operations stored (a repeated Idempotency-Key returning the stored one is not counted)."
+            help: "Async operations stored, by async triggers and by schedules' runs (a repeated Idempotency-Key "
+                + "returning the stored one is not counted, nor a schedule's run another instance stored)."
         )
         queue = PoolQueueGauges(registry: registry)
         unroutedQueued = AbsentableGauge(

@@ -118,7 +118,8 @@ package enum GRPCCompression: String, Sendable {
 
     /// The encoding to answer a call with: the one its request used, when the client also says it accepts
     /// it (gRPC compression.md lets the server pick any the client accepts; mirroring the request's is what
-    /// grpc-go does). Nil: identity.
+    /// grpc-go does). Without a `grpc-accept-encoding` the request's own encoding is taken as accepted (the
+    /// client that compressed with it can read it); README says the same. Nil: identity.
     package static func responseEncoding(request: GRPCCompression?, acceptEncoding: String?) -> GRPCCompression? {
         guard let request else { return nil }
         guard let acceptEncoding else { return request }

@@ -89,6 +89,7 @@ struct PartHeaders {
         var name: String?
         var fileName: String?
         var contentType: String?
+        var seen: Set<String> = []
         var lineStart = 0
         var i = 0
         while i + 1 < block.count {
@@ -100,13 +101,23 @@ struct PartHeaders {
             i += 2
             lineStart = i
             if line.isEmpty { break }
+            // No whitespace before the colon either (RFC 9112 §5.1, which RFC 7578 §4.8 part headers follow): a
+            // `Content-Type : x` was ignored here, where a lenient proxy may read it (protocol review 58, L9).
             guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon != line.startIndex,
-                line.first != 0x20, line.first != 0x09
+                line.first != 0x20, line.first != 0x09, line[colon - 1] != 0x20, line[colon - 1] != 0x09
             else {
                 throw GatewayError(.invalidArgument, "multipart part \(partNumber) has a malformed header line")
             }
             let headerName = String(decoding: line[..<colon], as: UTF8.self).lowercased()
             let value = String(decoding: line[(colon + 1)...], as: UTF8.self)
+            // One of each (RFC 7578 §4.2, §4.4): with two, which one a proxy or a firewall in front reads is its
+            // own choice, so the field it checked need not be the one the runner gets (protocol review 58, L9).
+            if headerName == "content-disposition" || headerName == "content-type" {
+                guard seen.insert(headerName).inserted else {
+                    throw GatewayError(
+                        .invalidArgument, "multipart part \(partNumber) has more than one \(headerName) header")
+                }
+            }
             switch headerName {
             case "content-disposition":
                 let parsed = MediaType.parse(value)

@@ -163,6 +163,14 @@ struct AbacusRESTTests {
             let text = String(decoding: reply, as: UTF8.self)
             #expect(text.hasPrefix("HTTP/1.0 400") || text.hasPrefix("HTTP/1.1 400"), "\(text)")
             #expect(text.contains(#""errorType":"InvalidRequest""#), "\(text)")
+            // An empty Host (RFC 9112 §3.2: the target has no authority) names no URL either: it answered
+            // `http://`, which the client then called for everything (protocol review 58, L6).
+            let empty = String(
+                decoding: try await RawTCPClient.exchange(
+                    port: gateway.port,
+                    sending: [Array("GET /api/v0/getApiEndpoint HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n".utf8)]),
+                as: UTF8.self)
+            #expect(empty.hasPrefix("HTTP/1.1 400") && empty.contains("an empty one"), "\(empty)")
 
             // An absolute-form target (RFC 9112 §3.2.2, as a client configured with the gateway as its HTTP proxy
             // sends): its authority, not Host, names the gateway; with HTTP/1.0 and no Host at all, too.
@@ -299,6 +307,26 @@ struct AbacusRESTTests {
         let cut = text.lastIndex(of: "\n") ?? text.startIndex
         let body = try JSONSerialization.jsonObject(with: Data(text[..<cut].utf8)) as? [String: Any]
         return (Int(text[text.index(after: cut)...]) ?? 0, body ?? [:])
+    }
+
+    @Test(
+        "a head the decoder refuses (two Content-Lengths, Content-Length with Transfer-Encoding) is answered in the envelope on /api/v0/ and in Craft's shape on /api/v1/ (protocol review 58, L5)",
+        arguments: ["content-length: 2\r\ncontent-length: 3", "content-length: 2\r\ntransfer-encoding: chunked"])
+    func decoderRefusalsInSurfaceShape(fields: String) async throws {
+        try await withTestGateway { gateway in
+            for path in ["/api/v0/runPipeline", "/api/v1/pipelines/echo/run"] {
+                let request = "POST \(path) HTTP/1.1\r\nhost: gw\r\n\(fields)\r\n\r\n{}"
+                let reply = String(
+                    decoding: try await RawTCPClient.exchange(port: gateway.port, sending: [Array(request.utf8)]),
+                    as: UTF8.self)
+                #expect(reply.hasPrefix("HTTP/1.1 400"), "\(reply)")
+                if path.hasPrefix("/api/v0/") {
+                    #expect(reply.contains(#""success":false"#) && reply.contains(#""errorType":"#), "\(reply)")
+                } else {
+                    #expect(reply.contains(#""name":"#) && reply.contains(#""request_id":"#), "\(reply)")
+                }
+            }
+        }
     }
 
     @Test(

@@ -105,6 +105,25 @@ struct HTTPSemanticsTests {
         }
     }
 
+    @Test(
+        "a method RFC 9110 does not define is 501 with no Allow, naming the method cut to 40 bytes (protocol review 58, L7)",
+        arguments: ["FOO", String(repeating: "M", count: 1000)])
+    func unrecognizedMethod(method: String) async throws {
+        try await withTestGateway { gateway in
+            let bytes = Array(
+                (Self.request(method, Self.trigger)
+                    + Self.request("GET", "/healthz", headers: ["host: x", "connection: close"])).utf8)
+            let reply = try await RawTCPClient.exchange(port: gateway.port, sending: [bytes])
+            let answers = Self.responses(reply, bodiless: [])
+            try #require(answers.count == 2, "\(String(decoding: reply, as: UTF8.self).prefix(400))")
+            #expect(answers[0].status == 501)
+            #expect(answers[0].headers["allow"] == nil)
+            let text = String(decoding: reply, as: UTF8.self)
+            #expect(text.contains("method \(method.prefix(40)) is not implemented here\""), "\(text.prefix(600))")
+            #expect(answers[1].status == 200, "the next response must not be corrupted: \(answers)")
+        }
+    }
+
     @Test("h2HeadWhereGetIsServed: curl -I over h2c gets 200 and the GET body's content-length, no reset")
     func h2Head() async throws {
         let curl = try #require(TestProcess.which("curl"))
@@ -511,18 +530,30 @@ struct HTTPSemanticsTests {
     }
 
     /// A gRPC client pointed at the port over HTTP/1.1 (curl without --http2-prior-knowledge) read only "no endpoint
-    /// at POST /pipeline…": the answer says what it needs.
-    @Test("a gRPC call over HTTP/1.1 is 404 saying gRPC needs HTTP/2; another unknown path's 404 does not")
+    /// at POST /pipeline…": the answer says what it needs. 505, not 404 (protocol review 58, L4): a 404 is cacheable
+    /// and reads as UNIMPLEMENTED to a gRPC client behind a proxy that downgraded its call.
+    @Test(
+        "a gRPC call over HTTP/1.1 is 505 saying gRPC needs HTTP/2; an unknown path with gRPC's type is 404 saying so; another's 404 does not"
+    )
     func grpcOverHTTP1() async throws {
         try await withTestGateway { gateway in
             let client = try await gateway.client()
             let path = "/pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline"
             var response = try await client.request(
                 "POST", path, headers: [("content-type", "application/grpc")], body: ByteBuffer(bytes: [0, 0, 0, 0, 0]))
+            #expect(response.status == 505)
+            #expect(
+                try json(response.body)["message"] as? String
+                    == "\(path) is a gRPC method: gRPC needs HTTP/2 (h2c with prior knowledge on this port, or h2 over TLS)"
+            )
+            #expect(try json(response.body)["code"] as? Int == 12, "UNIMPLEMENTED")
+            response = try await client.request(
+                "POST", "/pipeline.pipeline.v1beta.PipelinePublicService/Nope",
+                headers: [("content-type", "application/grpc")], body: ByteBuffer(bytes: [0, 0, 0, 0, 0]))
             #expect(response.status == 404)
             #expect(
                 try json(response.body)["message"] as? String
-                    == "no endpoint at POST \(path): gRPC needs HTTP/2 (h2c with prior knowledge on this port, or h2 over TLS)"
+                    == "no endpoint at POST /pipeline.pipeline.v1beta.PipelinePublicService/Nope: gRPC needs HTTP/2 (h2c with prior knowledge on this port, or h2 over TLS)"
             )
             response = try await client.request(
                 "POST", "/nope", headers: jsonHeaders, body: ByteBuffer(string: Self.body))

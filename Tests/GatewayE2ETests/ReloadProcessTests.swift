@@ -288,6 +288,24 @@ struct ReloadProcessTests {
         }
     }
 
+    /// Operator review 58, F4: under `log.level: warning`, a reload that changed no level wrote no line, not even
+    /// the one that says the access log was switched off.
+    @Test(
+        "under log.level warning, an applied reload is logged, at warning, with log.access=false when it turns that off"
+    )
+    func reloadLoggedUnderWarning() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-hup-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try "log: {level: warning}\n".write(to: file, atomically: true, encoding: .utf8)
+        try await ProcessTests.withGatewayProcess(["--config", file.path]) { server in
+            try "log: {level: warning, access: false}\n".write(to: file, atomically: true, encoding: .utf8)
+            server.signal(SIGHUP)
+            #expect(await server.logOccurrences(of: "config reloaded", timeout: .seconds(10)) == 1, "\(server.logged)")
+            let line = server.logged.split(separator: "\n").first { $0.contains("config reloaded") } ?? ""
+            #expect(line.contains("level=warning") && line.contains("log.access=false"), "\(line)")
+        }
+    }
+
     /// Review 18, F5: `log.level` needed a restart (a reload logged `restart required … config.keys=…,log`), though an
     /// operator debugging a runner wants its debug lines now. A reload applies it; `log.format` still needs a restart.
     @Test("log.level is applied by a reload: info → debug lines appear → info: they stop; log.format needs a restart")

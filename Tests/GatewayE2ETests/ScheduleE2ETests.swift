@@ -101,6 +101,8 @@ struct ScheduleE2ETests {
                     >= runs.count,
                 "\(text)"
             )
+            // Each run stored is an accepted async operation, as a client's trigger is (operator review 58, F3).
+            #expect(Self.metric(text, "trigger_gateway_async_accepted_total") >= runs.count, "\(text)")
         }
     }
 

@@ -303,6 +303,21 @@ struct MultipartFormDecoderTests {
                 #"multipart part 1: Content-Disposition must be form-data, found "attachment""#
             ),
             ("--b\r\nbroken header\r\n\r\n1\r\n--b--", "multipart part 1 has a malformed header line"),
+            // Protocol review 58, L9: the last one won, where a proxy in front may read the first.
+            (
+                "--b\r\nContent-Disposition: form-data; name=\"variables[0].a\"\r\n"
+                    + "Content-Disposition: form-data; name=\"variables[0].b\"\r\n\r\n1\r\n--b--",
+                "multipart part 1 has more than one content-disposition header"
+            ),
+            (
+                "--b\r\nContent-Disposition: form-data; name=\"variables[0].a\"\r\nContent-Type: text/plain\r\n"
+                    + "content-type: application/json\r\n\r\n1\r\n--b--",
+                "multipart part 1 has more than one content-type header"
+            ),
+            (
+                "--b\r\nContent-Disposition: form-data; name=\"variables[0].a\"\r\nContent-Type : text/plain\r\n\r\n1\r\n--b--",
+                "multipart part 1 has a malformed header line"
+            ),
             ("--bX\r\n", "malformed multipart body: unexpected bytes after a boundary"),
             (
                 "--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--b--",
