@@ -247,6 +247,11 @@ package final class GatewayApp: Sendable {
                     open: budget.open, idle: budget.idle, limit: budget.limit, refusedTotal: budget.refused)
             })
         collectors.append(
+            metrics.addCollector { [connections = metrics.connections, weak server] in
+                guard let held = server?.admittedConnections else { return }
+                connections.setAdmittedConnections(open: held.open, limit: held.limit)
+            })
+        collectors.append(
             metrics.addCollector { [readiness = metrics.readiness] in
                 for (component, status) in health.components {
                     readiness.set(component.rawValue, serving: status == .serving)

@@ -76,6 +76,9 @@ final class ConnectionAdmission: Sendable {
     /// Connections refused since start because `limit` were open.
     var rejected: Int { rejectedTotal.load(ordering: .relaxed) }
 
+    /// Connections holding a slot now: from accept to close, in the preface sniff and the TLS handshake too.
+    var admitted: Int { open.load(ordering: .relaxed) }
+
     /// Connections refused since start because their peer held the per-peer limit.
     var rejectedPerPeer: Int { rejectedPerPeerTotal.load(ordering: .relaxed) }
 

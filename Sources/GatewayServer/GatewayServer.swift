@@ -81,6 +81,10 @@ package final class GatewayServer: Service {
     /// `trigger_gateway_connections_rejected_total{reason="max_connections"}`).
     package var rejectedConnections: Int { admission.rejected }
 
+    /// Connections counted against `limits.max_connections` now, and that cap as the open-file limit left it
+    /// (`trigger_gateway_connections_admitted` and `…_limit`, read at scrape time).
+    package var admittedConnections: (open: Int, limit: Int) { (admission.admitted, admission.limit) }
+
     /// Client connections accepted, set up and not yet closed (tests wait on it instead of sleeping).
     package var openConnections: Int { connections.count }
 

@@ -292,6 +292,8 @@ package final class ConnectionMetrics: Sendable {
     private let protocolErrors: [HTTP2ProtocolError: Counter]
     private let rejected: [RejectReason: Counter]
     private let headerBlocks: [HeaderBlockRefusal: Counter]
+    private let admitted: Gauge
+    private let admittedLimit: Gauge
     private let backendOpen: Gauge
     private let backendIdle: Gauge
     private let backendLimit: Gauge
@@ -367,6 +369,19 @@ package final class ConnectionMetrics: Sendable {
             help: "HTTP/2 request header blocks refused, by reason (max_header_bytes: answered 431 / "
                 + "RESOURCE_EXHAUSTED; too_many_continuations, compression_error: the connection ended)."
         )
+        // Envoy's `downstream_cx_active` against its listener's limit, nginx's `Active connections`: every connection
+        // that holds a slot, also one still in the preface sniff or the TLS handshake, which `connections_open`
+        // leaves out (operator review 58, F6: 10 of 10 slots taken while `connections_open` read 1).
+        self.admitted = registry.gauge(
+            name: "trigger_gateway_connections_admitted",
+            help: "Frontend connections counted against limits.max_connections now: accepted and not closed, "
+                + "in the preface sniff and the TLS handshake too."
+        )
+        self.admittedLimit = registry.gauge(
+            name: "trigger_gateway_connections_limit",
+            help: "limits.max_connections as in force (lowered to what the open-file limit allows); a connection "
+                + "accepted over it is closed (connections_rejected_total{reason=\"max_connections\"})."
+        )
         // Cleartext and TLS alike; `tls` says which. Both label sets exist from the start, so a dashboard sees 0.
         var gauges: [Gauge] = []
         for proto in WireProtocol.allCases {
@@ -409,6 +424,12 @@ package final class ConnectionMetrics: Sendable {
         backendLimit.set(to: limit == .max ? 0 : Double(limit))
         let seen = backendRefusedSeen.exchange(refusedTotal, ordering: .relaxed)
         if refusedTotal > seen { backendRefused.increment(by: Int64(refusedTotal - seen)) }
+    }
+
+    /// Scrape time: the connections holding a slot of `limits.max_connections`, and that cap.
+    package func setAdmittedConnections(open: Int, limit: Int) {
+        admitted.set(to: Double(open))
+        admittedLimit.set(to: Double(limit))
     }
 
     /// A connection counted by ``opened(_:tls:)`` closed.

@@ -220,6 +220,31 @@ struct MetricsE2ETests {
         }
     }
 
+    /// Operator review 58, F6: silent connections (no first byte yet) hold slots of `limits.max_connections` that
+    /// `connections_open` (counted after the preface sniff) does not show.
+    @Test(
+        "connections_admitted counts every connection holding a slot of max_connections, silent ones too; connections_limit is the cap"
+    )
+    func admittedConnections() async throws {
+        try await withTestGateway(yaml: "limits: {max_connections: 50}\n") { gateway in
+            let observer = try await gateway.client()
+            var silent: [SlowSocket] = []
+            for _ in 0..<3 { silent.append(try await SlowSocket.connect(port: gateway.port)) }
+            #expect(await eventually(within: .seconds(10)) { gateway.openConnections() == 4 })
+            let scrape = try await Self.scrape(observer)
+            #expect(scrape.samples["trigger_gateway_connections_admitted"] == 4, "\(scrape.text)")
+            #expect(scrape.samples["trigger_gateway_connections_limit"] == 50, "\(scrape.text)")
+            let open = scrape.samples.filter { $0.key.hasPrefix("trigger_gateway_connections_open{") }.values.reduce(
+                0, +)
+            #expect(open == 1, "only the scraping connection is past its sniff: \(scrape.text)")
+            for socket in silent { socket.shutdown() }
+            let after = try await Self.scrape(observer) { $0.samples["trigger_gateway_connections_admitted"] == 1 }
+            #expect(after.samples["trigger_gateway_connections_admitted"] == 1, "\(after.text)")
+            #expect(try promtoolFindings(after.text) == "", "\(after.text)")
+            await observer.close()
+        }
+    }
+
     @Test(
         "a pool at max_concurrency with no queue refuses the next call: rejected_total counts it, in_flight shows the one",
         .timeLimit(.minutes(1))
