@@ -196,6 +196,18 @@ expect "REST over TLS (h2 by ALPN), key readable by the user only" '"HELLO"' "$o
 kill -TERM "$tls_pid"
 wait "$tls_pid" || fail "TLS gateway exited with $?"
 
+# A data dir the user owns whose SQLite write-ahead log root left behind (a run as root that crashed): the start
+# names that file and why (operator review 58, F5: SQLite said only "unable to open database file" of the database).
+mkdir -p "$work/walstate/data"
+: > "$work/walstate/data/operations.sqlite-wal"
+chmod 600 "$work/walstate/data/operations.sqlite-wal"
+chown -R "$user:$group" "$work/walstate"
+chown root:root "$work/walstate/data/operations.sqlite-wal"
+chmod 700 "$work/walstate/data"
+out=$("${as_user[@]}" "$work/trigger-gateway" serve --listen 127.0.0.1:0 --data-dir "$work/walstate/data" 2>&1) \
+    && fail "serve started with a write-ahead log it cannot write: $out"
+expect "a root-owned write-ahead log is named at start" "operations.sqlite-wal is not writable: Permission denied" "$out"
+
 kill -TERM "$gateway_pid"
 wait "$gateway_pid" || fail "gateway exited with $?"
 grep -q "cannot set up an accepted connection" "$work/gateway.log" && fail "accept set-up failures logged"

@@ -152,6 +152,12 @@ package final class SQLiteOperationStore: OperationStore {
             try BlobDirectory.makeWritableDirectory(configuration.dataDirectory, what: "data directory")
             try BlobDirectory.makeWritableDirectory(configuration.blobDirectory, what: "blob directory")
             try BlobDirectory.checkWritableIfPresent(configuration.databasePath, what: "database")
+            // Left by a run as another user (root, once): SQLite says only "unable to open database file" (14) of
+            // the database itself, which this user may own (operator review 58, F5).
+            try BlobDirectory.checkWritableIfPresent(
+                configuration.databasePath + "-wal", what: "database's write-ahead log")
+            try BlobDirectory.checkWritableIfPresent(
+                configuration.databasePath + "-shm", what: "database's shared-memory index")
             try BlobDirectory.createPrivateFileIfMissing(configuration.databasePath, what: "database")
         }
         let handle: SQLiteHandle
