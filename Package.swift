@@ -313,7 +313,7 @@ let package = Package(
             name: "OperationStoreTests",
             dependencies: [
                 "OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "TriggerModel",
-                "GatewayTestSupport",
+                "GatewayTestSupport", "GatewayApp", "Observability",
                 nioCore, logging, .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

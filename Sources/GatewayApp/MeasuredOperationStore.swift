@@ -54,7 +54,7 @@ package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
     func measure<T>(_ operation: String, _ call: () async throws -> T) async throws -> T {
         let start = now()
         do {
-            let value = try await call()
+            let value = try await StoreCall.$name.withValue(operation) { try await call() }
             recorded(operation, took: now() - start, failed: false)
             return value
         } catch {

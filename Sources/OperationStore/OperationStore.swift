@@ -315,6 +315,15 @@ package enum OperationPaging {
     }
 }
 
+/// The store call under way in this task, as `trigger_gateway_store_errors_total{operation}` names it: set by
+/// `MeasuredOperationStore` around each call, and by a SQLite group commit to the calls it carries
+/// (`complete+enqueue`); read where a store logs a failure below the call's own code (SQLite's statements, its blob
+/// files), so that the log line's `store.operation` is the metric's label (operator review 58, F2: `sqlite`,
+/// `heartbeat` and `blob_files` were no label).
+package enum StoreCall {
+    @TaskLocal package static var name: String?
+}
+
 /// The errors every store phrases the same way.
 package enum OperationStoreErrors {
     package static func notFound(_ id: String) -> GatewayError {

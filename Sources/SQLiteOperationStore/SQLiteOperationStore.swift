@@ -249,7 +249,7 @@ package final class SQLiteOperationStore: OperationStore {
         var calls: String {
             [
                 (!completions.isEmpty, "complete"), (!enqueues.isEmpty, "enqueue"), (!claims.isEmpty, "claim"),
-                (!heartbeats.isEmpty, "heartbeat"),
+                (!heartbeats.isEmpty, "probe"),
             ].filter(\.0).map(\.1).joined(separator: "+")
         }
 
@@ -315,7 +315,7 @@ package final class SQLiteOperationStore: OperationStore {
     /// waits for a commit (`probe`). On failure it rolls back, removes the blob files it wrote and throws, with
     /// no ticket answered.
     private func runTransaction(_ batches: Batches) async throws {
-        try await Self.$call.withValue(batches.calls) { try await runTransactionNamed(batches) }
+        try await StoreCall.$name.withValue(batches.calls) { try await runTransactionNamed(batches) }
     }
 
     private func runTransactionNamed(_ batches: Batches) async throws {
@@ -1196,9 +1196,9 @@ package final class SQLiteOperationStore: OperationStore {
         try await gate.holding(body)
     }
 
-    /// The store call a failing statement belongs to, for the warning's `store.operation` (a transaction's
-    /// writes: ``Batches/calls``); "sqlite" outside one.
-    @TaskLocal static var call = "sqlite"
+    /// The store call a failing statement belongs to, for the warning's `store.operation` (``StoreCall``; a
+    /// transaction's writes: ``Batches/calls``); "sqlite" outside any (the store used bare, in tests).
+    static var call: String { StoreCall.name ?? "sqlite" }
 
     @discardableResult
     func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteResultRow] {
@@ -1242,10 +1242,10 @@ package final class SQLiteOperationStore: OperationStore {
         } catch let full as BlobDirectory.SpaceExhausted {
             // As SQLITE_FULL: the same disk (review 21, M3: a blob file's ENOSPC read "unavailable; retry later").
             throw OperationStoreErrors.unavailable(
-                "blob files", full, described: "the disk holding \(dataDirectory) is full (\(full))",
+                StoreCall.name ?? "blob_files", full, described: "the disk holding \(dataDirectory) is full (\(full))",
                 diskFull: true, logger: logger)
         } catch {
-            throw OperationStoreErrors.unavailable("blob files", error, logger: logger)
+            throw OperationStoreErrors.unavailable(StoreCall.name ?? "blob_files", error, logger: logger)
         }
     }
 
