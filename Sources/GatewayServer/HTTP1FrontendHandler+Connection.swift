@@ -232,7 +232,11 @@ extension HTTP1FrontendHandler {
         state = .closed
         closedHere = true
         stopTimer()
-        Self.lingeringClose(context.channel, bound: Self.drainLingerBound)
+        // An answer still leaving: a client that takes none of it is cut at `write_progress` (under 64 KiB queued
+        // the answer's write armed no watch), not held until the grace's end (diff review 58b, L3).
+        let queued = Self.queuedOutput(context.channel) > 0
+        if queued, writeProgress == nil { watchWriteProgress(context: context) }
+        Self.lingeringClose(context.channel, bound: Self.drainLingerBound, afterQueuedOutput: queued)
     }
 
     /// Closes our side first and lets the client's unread input drain for up to `bound` (or until its EOF)
@@ -240,23 +244,27 @@ extension HTTP1FrontendHandler {
     /// uploading would lose the error response we just wrote (the reason nginx has `lingering_close`), a
     /// client whose request crossed our FIN would see a reset rather than an end.
     ///
-    /// The FIN follows the last queued byte (NIO closes the output once its pending writes are written), and
-    /// `bound` counts from then: counted from the call, a drain cut a kept-alive answer still leaving for a
-    /// client that reads at an ordinary pace (operator review 58, F1: 8 MB of 20 at 1 MB/s, logged as sent whole).
-    /// A client that stops reading is not waited for here: the write-progress watch cuts it, and a stop's grace.
-    ///
-    /// With nothing queued the bound counts from the call, whatever the output close waits for: a TLS handshake
-    /// under way holds that close until it ends, and a stalled one must not hold a stop for its whole grace.
-    static func lingeringClose(_ channel: any Channel, bound: TimeAmount = .seconds(2)) {
-        guard queuedOutput(channel) > 0 else {
+    /// `afterQueuedOutput` (a drain's staged close of a kept-alive connection): the FIN follows the last byte of
+    /// an answer still queued (NIO closes the output once its pending writes are written), and `bound` counts from
+    /// then: counted from the call, a drain cut a kept-alive answer still leaving for a client that reads at an
+    /// ordinary pace (operator review 58, F1: 8 MB of 20 at 1 MB/s, logged as sent whole). A client that stops
+    /// reading is cut by the write-progress watch, and by a stop's grace. Otherwise the bound counts from the call:
+    /// a caller that closes after its answer's write has nothing queued, and a TLS handshake under way would hold
+    /// the output close until it ends.
+    static func lingeringClose(_ channel: any Channel, bound: TimeAmount = .seconds(2), afterQueuedOutput: Bool = false)
+    {
+        guard afterQueuedOutput else {
             channel.close(mode: .output, promise: nil)
-            channel.eventLoop.scheduleTask(in: bound) { channel.close(promise: nil) }
+            let close = channel.eventLoop.scheduleTask(in: bound) { channel.close(promise: nil) }
+            channel.closeFuture.whenComplete { _ in close.cancel() }
             return
         }
         let outputClosed = channel.eventLoop.makePromise(of: Void.self)
         channel.close(mode: .output, promise: outputClosed)
         outputClosed.futureResult.whenComplete { _ in
-            channel.eventLoop.scheduleTask(in: bound) { channel.close(promise: nil) }
+            guard channel.isActive else { return }
+            let close = channel.eventLoop.scheduleTask(in: bound) { channel.close(promise: nil) }
+            channel.closeFuture.whenComplete { _ in close.cancel() }
         }
     }
 

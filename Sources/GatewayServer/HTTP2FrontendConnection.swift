@@ -776,7 +776,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// The stop's cut of answers still leaving at `shutdown_grace` (``shutdownGraceExpired(_:channel:)``): at most
     /// one line per 10 s, the others at debug, as HTTP/1.1's (a stop may cut many connections).
     private func logAnswersCut(streams: Int, unsent: Int) {
-        let message = "HTTP/2 connection closed: timeouts.shutdown_grace ended before the client took its answers"
+        let message = "HTTP/2 answers cut: timeouts.shutdown_grace ended before the client took them"
         var metadata: Logger.Metadata = [
             "peer.address": .string(peer ?? "unknown"), "streams.open": .stringConvertible(streams),
             "bytes.unsent": .stringConvertible(unsent),

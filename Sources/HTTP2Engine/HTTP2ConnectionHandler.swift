@@ -182,35 +182,40 @@ extension HTTP2ConnectionHandler: HTTP2SessionTransport {
             self.context?.flush()
         }
         guard let channel = self.context?.channel else { return }
-        if self.session.closeError == nil, let timeout = self.session.configuration.writeProgressTimeout,
-            let queued = try? channel.syncOptions?.getOption(.bufferedWritableBytes), queued > 0
-        {
+        if self.session.closeError == nil, let timeout = self.session.configuration.writeProgressTimeout {
+            let queued = (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
             Self.closeAfterQueuedOutput(channel, queued: queued, writeProgressTimeout: timeout)
             return
         }
         channel.close(promise: nil)
     }
 
-    /// A graceful end (the last stream closed after a GOAWAY, no error) with answers still queued in the channel,
-    /// which the socket has not taken yet: the FIN follows their last byte (NIO closes the output once its pending
-    /// writes are written), and the full close comes at the peer's EOF, which a client sends once it has read to our
-    /// FIN. Closed at once, a stop's drain cut every answer still leaving (operator review 58, F1: a 20 MB answer
-    /// never reached the client, logged as sent). Closed a moment after the FIN, the WINDOW_UPDATEs the client
-    /// sends while it reads what the kernel still holds drew an RST, which drops what it has not read (curl: 17.7 of
-    /// 20 MB, "connection reset"). So the wait is `writeProgressTimeout` (nginx's `lingering_time`, 30 s, bounds
-    /// the same wait), and a peer that takes none of the queued bytes for that long is cut, as a stream is
-    /// (``HTTP2SessionConfiguration/writeProgressTimeout``). Without that setting (backend connections) the close
-    /// is immediate, as before. A stop's grace bounds it too.
+    /// How long a graceful close with nothing queued in the channel waits for the peer's EOF after our FIN: what the
+    /// kernel still holds (up to its send buffer, a few MB) leaves meanwhile (``closeAfterQueuedOutput``).
+    static let lingerBound: TimeAmount = .seconds(2)
+
+    /// A graceful end (the last stream closed after a GOAWAY, no error): the FIN follows the last byte of what is
+    /// still queued in the channel (NIO closes the output once its pending writes are written), and the full close
+    /// comes at the peer's EOF, which a client sends once it has read to our FIN. Closed at once, a stop's drain cut
+    /// every answer still leaving (operator review 58, F1: a 20 MB answer never reached the client, logged as sent);
+    /// closed a moment after the FIN, the frames the client sends while it reads what the kernel still holds
+    /// (WINDOW_UPDATE, PING) drew an RST, which drops what it has not read (curl: 17.7 of 20 MB, "connection
+    /// reset"). So the wait for the EOF is `writeProgressTimeout` when bytes were queued (nginx's `lingering_time`,
+    /// 30 s, bounds the same wait), and ``lingerBound`` when only the kernel may hold some (diff review 58b, M1: a
+    /// client with a small window leaves nothing in the channel); a peer that takes none of the queued bytes for
+    /// `writeProgressTimeout` is cut, as a stream is (``HTTP2SessionConfiguration/writeProgressTimeout``). Without
+    /// that setting (backend connections) the close is immediate, as before. A stop's grace bounds it too.
     private static func closeAfterQueuedOutput(_ channel: any Channel, queued: Int, writeProgressTimeout: TimeAmount) {
         let outputClosed = channel.eventLoop.makePromise(of: Void.self)
         channel.close(mode: .output, promise: outputClosed)
+        let bound = queued > 0 ? writeProgressTimeout : lingerBound
         outputClosed.futureResult.whenComplete { _ in
             guard channel.isActive else { return }
-            let linger = channel.eventLoop.scheduleTask(in: writeProgressTimeout) { channel.close(promise: nil) }
+            let linger = channel.eventLoop.scheduleTask(in: bound) { channel.close(promise: nil) }
             // Not held for the bound once the channel is gone (it would keep the channel alive that long).
             channel.closeFuture.whenComplete { _ in linger.cancel() }
         }
-        watchQueuedOutput(channel, last: queued, timeout: writeProgressTimeout)
+        if queued > 0 { watchQueuedOutput(channel, last: queued, timeout: writeProgressTimeout) }
     }
 
     /// Closes `channel` when its queued output did not shrink below `last` within `timeout`; again while it does.

@@ -89,7 +89,7 @@ struct PartHeaders {
         var name: String?
         var fileName: String?
         var contentType: String?
-        var seen: Set<String> = []
+        var sawDisposition = false
         var lineStart = 0
         var i = 0
         while i + 1 < block.count {
@@ -112,14 +112,15 @@ struct PartHeaders {
             let value = String(decoding: line[(colon + 1)...], as: UTF8.self)
             // One of each (RFC 7578 §4.2, §4.4): with two, which one a proxy or a firewall in front reads is its
             // own choice, so the field it checked need not be the one the runner gets (protocol review 58, L9).
-            if headerName == "content-disposition" || headerName == "content-type" {
-                guard seen.insert(headerName).inserted else {
-                    throw GatewayError(
-                        .invalidArgument, "multipart part \(partNumber) has more than one \(headerName) header")
-                }
+            if (headerName == "content-disposition" && sawDisposition)
+                || (headerName == "content-type" && contentType != nil)
+            {
+                throw GatewayError(
+                    .invalidArgument, "multipart part \(partNumber) has more than one \(headerName) header")
             }
             switch headerName {
             case "content-disposition":
+                sawDisposition = true
                 let parsed = MediaType.parse(value)
                 guard parsed.type == "form-data" else {
                     throw GatewayError(

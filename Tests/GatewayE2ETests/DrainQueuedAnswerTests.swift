@@ -144,7 +144,7 @@ struct DrainQueuedAnswerTests {
         let stopped = try #require(log.lines.first { $0.message == "listener stopped" }, "\(log.lines.suffix(5))")
         #expect(stopped.metadata["requests.cut"] == "1", "\(stopped)")
         let cut = try #require(
-            log.lines.first { $0.message.hasPrefix("HTTP/2 connection closed: timeouts.shutdown_grace ended") },
+            log.lines.first { $0.message.hasPrefix("HTTP/2 answers cut: timeouts.shutdown_grace ended") },
             "\(log.lines.suffix(8))")
         #expect(cut.metadata["streams.open"] == "1" || cut.metadata["bytes.unsent"] != "0", "\(cut)")
     }
