@@ -52,7 +52,31 @@ mapfile -t ours < <(cd "$protos" && find . -name '*.proto' | sed 's|^\./||' | LC
 
 gen="$(mktemp -d)"
 trap 'rm -rf "$gen"' EXIT
-protoc-c -I "$protos" -I "$system_include" --c_out="$gen" "${ours[@]}" "${well_known[@]}"
+
+# protobuf-c gives a `string` field as a NUL-terminated `char *`: it packs it with strlen and the decoders read it
+# with `String(cString:)`, so a NUL cut the string ("a\u0000b" reached a grpc runner as "a") and there is no length
+# to check UTF-8 against. The fields that carry a client's or a runner's data are generated as `bytes`
+# (`ProtobufCBinaryData`, a length and a pointer) from patched copies, which protoc-c reads before protos/ and the
+# system's copy: `google.protobuf.Value.string_value` and `Struct`'s map keys (the map as the repeated entry message
+# protoc makes of it, which a map key cannot be `bytes` otherwise), and the runner protocol's `Value.string_value`
+# and `Entry.key`. `string` and `bytes` have one wire form, so peers see no change; the published protos and the
+# reflection descriptor set below keep `string`. The decoders check UTF-8 where the direction needs it
+# (`WireDepthGuard`, `StructCodec`, `RunnerValueCodec`).
+patched="$gen/patched"
+mkdir -p "$patched/google/protobuf" "$patched/trigger/runner/v1"
+# patch FROM TO SED-SCRIPT EXPECTED: TO is FROM edited by SED-SCRIPT; it must change exactly EXPECTED lines.
+patch_proto() {
+    sed -E "$3" "$1" >"$2"
+    local changed
+    changed=$(diff "$1" "$2" | grep -c '^>' || true)
+    [[ "$changed" == "$4" ]] || { echo "regen-protos: patching $1 changed $changed lines, not $4" >&2; exit 1; }
+}
+patch_proto "$system_include/google/protobuf/struct.proto" "$patched/google/protobuf/struct.proto" \
+    's/^( *)map<string, Value> fields = 1;/\1repeated FieldsEntry fields = 1; message FieldsEntry { bytes key = 1; Value value = 2; }/; s/^( *)string string_value = 3;/\1bytes string_value = 3;/' 2
+patch_proto "$protos/trigger/runner/v1/runner.proto" "$patched/trigger/runner/v1/runner.proto" \
+    's/^( *)string string_value = 4;/\1bytes string_value = 4;/; /^message Entry \{/,/^\}/ s/^( *)string key = 1;/\1bytes key = 1;/' 2
+# From an empty directory, so that every input is a path under -I (the patched copies shadow the originals).
+(cd "$patched/.." && protoc-c -I "$patched" -I "$protos" -I "$system_include" --c_out="$gen" "${ours[@]}" "${well_known[@]}")
 protoc -I "$protos" -I "$system_include" --include_imports --descriptor_set_out="$gen/public_services.pb" \
     "${public_services[@]}"
 

@@ -19,7 +19,8 @@ extension InstillCodec {
         maxMembers: Int = .max
     ) throws -> (ref: PipelineRef, inputs: [TriggerInput]) {
         let what = release ? "TriggerPipelineReleaseRequest" : "TriggerPipelineRequest"
-        try WireDepthGuard.check(bytes, as: .namedTriggerRequest, what: what, maxMembers: maxMembers)
+        try WireDepthGuard.check(
+            bytes, as: .namedTriggerRequest, what: what, maxMembers: maxMembers, checkingStrings: true)
         return try ProtoMessage.withUnpacked(
             bytes,
             as: what,

@@ -96,7 +96,8 @@ package enum InstillCodec {
         maxMembers: Int = .max
     ) throws -> (ref: PipelineRef, inputs: [TriggerInput]) {
         let what = release ? "TriggerNamespacePipelineReleaseRequest" : "TriggerNamespacePipelineRequest"
-        try WireDepthGuard.check(bytes, as: .triggerRequest(release: release), what: what, maxMembers: maxMembers)
+        try WireDepthGuard.check(
+            bytes, as: .triggerRequest(release: release), what: what, maxMembers: maxMembers, checkingStrings: true)
         if release {
             return try ProtoMessage.withUnpacked(
                 bytes,

@@ -54,6 +54,17 @@ final class ProtoArena {
         return (elements.count, items)
     }
 
+    /// A copy of `s`'s UTF-8 for a field generated as `bytes` (a string that may hold NUL: see
+    /// scripts/regen-protos.sh); `{0, NULL}` for an empty string, as protobuf-c unpacks one.
+    func bytes(_ s: String) -> ProtobufCBinaryData {
+        s.withUTF8Bytes { utf8 in
+            guard let base = utf8.baseAddress, utf8.count > 0 else { return ProtobufCBinaryData(len: 0, data: nil) }
+            let raw = memory.allocate(byteCount: utf8.count, alignment: 1)
+            raw.copyMemory(from: base, byteCount: utf8.count)
+            return ProtobufCBinaryData(len: utf8.count, data: raw.bindMemory(to: UInt8.self, capacity: utf8.count))
+        }
+    }
+
     /// A NUL-terminated copy of `s`. protobuf-c measures strings with `strlen`, so an embedded NUL ends
     /// the string on the wire.
     func cString(_ s: String) -> UnsafeMutablePointer<CChar> {

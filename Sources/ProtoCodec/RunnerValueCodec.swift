@@ -83,7 +83,7 @@ enum RunnerValueCodec {
         let message: UnsafeMutablePointer<PBObject> = arena.message(trigger__runner__v1__object__init)
         (message.pointee.n_entries, message.pointee.entries) = arena.repeated(object.entries) { key, value in
             let entry: UnsafeMutablePointer<PBEntry> = arena.message(trigger__runner__v1__entry__init)
-            entry.pointee.key = arena.cString(key)
+            entry.pointee.key = arena.bytes(key)
             entry.pointee.value = encode(value, in: arena)
             return entry
         }
@@ -108,7 +108,7 @@ enum RunnerValueCodec {
             message.pointee.number_value = i.doubleValue
         case .string(let s):
             message.pointee.kind_case = TRIGGER__RUNNER__V1__VALUE__KIND_STRING_VALUE
-            message.pointee.string_value = arena.cString(s)
+            message.pointee.string_value = arena.bytes(s)
         case .list(let values):
             let list: UnsafeMutablePointer<PBList> = arena.message(trigger__runner__v1__list_value__init)
             (list.pointee.n_values, list.pointee.values) = arena.repeated(values) { encode($0, in: arena) }

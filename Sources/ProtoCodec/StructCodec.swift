@@ -89,11 +89,19 @@ enum StructCodec {
         return String(cString: cString)
     }
 
-    private static func stringOrBlob(_ cString: UnsafePointer<CChar>?) throws -> Value {
-        guard let cString else { return .string("") }
-        let bytes = UnsafeRawBufferPointer(start: cString, count: strlen(cString))
+    /// A string field generated as `bytes` (scripts/regen-protos.sh: `Value.string_value` and object keys, which
+    /// may hold NUL) as a Swift `String`: every byte kept, invalid UTF-8 repaired with U+FFFD (a client's request
+    /// was refused for it before unpacking, by `WireDepthGuard`; a runner's answer is carried).
+    static func string(_ bytes: ProtobufCBinaryData) -> String {
+        guard let data = bytes.data, bytes.len > 0 else { return "" }
+        return String(decoding: UnsafeBufferPointer(start: data, count: bytes.len), as: UTF8.self)
+    }
+
+    private static func stringOrBlob(_ field: ProtobufCBinaryData) throws -> Value {
+        guard let data = field.data, field.len > 0 else { return .string("") }
+        let bytes = UnsafeRawBufferPointer(start: data, count: field.len)
         if bytes.count >= UnpackAllocation.largeBytes, bytes.first.map({ $0 | 0x20 }) == UInt8(ascii: "d"),
-            let storage = UnpackAllocation.current?.take(cString)
+            let storage = UnpackAllocation.current?.take(data)
         {
             return try largeStringOrBlob(storage, count: bytes.count)
         }
@@ -105,8 +113,8 @@ enum StructCodec {
         return .string(String(decoding: bytes, as: UTF8.self))
     }
 
-    /// A large string whose storage was taken over from protobuf-c (`UnpackAllocation`; `count` bytes and
-    /// its NUL): a data URI is decoded in place and its blob is a slice of that storage, anything else
+    /// A large string whose storage was taken over from protobuf-c (`UnpackAllocation`; `count` bytes): a data
+    /// URI is decoded in place and its blob is a slice of that storage, anything else
     /// becomes a `String`.
     private static func largeStringOrBlob(_ storage: ByteBuffer, count: Int) throws -> Value {
         var storage = storage
@@ -135,7 +143,7 @@ enum StructCodec {
         let message: UnsafeMutablePointer<PBStruct> = arena.message(google__protobuf__struct__init)
         (message.pointee.n_fields, message.pointee.fields) = arena.repeated(object.entries) { key, value in
             let entry: UnsafeMutablePointer<PBEntry> = arena.message(google__protobuf__struct__fields_entry__init)
-            entry.pointee.key = arena.cString(key)
+            entry.pointee.key = arena.bytes(key)
             entry.pointee.value = encode(value, in: arena)
             return entry
         }
@@ -160,7 +168,7 @@ enum StructCodec {
             message.pointee.number_value = i.doubleValue
         case .string(let s):
             message.pointee.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE
-            message.pointee.string_value = arena.cString(s)
+            message.pointee.string_value = arena.bytes(s)
         case .blob(let blob):
             message.pointee.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE
             message.pointee.string_value = dataURI(blob, in: arena)
@@ -176,18 +184,17 @@ enum StructCodec {
         return message
     }
 
-    /// The data URI for `blob` as a NUL-terminated C string in `arena`, written in place without a `String`.
-    private static func dataURI(_ blob: Blob, in arena: ProtoArena) -> UnsafeMutablePointer<CChar> {
+    /// The data URI for `blob` in `arena`, written in place without a `String`.
+    private static func dataURI(_ blob: Blob, in arena: ProtoArena) -> ProtobufCBinaryData {
         let header = DataURI.header(for: blob)
         let total = header.count + Base64.encodedLength(blob.count)
-        let target = arena.array(of: UInt8.self, count: total + 1)!
+        let target = arena.array(of: UInt8.self, count: total)!
         let written = DataURI.write(
             blob,
             header: header,
             into: UnsafeMutableRawBufferPointer(start: target, count: total)
         )
-        target[written] = 0
-        return UnsafeMutableRawPointer(target).bindMemory(to: CChar.self, capacity: total + 1)
+        return ProtobufCBinaryData(len: written, data: target)
     }
 
     /// A repeated `Struct` field: the pointer array and its count.

@@ -19,7 +19,9 @@ import TriggerModel
 ///   form is a data-URI string; never a string the Struct decoder reads as a data URI, whose runner form is a
 ///   blob); `null_value` is 0 and `bool_value` 0 or 1 in one byte; `number_value` is finite (a client's NaN or
 ///   infinity is refused by the decoder, `StructCodec`; a runner's is carried by the decoding path);
-/// - strings (keys and values) are well-formed UTF-8 without NUL (`String(cString:)` would repair or cut them);
+/// - strings (keys and values) are well-formed UTF-8 (the decoders repair other bytes) without NUL (which the
+///   decoders carry since values and keys are generated as `bytes`, but a rare case is left to them: the ids, still
+///   C strings, share this check);
 /// - every length is a minimal varint of at most 5 bytes within its message;
 /// - objects and lists nest within `ProtoLimits.maxNestingDepth`, counted as `WireDepthGuard` counts them;
 /// - object entries and list values number at most `maxMembers` in all, counted as `WireDepthGuard` counts them.

@@ -17,17 +17,30 @@ import TriggerModel
 ///
 /// It also rejects what no protobuf parser accepts (truncated fields, 11-byte varints, field number 0,
 /// group wire types, which protobuf-c 1.4 does not support either), all as `.invalidArgument`.
+///
+/// With `checkingStrings` (a client's request) it also rejects a `string` field the schema knows
+/// (`WireSchema.stringField`) that is not well-formed UTF-8, as protobuf's own parsers do for proto3 strings
+/// (protobuf-go, C++ and upb refuse to parse them): protobuf-c does not check strings, and the decoders repaired
+/// bad bytes with U+FFFD, so a client's data reached the runner changed (protocol review 58, L12). A NUL is refused
+/// only in the fields protobuf-c still gives as C strings (ids, `secret` entries), which would cut it; values and
+/// object keys are generated as `bytes` and carry it (scripts/regen-protos.sh). A runner's answer is not checked
+/// here: its bytes must not fail a call that ran.
 enum WireDepthGuard {
-    static func check(_ bytes: ByteBuffer, as schema: WireSchema, what: String, maxMembers: Int = .max) throws {
-        try bytes.withUnsafeReadableBytes { try check($0, as: schema, what: what, maxMembers: maxMembers) }
+    static func check(
+        _ bytes: ByteBuffer, as schema: WireSchema, what: String, maxMembers: Int = .max, checkingStrings: Bool = false
+    ) throws {
+        try bytes.withUnsafeReadableBytes {
+            try check($0, as: schema, what: what, maxMembers: maxMembers, checkingStrings: checkingStrings)
+        }
     }
 
     static func check(
-        _ bytes: UnsafeRawBufferPointer, as schema: WireSchema, what: String, maxMembers: Int = .max
+        _ bytes: UnsafeRawBufferPointer, as schema: WireSchema, what: String, maxMembers: Int = .max,
+        checkingStrings: Bool = false
     ) throws {
-        var members = 0
+        var walker = Walker(maxMembers: maxMembers, checkingStrings: checkingStrings)
         do {
-            try walk(bytes, schema, depth: 0, members: &members, maxMembers: maxMembers)
+            try walker.walk(bytes, schema, depth: 0)
         } catch {
             switch error {
             case .tooDeep:
@@ -42,6 +55,12 @@ enum WireDepthGuard {
                 )
             case .invalid(let reason):
                 throw GatewayError(.invalidArgument, "malformed protobuf: not a valid \(what) (\(reason))")
+            case .badString(let field, let hasNUL):
+                throw GatewayError(
+                    .invalidArgument,
+                    hasNUL
+                        ? "\(what): \(field) holds a NUL byte, which this gateway cannot carry in a protobuf string"
+                        : "\(what): \(field) is not valid UTF-8 (a protobuf string must be)")
             }
         }
     }
@@ -50,47 +69,65 @@ enum WireDepthGuard {
         case tooDeep
         case tooWide
         case invalid(String)
+        /// A string field (named as `WireSchema.stringField` names it) that is not UTF-8, or holds a NUL.
+        case badString(field: String, hasNUL: Bool)
     }
 
-    private static func walk(
-        _ bytes: UnsafeRawBufferPointer, _ schema: WireSchema, depth: Int, members: inout Int, maxMembers: Int
-    ) throws(Malformed) {
-        var depth = depth
-        if schema.isContainer {
-            depth += 1
-            guard depth <= ProtoLimits.maxNestingDepth else { throw .tooDeep }
+    private struct Walker {
+        let maxMembers: Int
+        let checkingStrings: Bool
+        var members = 0
+
+        init(maxMembers: Int, checkingStrings: Bool) {
+            self.maxMembers = maxMembers
+            self.checkingStrings = checkingStrings
         }
-        var i = 0
-        while i < bytes.count {
-            let key = try varint(bytes, &i)
-            let field = key >> 3
-            guard field > 0, field <= 0x1FFF_FFFF else { throw .invalid("field number \(field)") }
-            switch key & 7 {
-            case 0:
-                _ = try varint(bytes, &i)
-            case 1:
-                try skip(8, bytes, &i)
-            case 5:
-                try skip(4, bytes, &i)
-            case 2:
-                let declared = try varint(bytes, &i)
-                guard declared <= UInt64(bytes.count - i) else { throw .invalid("truncated field \(field)") }
-                let length = Int(declared)
-                if let child = schema.child(field: field) {
-                    // A container's field 1 is one of its members (an entry, a list value).
-                    if schema.isContainer {
-                        members += 1
-                        guard members <= maxMembers else { throw .tooWide }
+
+        mutating func walk(_ bytes: UnsafeRawBufferPointer, _ schema: WireSchema, depth: Int) throws(Malformed) {
+            var depth = depth
+            if schema.isContainer {
+                depth += 1
+                guard depth <= ProtoLimits.maxNestingDepth else { throw .tooDeep }
+            }
+            var i = 0
+            while i < bytes.count {
+                let key = try varint(bytes, &i)
+                let field = key >> 3
+                guard field > 0, field <= 0x1FFF_FFFF else { throw .invalid("field number \(field)") }
+                switch key & 7 {
+                case 0:
+                    _ = try varint(bytes, &i)
+                case 1:
+                    try skip(8, bytes, &i)
+                case 5:
+                    try skip(4, bytes, &i)
+                case 2:
+                    let declared = try varint(bytes, &i)
+                    guard declared <= UInt64(bytes.count - i) else { throw .invalid("truncated field \(field)") }
+                    let length = Int(declared)
+                    if let child = schema.child(field: field) {
+                        // A container's field 1 is one of its members (an entry, a list value).
+                        if schema.isContainer {
+                            members += 1
+                            guard members <= maxMembers else { throw .tooWide }
+                        }
+                        try walk(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + length)]), child, depth: depth)
+                    } else if checkingStrings, let string = schema.stringField(field) {
+                        let start = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self) + i
+                        if !UTF8Validation.isWellFormed(start, count: length) {
+                            throw .badString(field: string.name, hasNUL: false)
+                        }
+                        if !string.carriesNUL, !UTF8Validation.isWellFormedWithoutNUL(start, count: length) {
+                            throw .badString(field: string.name, hasNUL: true)
+                        }
                     }
-                    try walk(
-                        UnsafeRawBufferPointer(rebasing: bytes[i..<(i + length)]), child, depth: depth,
-                        members: &members, maxMembers: maxMembers)
+                    i += length
+                default:
+                    throw .invalid("wire type \(key & 7) of field \(field)")
                 }
-                i += length
-            default:
-                throw .invalid("wire type \(key & 7) of field \(field)")
             }
         }
+
     }
 
     private static func varint(_ bytes: UnsafeRawBufferPointer, _ i: inout Int) throws(Malformed) -> UInt64 {
@@ -120,6 +157,8 @@ enum WireSchema {
     // pipeline.v1beta: `name = 1, inputs = 2, data = 3` for a pipeline and a release alike
     case namedTriggerRequest
     case triggerData
+    /// A `map<string, string>` entry (`TriggerData.secret`, `.connection_references`): key 1, value 2.
+    case stringMapEntry
     case triggerResponse
     case triggerMetadata
     case triggerTraceEntry
@@ -151,6 +190,23 @@ enum WireSchema {
         }
     }
 
+    /// A client request's `string` field, for `WireDepthGuard`'s UTF-8 check (nil for any other field): the
+    /// trigger requests' ids and the values a client sends, its name in messages, and whether the decoder keeps a
+    /// NUL in it (a field generated as `bytes`, scripts/regen-protos.sh) or would cut the string there (`char *`).
+    func stringField(_ field: UInt64) -> (name: String, carriesNUL: Bool)? {
+        switch (self, field) {
+        case (.triggerRequest, 1): ("namespace_id", false)
+        case (.triggerRequest, 2): ("pipeline_id", false)
+        case (.triggerRequest(release: true), 3): ("release_id", false)
+        case (.namedTriggerRequest, 1): ("name", false)
+        case (.stringMapEntry, 1): ("a map key", false)
+        case (.stringMapEntry, 2): ("a map value", false)
+        case (.pbStructEntry, 1): ("a Struct key", true)
+        case (.pbValue, 3): ("a string_value", true)
+        default: nil
+        }
+    }
+
     func child(field: UInt64) -> WireSchema? {
         switch (self, field) {
         case (.triggerRequest(let release), _):
@@ -162,6 +218,7 @@ enum WireSchema {
         case (.namedTriggerRequest, 2): .pbStruct
         case (.namedTriggerRequest, 3): .triggerData
         case (.triggerData, 1): .pbStruct
+        case (.triggerData, 2), (.triggerData, 3): .stringMapEntry
         case (.triggerResponse, 1): .pbStruct
         case (.triggerResponse, 2): .triggerMetadata
         case (.triggerMetadata, 1): .triggerTraceEntry

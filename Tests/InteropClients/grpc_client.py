@@ -133,13 +133,14 @@ def main():
             )
             out = {"outputs": outputs(r), "sha256": hashlib.sha256(payload).hexdigest()}
         elif scenario == "sdk-bytes":
-            # The exact bytes the Instill Python SDK sends, through a raw (identity) serializer.
+            # The exact bytes the Instill Python SDK sends, through a raw (identity) serializer; or the request
+            # given as hex (bytes protobuf's own serializer would not write, such as a string that is not UTF-8).
             call = channel.unary_unary(
                 "/pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline",
                 request_serializer=lambda b: b,
                 response_deserializer=lambda b: b,
             )
-            raw = call(SDK_BYTES, metadata=metadata)
+            raw = call(bytes.fromhex(extra[0]) if extra else SDK_BYTES, metadata=metadata)
             r = pipeline_pb2.TriggerNamespacePipelineResponse.FromString(raw)
             out = {"outputs": outputs(r)}
         elif scenario == "compressed":

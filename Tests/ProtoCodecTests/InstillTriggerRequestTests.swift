@@ -108,6 +108,60 @@ struct InstillTriggerRequestTests {
         }
     }
 
+    /// The SDK's request (`sdkHex`) with one string's bytes replaced, and the field the refusal names.
+    @Test(
+        "a string that is not UTF-8 is refused naming its field, not repaired with U+FFFD (review 58, L12)",
+        arguments: [
+            (sdkHex.replacing("68656c6c6f", with: "68656c6cff"), "a string_value is not valid UTF-8"),
+            (sdkHex.replacing("68656c6c6f", with: "68656cc328"), "a string_value is not valid UTF-8"),
+            (sdkHex.replacing("68656c6c6f", with: "6865eda080"), "a string_value is not valid UTF-8"),
+            (sdkHex.replacing("70726f6d7074", with: "70c0af6d7074"), "a Struct key is not valid UTF-8"),
+            (sdkHex.replacing("0a036e7331", with: "0a036eff31"), "namespace_id is not valid UTF-8"),
+            (
+                sdkHex.replacing("12057069706531", with: "120570697065f0"),
+                "pipeline_id is not valid UTF-8"
+            ),
+            (sdkHex.replacing("0a036e7331", with: "0a036e0031"), "namespace_id holds a NUL byte"),
+        ]
+    )
+    func invalidUTF8(hex: String, message: String) throws {
+        let error = #expect(throws: GatewayError.self) {
+            try InstillCodec.decodeTriggerRequest(ByteBuffer(hex: hex), release: false, maxBatch: 32)
+        }
+        #expect(error?.code == .invalidArgument)
+        #expect(
+            error?.message.hasPrefix("TriggerNamespacePipelineRequest: \(message)") == true,
+            "\(String(describing: error))")
+    }
+
+    @Test(
+        "a secret's key or value that is not UTF-8 is refused; two- to four-byte characters pass",
+        .enabled(if: Protoc.isAvailable))
+    func secretsAndMultibyte() async throws {
+        let valid = try await Protoc.encode(
+            "pipeline.pipeline.v1beta.TriggerNamespacePipelineRequest",
+            #"namespace_id: "n\303\251" pipeline_id: "p" data { variable { fields { key: "\342\202\254" value { string_value: "\360\237\230\200" } } } secret { key: "k" value: "v" } }"#
+        )
+        let decoded = try InstillCodec.decodeTriggerRequest(valid, release: false, maxBatch: 32)
+        #expect(decoded.ref.namespace == "n\u{E9}")
+        #expect(decoded.inputs[0].variables == ["\u{20AC}": .string("\u{1F600}")])
+        // namespace "n", pipeline "p", one data element: an empty variable and the secret `key: value` (hand-made:
+        // protoc will not write a string that is not UTF-8).
+        for (key, value, field) in [("ff", "76", "a map key"), ("6b", "ff", "a map value")] {
+            let bytes = ByteBuffer(hex: "0a016e" + "120170" + "220a" + "0a00" + "1206" + "0a01" + key + "1201" + value)
+            #expect(
+                throws: GatewayError(
+                    .invalidArgument,
+                    "TriggerNamespacePipelineRequest: \(field) is not valid UTF-8 (a protobuf string must be)")
+            ) {
+                try InstillCodec.decodeTriggerRequest(bytes, release: false, maxBatch: 32)
+            }
+        }
+        let plain = ByteBuffer(hex: "0a016e" + "120170" + "220a" + "0a00" + "1206" + "0a01" + "6b" + "1201" + "76")
+        #expect(
+            try InstillCodec.decodeTriggerRequest(plain, release: false, maxBatch: 32).inputs[0].secrets == ["k": "v"])
+    }
+
     @Test(
         "garbage is an invalid argument",
         arguments: [

@@ -41,12 +41,12 @@ typedef enum _Google__Protobuf__NullValue {
 struct  Google__Protobuf__Struct__FieldsEntry
 {
   ProtobufCMessage base;
-  char *key;
+  ProtobufCBinaryData key;
   Google__Protobuf__Value *value;
 };
 #define GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&google__protobuf__struct__fields_entry__descriptor) \
-    , (char *)protobuf_c_empty_string, NULL }
+    , {0,NULL}, NULL }
 
 
 /*
@@ -106,7 +106,7 @@ struct  Google__Protobuf__Value
     /*
      * Represents a string value.
      */
-    char *string_value;
+    ProtobufCBinaryData string_value;
     /*
      * Represents a boolean value.
      */

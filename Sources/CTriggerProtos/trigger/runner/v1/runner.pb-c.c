@@ -1702,11 +1702,11 @@ static const ProtobufCFieldDescriptor trigger__runner__v1__value__field_descript
     "string_value",
     4,
     PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
+    PROTOBUF_C_TYPE_BYTES,
     offsetof(Trigger__Runner__V1__Value, kind_case),
     offsetof(Trigger__Runner__V1__Value, string_value),
     NULL,
-    &protobuf_c_empty_string,
+    NULL,
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
@@ -1858,11 +1858,11 @@ static const ProtobufCFieldDescriptor trigger__runner__v1__entry__field_descript
     "key",
     1,
     PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
+    PROTOBUF_C_TYPE_BYTES,
     0,   /* quantifier_offset */
     offsetof(Trigger__Runner__V1__Entry, key),
     NULL,
-    &protobuf_c_empty_string,
+    NULL,
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },

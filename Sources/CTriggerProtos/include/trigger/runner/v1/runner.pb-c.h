@@ -323,7 +323,7 @@ struct  Trigger__Runner__V1__Value
     Trigger__Runner__V1__NullValue null_value;
     protobuf_c_boolean bool_value;
     double number_value;
-    char *string_value;
+    ProtobufCBinaryData string_value;
     Trigger__Runner__V1__ListValue *list_value;
     Trigger__Runner__V1__Object *object_value;
     Trigger__Runner__V1__Blob *blob_value;
@@ -362,12 +362,12 @@ struct  Trigger__Runner__V1__Object
 struct  Trigger__Runner__V1__Entry
 {
   ProtobufCMessage base;
-  char *key;
+  ProtobufCBinaryData key;
   Trigger__Runner__V1__Value *value;
 };
 #define TRIGGER__RUNNER__V1__ENTRY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&trigger__runner__v1__entry__descriptor) \
-    , (char *)protobuf_c_empty_string, NULL }
+    , {0,NULL}, NULL }
 
 
 /*
