@@ -179,6 +179,12 @@ package struct CraftMappings: Sendable, Equatable {
 
     // MARK: The SDK's form fields
 
+    /// The keys of an `InputSource` that each name where an input comes from: one at most (a null key, or
+    /// `is_null: false`, is not given; the SDK leaves unset ones out).
+    private static let inputSourceKeys = [
+        "endpoint_input_name", "constant_value", "environment_variable_name", "is_null", "datastore_path",
+    ]
+
     /// Parses `run_pipeline`'s `inputs_mapping` field: a JSON list of `InputSource` dicts.
     /// - Throws: `GatewayError(.invalidArgument)` naming the offending element, also for an
     ///   `environment_variable_name` (a client may not read the gateway's environment, review 23 H1);
@@ -199,9 +205,27 @@ package struct CraftMappings: Sendable, Equatable {
         else {
             throw GatewayError(.invalidArgument, "inputs_mapping must be a JSON list")
         }
+        var seen: Set<String> = []
         return try items.enumerated().map { (i, item) throws(GatewayError) in
             guard case .object(let o) = item, case .string(let name)? = o["pipeline_input_name"], !name.isEmpty else {
                 throw GatewayError(.invalidArgument, "inputs_mapping[\(i)] needs a pipeline_input_name")
+            }
+            // As `craft.deployments` refuses them (review 59, F10): a second mapping of one input, or one mapping
+            // with two sources, would have one win without a word.
+            guard seen.insert(name).inserted else {
+                throw GatewayError(.invalidArgument, "inputs_mapping[\(i)]: duplicate pipeline_input_name \"\(name)\"")
+            }
+            let given = Self.inputSourceKeys.filter { key in
+                switch o[key] {
+                case nil, .null?: false
+                case .bool(false)? where key == "is_null": false
+                default: true
+                }
+            }
+            guard given.count <= 1 else {
+                throw GatewayError(
+                    .invalidArgument, "inputs_mapping[\(i)] has more than one source (\(given.joined(separator: ", ")))"
+                )
             }
             let source: InputSource
             if case .string(let endpointName)? = o["endpoint_input_name"] {
@@ -250,11 +274,22 @@ package struct CraftMappings: Sendable, Equatable {
         else {
             throw GatewayError(.invalidArgument, "outputs_mapping must be a JSON list")
         }
+        var seen: Set<String> = []
+        var endpointNames: Set<String> = []
         return try items.enumerated().map { (i, item) throws(GatewayError) in
             guard case .object(let o) = item, case .string(let name)? = o["pipeline_output_name"], !name.isEmpty else {
                 throw GatewayError(.invalidArgument, "outputs_mapping[\(i)] needs a pipeline_output_name")
             }
+            guard seen.insert(name).inserted else {
+                throw GatewayError(
+                    .invalidArgument, "outputs_mapping[\(i)]: duplicate pipeline_output_name \"\(name)\"")
+            }
             if case .string(let endpointName)? = o["endpoint_output_name"] {
+                // Two outputs under one name: the result could hold only one of them (review 59, F2).
+                guard endpointNames.insert(endpointName).inserted else {
+                    throw GatewayError(
+                        .invalidArgument, "outputs_mapping[\(i)]: duplicate endpoint_output_name \"\(endpointName)\"")
+                }
                 return OutputMapping(pipelineOutputName: name, destination: .endpointOutput(endpointName))
             }
             if case .bool(true)? = o["is_null"] { return OutputMapping(pipelineOutputName: name, destination: .null) }

@@ -207,12 +207,13 @@ extension GatewayConfiguration {
             // Craft AI's periodic deployments have no endpoint: nothing may trigger them from outside.
         } else if let n = m["endpoint_url_path"] {
             let text = try reader.nonEmptyString(n, at: m.path("endpoint_url_path"))
-            // One segment under /endpoints/; "v1" would collide with the result route /endpoints/v1/….
-            guard text.utf8.allSatisfy(isNameByte), text != "v1" else {
+            // One segment under /endpoints/; "v1" would collide with the result route /endpoints/v1/…, and "." and
+            // ".." are dot segments that clients remove before sending (RFC 3986 §5.2.4: requests, curl).
+            guard text.utf8.allSatisfy(isNameByte), text != "v1", text != ".", text != ".." else {
                 throw reader.error(
                     m.path("endpoint_url_path"),
                     n,
-                    "must be one path segment of letters, digits, \".\", \"_\" and \"-\" (and not \"v1\")"
+                    "must be one path segment of letters, digits, \".\", \"_\" and \"-\" (and not \"v1\", \".\" or \"..\")"
                 )
             }
             deployment.endpointURLPath = text
@@ -264,6 +265,15 @@ extension GatewayConfiguration {
                 }
                 if mappings.contains(where: { $0.pipelineOutputName == pipelineName }) {
                     throw reader.error(itemPath, item, "duplicate pipeline_output_name")
+                }
+                // Two pipeline outputs into one endpoint output: the result could hold only one of them.
+                if case .endpointOutput(let endpointName) = destination,
+                    let other = mappings.first(where: { $0.destination == destination })
+                {
+                    throw reader.error(
+                        itemPath, item,
+                        "duplicate endpoint_output_name \"\(endpointName)\" (pipeline output \"\(other.pipelineOutputName)\" maps to it)"
+                    )
                 }
                 mappings.append(
                     CraftOutputMappingConfiguration(pipelineOutputName: pipelineName, destination: destination))

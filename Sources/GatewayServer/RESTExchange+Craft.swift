@@ -161,6 +161,23 @@ struct CraftExchange: Sendable {
         return principal
     }
 
+    /// The principal of a call under `/endpoints/`: `Authorization: EndpointToken <t>` (or `Bearer`) when the
+    /// header is sent, else `?token=` (what the SDK appends to result and file URLs), on the trigger and on both
+    /// result reads alike, as README's Craft AI section says (review 59, F3: the reads took only `?token=`).
+    /// - Throws: `.unauthenticated` naming both forms when neither is sent, "invalid token" for an unknown one.
+    private mutating func endpointPrincipal(target: String) throws -> String? {
+        let authenticator = services.authenticator
+        if let authorization {
+            return authenticated(try authenticator.authenticate(authorization: authorization))
+        }
+        let token = try RESTQuery(target: target).credential("token")
+        if authenticator.authRequired, token?.isEmpty ?? true {
+            throw GatewayError(
+                .unauthenticated, "missing endpoint token: send Authorization: EndpointToken <token>, or ?token=")
+        }
+        return authenticated(try authenticator.authenticate(token: token))
+    }
+
     private var operations: AsyncOperations {
         get throws {
             guard let operations = services.operations else {
@@ -332,16 +349,11 @@ struct CraftExchange: Sendable {
             try Self.checkMayTrigger(deployment, principal: principal)
             return try await execute(deployment, body: body, principal: principal)
         case .endpoint(let path):
-            let query = try RESTQuery(target: target)
-            let principal = authenticated(
-                authorization != nil
-                    ? try services.authenticator.authenticate(authorization: authorization)
-                    : try services.authenticator.authenticate(token: query.credential("token")))
+            let principal = try endpointPrincipal(target: target)
             return try await execute(
                 try await endpointDeployment(path, principal: principal), body: body, principal: principal)
         case .endpointExecution(let path, let id):
-            let principal = authenticated(
-                try services.authenticator.authenticate(token: try RESTQuery(target: target).credential("token")))
+            let principal = try endpointPrincipal(target: target)
             let deployment = try await endpointDeployment(path, principal: principal)
             guard
                 let operation = try await finishedExecution(
@@ -354,8 +366,7 @@ struct CraftExchange: Sendable {
             return CraftAnswer.json(
                 CraftAnswer.endpointOutputs(id: id, outputs, fileURLPrefix: base), requestID: requestID)
         case .endpointOutput(let path, let id, let name):
-            let principal = authenticated(
-                try services.authenticator.authenticate(token: try RESTQuery(target: target).credential("token")))
+            let principal = try endpointPrincipal(target: target)
             let deployment = try await endpointDeployment(path, principal: principal)
             guard
                 let operation = try await finishedExecution(

@@ -95,6 +95,58 @@ struct CraftMappingsTests {
         }
     }
 
+    /// Review 59, F10 and F2: the same mistakes `craft.deployments` refuses; before, the last entry or the first
+    /// source won without a word.
+    @Test(
+        "a run's mapping that maps one input twice, gives an input two sources, or sends two outputs to one name is refused",
+        arguments: [
+            (
+                true,
+                #"[{"pipeline_input_name":"x","constant_value":1},{"pipeline_input_name":"x","constant_value":2}]"#,
+                #"inputs_mapping[1]: duplicate pipeline_input_name "x""#
+            ),
+            (
+                true, #"[{"pipeline_input_name":"x","constant_value":1,"is_null":true}]"#,
+                "inputs_mapping[0] has more than one source (constant_value, is_null)"
+            ),
+            (
+                true, #"[{"pipeline_input_name":"x","endpoint_input_name":"a","constant_value":false}]"#,
+                "inputs_mapping[0] has more than one source (endpoint_input_name, constant_value)"
+            ),
+            (
+                false,
+                #"[{"pipeline_output_name":"o","is_null":true},{"pipeline_output_name":"o","endpoint_output_name":"p"}]"#,
+                #"outputs_mapping[1]: duplicate pipeline_output_name "o""#
+            ),
+            (
+                false,
+                #"[{"pipeline_output_name":"o","endpoint_output_name":"x"},{"pipeline_output_name":"q","endpoint_output_name":"x"}]"#,
+                #"outputs_mapping[1]: duplicate endpoint_output_name "x""#
+            ),
+        ])
+    func ambiguousRunMappings(inputs: Bool, json: String, message: String) {
+        let error = #expect(throws: GatewayError.self) {
+            if inputs {
+                _ = try CraftMappings.inputMappings(json: ByteBuffer(string: json), limits: .defaults)
+            } else {
+                _ = try CraftMappings.outputMappings(json: ByteBuffer(string: json), limits: .defaults)
+            }
+        }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message == message)
+    }
+
+    @Test("one source per input: a false constant, is_null false and null keys do not count as a second")
+    func oneSource() throws {
+        let inputs = try CraftMappings.inputMappings(
+            json: ByteBuffer(
+                string:
+                    #"[{"pipeline_input_name":"a","constant_value":false,"is_null":false,"endpoint_input_name":null},{"pipeline_input_name":"b","constant_value":0}]"#
+            ),
+            limits: .defaults)
+        #expect(inputs.map(\.source) == [.constant(.bool(false)), .constant(.number(0))])
+    }
+
     @Test("a configured deployment's mappings: its constants and defaults as configured")
     func fromConfiguration() throws {
         let deployment = CraftDeploymentConfiguration(

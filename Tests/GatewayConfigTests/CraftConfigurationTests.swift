@@ -218,6 +218,20 @@ struct CraftConfigurationTests {
                 "craft: {deployments: [{name: d, pipeline: p}, {name: e, pipeline: p, endpoint_url_path: d}]}",
                 "craft.deployments[1].endpoint_url_path"
             ),
+            // Dot segments: clients remove them before sending (review 59, F7).
+            (
+                "craft: {deployments: [{name: d, pipeline: p, endpoint_url_path: .}]}",
+                "craft.deployments[0].endpoint_url_path"
+            ),
+            (
+                "craft: {deployments: [{name: d, pipeline: p, endpoint_url_path: ..}]}",
+                "craft.deployments[0].endpoint_url_path"
+            ),
+            // Two pipeline outputs into one endpoint output (review 59, F2).
+            (
+                "craft: {deployments: [{name: d, pipeline: p, output_mappings: [{pipeline_output_name: a, endpoint_output_name: x}, {pipeline_output_name: b, endpoint_output_name: x}]}]}",
+                "craft.deployments[0].output_mappings[1]"
+            ),
             (
                 "craft: {deployments: [{name: d, pipeline: p, input_mappings: [{pipeline_input_name: a}]}]}",
                 "craft.deployments[0].input_mappings[0]"

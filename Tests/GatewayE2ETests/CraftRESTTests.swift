@@ -383,6 +383,23 @@ struct CraftRESTTests {
             #expect(response.status == 200, "\(response.bodyString)")
             response = try await client.request("GET", "/endpoints/v1/echo/executions/\(echoID)")
             #expect(response.status == 401, "\(response.bodyString)")
+            #expect(
+                (try json(response.body)["message"] as? String)
+                    == "missing endpoint token: send Authorization: EndpointToken <token>, or ?token=")
+            // The header, as README says endpoints take it, on both reads as on the trigger (review 59, F3: 401).
+            for scheme in ["EndpointToken", "Bearer"] {
+                for path in [
+                    "/endpoints/v1/echo/executions/\(echoID)", "/endpoints/v1/echo/executions/\(echoID)/outputs/a",
+                ] {
+                    response = try await client.request("GET", path, headers: [("authorization", "\(scheme) ALICE")])
+                    #expect(response.status == 200, "\(scheme) \(path): \(response.bodyString)")
+                    response = try await client.request("GET", path, headers: [("authorization", "\(scheme) BOB")])
+                    #expect(response.status == 404, "\(scheme) \(path): \(response.bodyString)")
+                }
+            }
+            response = try await client.request(
+                "GET", "/endpoints/v1/echo/executions/\(echoID)", headers: [("authorization", "EndpointToken NOPE")])
+            #expect(response.status == 401, "\(response.bodyString)")
         }
     }
 
