@@ -200,7 +200,7 @@ struct CraftExchange: Sendable {
                     "pipeline \"\(name)\" is a route of the gateway's configuration and cannot be deleted through "
                         + "the API: remove its route (and its craft.pipelines entry) and reload the configuration")
             }
-            let description = try await knownDescription(of: craft.ref(pipeline: name))
+            let description = try await knownDescription(of: craft.ref(pipeline: name), refusingUnknown: true)
             return CraftAnswer.json(CraftAnswer.pipeline(name: name, description), requestID: requestID)
         case .pipelines:
             _ = try await authenticate()
@@ -509,7 +509,14 @@ struct CraftExchange: Sendable {
     /// trigger-async and Abacus' `runPipeline` do): the route table says the pipeline is served, so it is
     /// described as taking any inputs, the SDK goes on, and its execution is stored and run when the runner is
     /// back. That answer is not cached: the next call asks the runner again.
-    private func knownDescription(of ref: PipelineRef) async throws -> PipelineDescription {
+    ///
+    /// With `refusingUnknown` (`get_pipeline`, which `run_pipeline` reads first to know which inputs are files) such
+    /// a runner is `.unavailable` (503) instead: described as taking any inputs, a file input given as a path went as
+    /// the path's string, and its execution ran later on that string and read Succeeded (review 59, F1). The SDK
+    /// raises the 503 before it sends anything.
+    private func knownDescription(of ref: PipelineRef, refusingUnknown: Bool = false) async throws
+        -> PipelineDescription
+    {
         _ = try services.dispatcher.pool(for: ref)
         do {
             return try await craft.descriptions.description(of: ref)
@@ -518,7 +525,13 @@ struct CraftExchange: Sendable {
         } catch is CancellationError {
             throw CancellationError()
         } catch {
-            return PipelineDescription()
+            guard refusingUnknown else { return PipelineDescription() }
+            let reason = (error as? GatewayError)?.message ?? "\(error)"
+            throw GatewayError(
+                .unavailable,
+                "pipeline \"\(ref.pipeline)\" cannot be described now (its runner: \(reason)), and no description of it "
+                    + "is kept: which of its inputs are files is unknown; retry when the runner is back, or declare "
+                    + "the pipeline in craft.pipelines")
         }
     }
 

@@ -91,6 +91,9 @@ extension CraftSDKTests {
                 pool: demo
                 webhook: {url: "http://127.0.0.1:\(port)/hooks", secret: s3cret, backoff: 1h}
             store: {retry_backoff: 100ms, max_retry_backoff: 200ms}
+            craft:
+              # Declared: a runner that is down cannot describe it, and get_pipeline would be 503 (review 59 F1).
+              pipelines: [{name: upper, inputs: [{name: prompt, data_type: string}]}]
             """
         try await withTestGateway(yaml: yaml) { gateway in
             async let waiting = Peers.craft(

@@ -407,7 +407,7 @@ struct CraftSDKTests {
     }
 
     @Test(
-        "with the http runner down, run_pipeline and trigger_endpoint (token and deployment paths) are accepted, not started (no start_date, no start in the log), one warning; the executions run when it is back and start then (review 23 M1)",
+        "with the http runner down, run_pipeline of a declared pipeline and trigger_endpoint (token and deployment paths) are accepted, not started (no start_date, no start in the log), one warning; the executions run when it is back and start then (review 23 M1); run_pipeline of a pipeline never described is 503 (review 59 F1)",
         .timeLimit(.minutes(2))
     )
     func runnerDownRefusesNothing() async throws {
@@ -416,15 +416,31 @@ struct CraftSDKTests {
             host: "127.0.0.1", port: 0, runner: DemoPipelines(), group: MultiThreadedEventLoopGroup.singleton)
         let port = try #require(first.localAddress?.port)
         try await first.close()
+        // `upper` is declared (`craft.pipelines`): its description needs no runner. `echo` is not, and its runner has
+        // never described it.
         let yaml = """
             pools:
               - {name: runner, transport: http, connect_timeout: 1s, endpoints: ["127.0.0.1:\(port)"]}
             routes:
               - {namespace: demo, pipeline: upper, pool: runner}
+              - {namespace: demo, pipeline: echo, pool: runner}
+            craft:
+              pipelines:
+                - {name: upper, inputs: [{name: prompt, data_type: string}]}
             store: {max_attempts: 50, retry_backoff: 100ms, max_retry_backoff: 200ms}
             """
         let log = RecordedLog()
         try await withTestGateway(yaml: yaml, log: log) { gateway in
+            // Which of echo's inputs are files is unknown: described as taking any inputs, a file given as a path
+            // would go as the path's string and run later on it. get_pipeline is 503, which the SDK raises first.
+            let undescribed = try await Peers.craft("run_nowait", port: gateway.port, ["echo", #"{"prompt":"x"}"#])
+            let refusal = try error(undescribed)
+            #expect(refusal["status_code"] as? Int == 503, "\(undescribed)")
+            #expect(refusal["name"] as? String == "UNAVAILABLE", "\(undescribed)")
+            #expect((refusal["message"] as? String)?.contains("cannot be described now") == true, "\(undescribed)")
+            #expect(count(undescribed, status: 503, pathContaining: "/api/v1/pipelines/echo") == 1, "\(undescribed)")
+            #expect(count(undescribed, status: 200, pathContaining: "/api/v1/pipelines/echo/run") == 0, "\(undescribed)")
+
             // run_pipeline asks GET /api/v1/pipelines/upper first; trigger_endpoint GET /api/v1/deployments/upper
             // (no endpoint token) or POST /endpoints/upper (with one).
             var ids: [String] = []
