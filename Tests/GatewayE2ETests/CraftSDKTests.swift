@@ -439,7 +439,8 @@ struct CraftSDKTests {
             #expect(refusal["name"] as? String == "UNAVAILABLE", "\(undescribed)")
             #expect((refusal["message"] as? String)?.contains("cannot be described now") == true, "\(undescribed)")
             #expect(count(undescribed, status: 503, pathContaining: "/api/v1/pipelines/echo") == 1, "\(undescribed)")
-            #expect(count(undescribed, status: 200, pathContaining: "/api/v1/pipelines/echo/run") == 0, "\(undescribed)")
+            #expect(
+                count(undescribed, status: 200, pathContaining: "/api/v1/pipelines/echo/run") == 0, "\(undescribed)")
 
             // run_pipeline asks GET /api/v1/pipelines/upper first; trigger_endpoint GET /api/v1/deployments/upper
             // (no endpoint token) or POST /endpoints/upper (with one).
