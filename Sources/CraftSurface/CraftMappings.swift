@@ -152,14 +152,17 @@ package struct CraftMappings: Sendable, Equatable {
         package var pipelineOutputName: String
         /// nil for an output the mapping drops (`is_null`).
         package var endpointOutputName: String?
-        /// Craft AI's `mapping_type`: `endpoint` (passed on) or `is_null` (dropped).
+        /// Craft AI's `mapping_type`: `endpoint` (passed on by a mapping, or any output of a deployment's
+        /// execution), `run` (an output no mapping mentions, of a `run_pipeline` execution) or `is_null` (dropped).
         package var mappingType: String
         package var value: Value
     }
 
     /// Every pipeline output with where it goes: a mapped output where its mapping says (renamed, or dropped
-    /// by `is_null`), any other under its own name (as `run_pipeline`'s partial `outputs_mapping` expects).
-    package func mappedOutputs(_ outputs: ValueObject) -> [MappedOutput] {
+    /// by `is_null`), any other under its own name (as `run_pipeline`'s partial `outputs_mapping` expects), its
+    /// `mapping_type` `unmappedType`: `run` for a `run_pipeline` execution (as its inputs read, and as the SDK's
+    /// `get_pipeline_execution` documents a run's outputs: review 59, F4), `endpoint` for a deployment's.
+    package func mappedOutputs(_ outputs: ValueObject, unmappedType: String = "endpoint") -> [MappedOutput] {
         outputs.map { entry in
             switch self.outputs?.first(where: { $0.pipelineOutputName == entry.key })?.destination {
             case .endpointOutput(let name)?:
@@ -171,7 +174,7 @@ package struct CraftMappings: Sendable, Equatable {
                     pipelineOutputName: entry.key, endpointOutputName: nil, mappingType: "is_null", value: entry.value)
             case nil:
                 return MappedOutput(
-                    pipelineOutputName: entry.key, endpointOutputName: entry.key, mappingType: "endpoint",
+                    pipelineOutputName: entry.key, endpointOutputName: entry.key, mappingType: unmappedType,
                     value: entry.value)
             }
         }

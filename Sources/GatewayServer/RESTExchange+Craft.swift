@@ -346,6 +346,14 @@ struct CraftExchange: Sendable {
             // `/endpoints/{path}` (review 23 H2: this path had skipped it).
             let principal = try await authenticate()
             let deployment = try await existingDeployment(named: name)
+            // A periodic deployment runs on its schedule only (README: it has no endpoint); a run from here would
+            // bypass a pause and its `overlap` policy (review 59, F6). The SDK refuses it on its token path too.
+            guard deployment.executionRule == .endpoint else {
+                throw GatewayError(
+                    .failedPrecondition,
+                    "deployment \"\(name)\" is periodic: it runs on its schedule (craft.\(name)) and cannot be "
+                        + "triggered; pause or resume the schedule at /v1beta/schedules/craft.\(name)")
+            }
             try Self.checkMayTrigger(deployment, principal: principal)
             return try await execute(deployment, body: body, principal: principal)
         case .endpoint(let path):
@@ -745,7 +753,8 @@ struct CraftExchange: Sendable {
         if let error = OperationView.error(operation) { throw CraftStoredFailure(error: error) }
         let outputs = CraftExecution.values(of: operation.result?.outputs ?? [])
         let mappings = try CraftMappings(outputsLabel: operation.request.labels[CraftLabels.outputsMapping])
-        let mapped = mappings.mappedOutputs(outputs)
+        let mapped = mappings.mappedOutputs(
+            outputs, unmappedType: operation.request.labels[CraftLabels.deployment] == nil ? "run" : "endpoint")
         let delivered = ValueObject(
             mapped.compactMap { $0.endpointOutputName == nil ? nil : ($0.pipelineOutputName, $0.value) })
         return (mapped, ioCap(of: operation).excess(delivered, what: "outputs"))
@@ -976,7 +985,10 @@ enum CraftAnswer {
         object["outputs"] = .list(
             outputs.map { output in
                 var mapping = ValueObject()
-                if let name = output.endpointOutputName { mapping["endpoint_output_name"] = .string(name) }
+                if let name = output.endpointOutputName {
+                    // A run's own output is named as Craft AI names it (`run_output_name`, which the SDK drops).
+                    mapping[output.mappingType == "run" ? "run_output_name" : "endpoint_output_name"] = .string(name)
+                }
                 var item: ValueObject = [
                     "pipeline_output_name": .string(output.pipelineOutputName),
                     "data_type": .string(dataType(output.value)),
@@ -1086,7 +1098,7 @@ enum CraftAnswer {
                 "mapping_type": .string(output.mappingType),
             ]
             if let name = output.endpointOutputName {
-                o["endpoint_output_name"] = .string(name)
+                if output.mappingType != "run" { o["endpoint_output_name"] = .string(name) }
                 if dataType(output.value) != "file" { o["value"] = output.value }
             }
             return .object(o)

@@ -52,6 +52,9 @@ struct CraftMappingsTests {
         let outputs = mappings.mappedOutputs(["a": .number(1), "b": .number(2), "c": .number(3)])
         #expect(outputs.map(\.endpointOutputName) == ["A", nil, "c"])
         #expect(outputs.map(\.mappingType) == ["endpoint", "is_null", "endpoint"])
+        // A run's unmapped output is the run's; what a mapping says stays.
+        let ofRun = mappings.mappedOutputs(["a": .number(1), "b": .number(2), "c": .number(3)], unmappedType: "run")
+        #expect(ofRun.map(\.mappingType) == ["endpoint", "is_null", "run"])
         let restored = try CraftMappings(outputsLabel: mappings.outputsLabel)
         #expect(restored.outputs == mappings.outputs)
         #expect(CraftMappings().outputsLabel == nil)

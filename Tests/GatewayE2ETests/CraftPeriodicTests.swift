@@ -180,6 +180,15 @@ struct CraftPeriodicTests {
             response = try await client.request("GET", "/api/v1/executions/\(tick)", headers: bearer)
             #expect(response.status == 200, "\(response.bodyString)")
 
+            // It runs on its schedule only: an ad-hoc run (trigger_endpoint's path without a token) would bypass a
+            // pause and the overlap policy (review 59, F6: it was 200, paused or not).
+            response = try await client.request(
+                "POST", "/api/v1/deployments/beat/executions",
+                headers: bearer + [("content-type", "application/json")], body: ByteBuffer(string: #"{"prompt":"x"}"#))
+            #expect(response.status == 409, "\(response.bodyString)")
+            #expect((try json(response.body)["name"] as? String) == "FAILED_PRECONDITION", "\(response.bodyString)")
+            #expect(response.bodyString.contains("is periodic"), "\(response.bodyString)")
+
             // Alice's own finished execution she deletes.
             let own = try await CraftRESTTests.run(
                 client, try await CraftRESTTests.accessToken(client, sdkToken: "ALICE-SECRET"), "upper",

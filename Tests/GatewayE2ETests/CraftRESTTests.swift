@@ -134,7 +134,9 @@ struct CraftRESTTests {
             let outputs = try #require(try json(response.body)["outputs"] as? [[String: Any]])
             #expect(outputs.first?["pipeline_output_name"] as? String == "ms")
             #expect(outputs.first?["data_type"] as? String == "number")
-            #expect(outputs.first?["mapping_type"] as? String == "endpoint")
+            // A run's own output (review 59, F4: it read "endpoint", as a deployment's).
+            #expect(outputs.first?["mapping_type"] as? String == "run")
+            #expect(outputs.first?["endpoint_output_name"] == nil)
             #expect(outputs.first?["value"] as? Int == 300)
 
             // Outlasts the wait: held the whole wait, then 307 with Location to the same target.

@@ -608,7 +608,11 @@ struct CraftSDKTests {
             #expect((inputs.first?["value"] as? [String: Any])?["hex"] as? String == "00ff10ab", "\(answer)")
             let outputs = try #require(execution["outputs"] as? [[String: Any]], "\(answer)")
             #expect(outputs.first?["pipeline_output_name"] as? String == "doc")
-            #expect(outputs.first?["destination"] as? String == "endpoint")
+            // A run's own output, as its input (review 59, F4: it read "endpoint"); `run_output_name` is dropped by
+            // the SDK.
+            #expect(outputs.first?["destination"] as? String == "run", "\(answer)")
+            #expect(outputs.first?["endpoint_output_name"] == nil, "\(answer)")
+            #expect(outputs.first?["run_output_name"] == nil, "\(answer)")
             #expect((outputs.first?["value"] as? [String: Any])?["hex"] as? String == "00ff10ab", "\(answer)")
             #expect(count(answer, status: 200, pathContaining: "/executions/\(id)/inputs/doc") == 1, "\(answer)")
             #expect(count(answer, status: 200, pathContaining: "/executions/\(id)/outputs/doc") == 1, "\(answer)")
