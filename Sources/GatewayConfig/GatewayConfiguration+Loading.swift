@@ -195,6 +195,16 @@ extension GatewayConfiguration {
                     "is shorter than \(Self.shortTokenLength) characters: use a long random token (openssl rand -hex 16)"
                 )
             }
+            // craft-ai-sdk appends an endpoint token to a file output's URL unencoded (`?token={t}`, CLIENTS.md): a
+            // `&`, `#` or `%` there ends or changes the query, and the download is refused (review 59, F5).
+            if token.utf8.contains(where: {
+                $0 == UInt8(ascii: "&") || $0 == UInt8(ascii: "#") || $0 == UInt8(ascii: "%")
+            }) {
+                reader.warn(
+                    entry.path("token"), tokenNode,
+                    "holds &, # or %, which craft-ai-sdk sends unencoded in ?token= (its file downloads then fail): "
+                        + "use letters, digits and -._~+/= (openssl rand -hex 16)")
+            }
             if let first = tokens.firstIndex(where: { $0.token == token }) {
                 // Never echo the secret itself.
                 throw reader.error(entry.path("token"), tokenNode, "duplicate token (same as tokens[\(first)].token)")

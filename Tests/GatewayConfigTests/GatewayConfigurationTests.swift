@@ -352,6 +352,23 @@ struct GatewayConfigurationWarningTests {
         #expect(try GatewayConfiguration.parse(yaml: "{}", source: "gw.yaml").warnings.isEmpty)
     }
 
+    /// Review 59, F5: craft-ai-sdk appends an endpoint token to file URLs unencoded, so `&`, `#`, `%` break it.
+    @Test("a token holding &, # or % is warned of at its path, naming the SDK; base64 and hex tokens are not")
+    func tokenCharacters() throws {
+        for (token, warned) in [
+            ("we&ird-0123456789abc", true), ("hash#0123456789abcdef", true), ("pct%250123456789abc", true),
+            ("ab+cd/ef==0123456789", false), ("0123456789abcdef0123", false),
+        ] {
+            let config = try GatewayConfiguration.parse(
+                yaml: "tokens: [{name: a, token: \"\(token)\"}]", source: "gw.yaml")
+            let warnings = config.warnings.map(\.description)
+            #expect(
+                warnings.contains { $0.hasPrefix("gw.yaml: tokens[0].token: holds &, # or %, which craft-ai-sdk") }
+                    == warned, "\(token): \(warnings)")
+            #expect(!warnings.contains { $0.contains(token) }, "the secret is never echoed: \(warnings)")
+        }
+    }
+
     /// Review 21, I2: a pool no route names (staged, or a typo in a route's pool) is said once, at the pool.
     @Test("a pool no route uses: one warning at pools[i] naming it; every pool routed: none")
     func poolNoRouteUses() throws {
