@@ -6,12 +6,12 @@ package import TriggerModel
 /// several sharing work).
 ///
 /// Contract every implementation keeps (the shared suite in `Tests/OperationStoreTests` checks it):
-/// - what a method returns is committed (durable) before it returns; a store it cannot reach answers
-///   `GatewayError(.unavailable)`, never an id that was not stored. One exception: a store may answer `claim`
-///   before the claim is durable (PostgreSQL commits claims with `synchronous_commit = off`). A claim lost in a
-///   crash of the store leaves its operations as they were before it, which is where its leases would have
-///   expired to: they are claimed again, and the lost claim's owner is fenced (`complete`, `fail`,
-///   `renewLease`, `release` answer false). A claim is durable once any later durable write is;
+/// - what a method returns is committed (durable) before it returns, a claim included (a run starts only on a
+///   claim a crash of the store keeps: one lost made another instance run the operation again while its owner
+///   ran it too, cluster review 59 H1); a store it cannot reach answers `GatewayError(.unavailable)`, never an id
+///   that was not stored. A claim lost anyway (a failover to a standby that had not received it) leaves its
+///   operations as they were before it, which is where its leases would have expired to: they are claimed again,
+///   and the lost claim's owner is fenced (`complete`, `fail`, `renewLease`, `release` answer false);
 /// - a claim hands an operation to one owner at a time, and only the current owner of a running operation
 ///   may finish it, so no operation ends with two results;
 /// - blobs above the store's inline limit live outside the operation rows (files or a side table), written

@@ -38,17 +38,33 @@ final class ConnectionRefusalDiagnosis: Sendable {
                 try await probe()
             } catch {
                 logger.warning(
-                    """
-                    PostgreSQL refuses the gateway's new connections: store calls wait for the connections the pool \
-                    has; lower store.max_connections (the pool's size; the gateway holds one session more) or raise \
-                    the server's max_connections or the role's CONNECTION LIMIT
-                    """,
+                    Self.advice(for: "\(error)"),
                     metadata: [
                         "error": "\(error)",
                         "store.max_connections": .stringConvertible(poolSize),
                     ])
             }
         }
+    }
+}
+
+extension ConnectionRefusalDiagnosis {
+    /// What to do about a refusal, by the probe's error as `PostgresErrorDescription` words it: `cannot_connect_now`
+    /// (SQLSTATE 57P03) is a server starting up, shutting down or recovering, which every restart and failover
+    /// passes through and no pool size changes (cluster review 59, L3: it told operators to resize their pools);
+    /// anything else is a limit on connections (53300 `too_many_connections`, 53000) or another refusal.
+    static func advice(for error: String) -> Logger.Message {
+        if error.hasSuffix("(SQLSTATE 57P03)") {
+            return """
+                PostgreSQL refuses new connections while it starts up, shuts down or recovers: store calls wait for \
+                the connections the pool has, and the pool connects again once the server accepts connections
+                """
+        }
+        return """
+            PostgreSQL refuses the gateway's new connections: store calls wait for the connections the pool \
+            has; lower store.max_connections (the pool's size; the gateway holds one session more) or raise \
+            the server's max_connections or the role's CONNECTION LIMIT
+            """
     }
 }
 

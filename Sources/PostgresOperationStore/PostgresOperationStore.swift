@@ -416,14 +416,15 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    /// The `OperationStore` claim, committed asynchronously (`synchronous_commit = off`): the answer does not wait
-    /// for the claim's WAL flush, which took one flush per claim round and made concurrent accepts wait behind it
-    /// (bench/README.md, branch pgstore). A claim lost in a server crash leaves its rows as they were before it:
-    /// queued, or running under an expired lease. That is the state an expired lease of this claim would reach:
-    /// the rows are claimed again, and this owner's `complete`, `fail`, `renewLease` and `release` answer false
-    /// (they are fenced by state and lease owner), so the run is repeated, never finished twice. A claim is never
-    /// lost once anything durable follows it: every synchronous commit (an accept, a completion) flushes the WAL
-    /// written before it, the claim's included, so a stored result never refers to a lost claim.
+    /// The `OperationStore` claim, committed durably (the session's `synchronous_commit`, on): its answer waits for
+    /// the claim's WAL flush, so a run starts only on a claim a server crash keeps. Claims committed with
+    /// `synchronous_commit = off` (`_claim3`, bench/README.md branch pgstore: one flush fewer per claim round) were
+    /// lost in a crash within the WAL writer's delay after them: the rows went back to queued with `attempts` 0, and
+    /// another instance ran them again as a first run while their owner, alive, ran them too (cluster review 59,
+    /// H1; README promises no second run for an owner that is alive and reaches the store). A claim lost anyway (a
+    /// failover to a standby that had not received it) leaves its rows as they were before it, where an expired
+    /// lease of this claim would leave them: claimed again, and this owner's `complete`, `fail`, `renewLease` and
+    /// `release` answer false (fenced by state and lease owner), so the run is repeated, never finished twice.
     package func claim(
         owner: String,
         leaseDuration: Duration,
@@ -500,9 +501,8 @@ package final class PostgresOperationStore: OperationStore {
     /// visited every operation since the last VACUUM: 22 206 `_queued` entries for 1 176 queued rows at 22 000
     /// rows; by hand, 1 028 buffers a claim of 16 against 447 (bench/README.md, branch pgaccept).
     ///
-    /// `synchronous_commit = off` by `set_config(…, true)` inside: the claim's implicit transaction commits without
-    /// waiting for its WAL flush (see `claim`); a `SET LOCAL` of a variable that the function's own `SET` clauses do
-    /// not name outlives the function until the transaction ends.
+    /// It commits with the session's `synchronous_commit` (see `claim`): `_claim3`, its body otherwise the same, set
+    /// it off for its transaction (`set_config(…, true)`), and lost claims in a server crash (cluster review 59, H1).
     ///
     /// Additive: an earlier instance sharing the database keeps sending its own statement. Created at every start
     /// when its stored body differs, like the batch procedures; a later version that changes what it does must give
@@ -511,17 +511,17 @@ package final class PostgresOperationStore: OperationStore {
     /// (the twenty-sixth session, review 25 H1 and M1) compares leases on the lease clock (`$7`, not `$3`) and takes
     /// over other owners' expired leases only as `LeaseTakeover` allows (`$8`, `$9`). `_claim` and `_claim2` are no
     /// longer made (an earlier instance of a rolling upgrade makes and calls its own; until it stops, it still takes
-    /// over any expired lease on its own clock).
+    /// over any expired lease on its own clock). `_claim4` (the fifty-ninth session) is `_claim3` committed durably;
+    /// `_claim3` is no longer made.
     ///
     /// Its rows are `(claimed_operation <operations>, previous_lease_owner text)`: the table's row type whole, so the
     /// function does not restate the table's columns. PL/pgSQL makes those names variables inside the body, which
     /// therefore never uses them as column names.
     var claimFunction: (name: String, body: String, sql: String) {
-        let name = "\(operations)_claim3"
+        let name = "\(operations)_claim4"
         let body = """
 
             BEGIN
-                PERFORM set_config('synchronous_commit', 'off', true);
                 RETURN QUERY \(claimStatement);
             END
 

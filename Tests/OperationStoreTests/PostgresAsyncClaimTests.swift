@@ -6,13 +6,13 @@ import PostgresNIO
 import Testing
 import TriggerModel
 
-/// The PostgreSQL store commits claims with `synchronous_commit = off` (bench/README.md, branch pgstore): a claim's
-/// answer does not wait for its WAL flush. What that may lose is a claim itself, in a server crash; these tests
-/// check that the setting stays inside the claim's own statement, and that a lost claim is what an expired lease
-/// is: the run it started is fenced and the operation is claimed again.
-@Suite("PostgreSQL asynchronous claims")
+/// The PostgreSQL store commits claims durably (`_claim4`, cluster review 59 H1; `_claim3` committed them with
+/// `synchronous_commit = off`, bench/README.md branch pgstore). A claim may still be lost in a failover to a standby
+/// that had not received it; these tests check that the connection's setting stays on around a claim, and that a
+/// lost claim is what an expired lease is: the run it started is fenced and the operation is claimed again.
+@Suite("PostgreSQL claims: durable, and a lost one fenced")
 struct PostgresAsyncClaimTests {
-    @Test("a claim's synchronous_commit = off ends with its statement: the connection commits later writes durably")
+    @Test("the connection's synchronous_commit is on before, after and (PostgresClaimIndexTests) during a claim")
     func settingStaysInTheClaim() async throws {
         try await StoreHarness.with(.postgres) { harness, store in
             // One connection, so the claim and the statements after it share it.
@@ -52,8 +52,7 @@ struct PostgresAsyncClaimTests {
             let lost = try await store.claim(owner: "A", leaseDuration: .seconds(60), limit: 1, now: t0)
             #expect(lost.map(\.id) == [operation.id])
 
-            // Crash recovery replays the WAL up to the last flush; the claim's commit record was not in it, so the
-            // row is as the enqueue left it.
+            // A failover to a standby that had not received the claim: the row is as the enqueue left it.
             try await postgres.client.query(
                 """
                 UPDATE \(unescaped: table) SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, \

@@ -79,7 +79,7 @@ struct PostgresRoutineTests {
         #expect(
             texts.claim == """
                 SELECT ROW(\(PostgresOperationStore.selectColumns), previous_lease_owner) FROM (SELECT \
-                (c.claimed_operation).*, c.previous_lease_owner FROM \(operations)_claim3($1, $2, $3, $4, $5, $6, $7, $8, \
+                (c.claimed_operation).*, c.previous_lease_owner FROM \(operations)_claim4($1, $2, $3, $4, $5, $6, $7, $8, \
                 $9) AS c) AS c
                 """)
         #expect(
@@ -189,10 +189,12 @@ struct PostgresRoutineTests {
         // The twenty-sixth session's: `_claim3` compares leases on the server's clock and holds other owners'
         // expired leases back as the caller and the server's uptime say (review 25 H1, M1).
         "tg_operations_claim3": 0x5484_3a11_8f6e_0bdf,
+        // The fifty-ninth session's: `_claim4` is `_claim3` committed durably (cluster review 59, H1).
+        "tg_operations_claim4": 0x2c83_511e_16e3_5c53,
     ]
 
     @Test(
-        "every routine keeps the body and settings its name was released with; `_complete`, `_claim` and `_claim2` are no longer made"
+        "every routine keeps the body and settings its name was released with; `_complete`, `_claim`, `_claim2` and `_claim3` are no longer made"
     )
     func releasedBodiesUnchanged() async throws {
         guard let configuration = try Self.configuration() else { return }
@@ -212,5 +214,6 @@ struct PostgresRoutineTests {
         #expect(current["tg_operations_complete"] == nil)
         #expect(current["tg_operations_claim"] == nil, "replaced by _claim2; earlier instances make their own")
         #expect(current["tg_operations_claim2"] == nil, "replaced by _claim3; earlier instances make their own")
+        #expect(current["tg_operations_claim3"] == nil, "replaced by _claim4; earlier instances make their own")
     }
 }
