@@ -40,11 +40,13 @@ package final class Scheduler: Service {
         case skippedOverlap = "skipped_overlap"
         /// The schedule was paused.
         case skippedPaused = "skipped_paused"
-        /// Due while no instance ran, and outside the catch-up window.
+        /// Due but never fired: outside the catch-up window (by default every due tick but the latest) when the
+        /// schedule could not run at its time (every instance down, or the store unreachable), one per tick.
         case missed
         /// Started by `POST /v1beta/schedules/{name}:trigger`.
         case manual
-        /// The store could not be reached; the tick is retried while it is still due.
+        /// A pass that could not reach the store, one per retry (every `retryInterval`): its tick is tried again
+        /// while it is the latest due; older ones are `missed` (or fired, within the catch-up window) once it can.
         case failed
     }
 
@@ -158,6 +160,10 @@ package final class Scheduler: Service {
             catchupWindow: schedule.catchupWindow
         )
         if let latest = due.latest {
+            // Every due tick is handled, fired or not: those not fired were missed (cluster review 59, M2: the ticks
+            // of a store outage with every instance up went uncounted, and no line said so).
+            let missed =
+                schedule.cron.tickCount(after: state.lastTick, through: now, in: schedule.timeZone) - due.fire.count
             if state.pausedOverride ?? schedule.paused {
                 count(schedule.name, .skippedPaused)
                 state = try await stateStore.recordScheduleTick(name: schedule.name, tick: latest, operationID: nil)
@@ -165,13 +171,21 @@ package final class Scheduler: Service {
                 for tick in due.fire {
                     state = try await fire(schedule, tick: tick, state: state)
                 }
-                if due.fire.last != latest {
-                    // Outside the catch-up window: handled, not fired.
-                    count(schedule.name, .missed)
-                    logger.info(
-                        "missed tick not fired: older than the catch-up window",
-                        metadata: ["schedule": "\(schedule.name)", "schedule.tick": "\(ScheduleRunKey.format(latest))"]
+                if missed > 0 {
+                    count(schedule.name, .missed, by: missed)
+                    logger.warning(
+                        """
+                        missed ticks not fired: due while the schedule could not run (every instance down, or the \
+                        store unreachable), outside its catchup_window
+                        """,
+                        metadata: [
+                            "schedule": "\(schedule.name)", "schedule.ticks_missed": "\(missed)",
+                            "schedule.tick": "\(ScheduleRunKey.format(latest))",
+                        ]
                     )
+                }
+                if due.fire.last != latest {
+                    // The latest itself outside the catch-up window: handled, not fired.
                     state = try await stateStore.recordScheduleTick(name: schedule.name, tick: latest, operationID: nil)
                 }
             }
@@ -348,9 +362,9 @@ package final class Scheduler: Service {
 
     // MARK: Metrics
 
-    private func count(_ name: String, _ outcome: Outcome) {
-        counts.withLock { $0[name, default: [:]][outcome, default: 0] += 1 }
-        operations.metrics?.schedules.recordTick(schedule: name, outcome: outcome.rawValue)
+    private func count(_ name: String, _ outcome: Outcome, by ticks: Int = 1) {
+        counts.withLock { $0[name, default: [:]][outcome, default: 0] += ticks }
+        operations.metrics?.schedules.recordTick(schedule: name, outcome: outcome.rawValue, count: ticks)
     }
 
     /// How many ticks this instance handled, by schedule and outcome.

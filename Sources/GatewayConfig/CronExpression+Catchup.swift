@@ -29,6 +29,29 @@ extension CronExpression {
         return (fireTimes(after: start, through: now, in: timeZone, limit: limit), latest)
     }
 
+    /// How many ticks fall in `(start, end]`, counted up to `limit`: the ticks a scheduler pass handles, fired or
+    /// missed (`dueTicks` fires only some of them). A long outage of a fast cron schedule is not walked tick by
+    /// tick past `limit`; `@every` is counted by arithmetic.
+    package func tickCount(after start: Date, through end: Date, in timeZone: TimeZone, limit: Int = 10_000) -> Int {
+        guard start < end else { return 0 }
+        if case .every(let interval) = kind {
+            // Ticks are the whole seconds that are multiples of `interval`: those up to `end`, less those up to
+            // `start`.
+            func multiples(through date: Date) -> Int64 {
+                let seconds = Int64(date.timeIntervalSince1970.rounded(.down))
+                return seconds >= 0 ? seconds / interval : (seconds - interval + 1) / interval
+            }
+            return Int(min(Int64(limit), max(0, multiples(through: end) - multiples(through: start))))
+        }
+        var count = 0
+        var cursor = start
+        while count < limit, let next = nextFire(after: cursor, in: timeZone), next <= end {
+            count += 1
+            cursor = next
+        }
+        return count
+    }
+
     /// The newest fire time in `(start, end]`. Cron has no "previous fire time", so look back from `end` over
     /// growing spans: the first span holding a tick holds the newest one.
     package func latestFire(after start: Date, through end: Date, in timeZone: TimeZone) -> Date? {

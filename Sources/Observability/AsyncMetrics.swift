@@ -371,9 +371,9 @@ package final class ScheduleMetrics: Sendable {
         self.registry = registry
     }
 
-    /// One tick or manual run of `schedule` ended with `outcome`.
-    package func recordTick(schedule: String, outcome: String) {
-        ticks(schedule: schedule, outcome: outcome).increment()
+    /// `count` ticks (or one manual run) of `schedule` ended with `outcome` (several: ticks `missed` in one pass).
+    package func recordTick(schedule: String, outcome: String, count: Int = 1) {
+        ticks(schedule: schedule, outcome: outcome).increment(by: Int64(count))
     }
 
     /// A reload: the series of schedules no longer configured go (a schedule added back starts again at 0, a

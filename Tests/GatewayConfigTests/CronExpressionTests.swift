@@ -283,6 +283,30 @@ struct CronExpressionTests {
         #expect(none.fire.isEmpty && none.latest == nil)
     }
 
+    /// The scheduler counts `tickCount - fire.count` ticks as missed (cluster review 59, M2).
+    @Test("tickCount: the ticks in (start, end], a tick at start excluded and at end included; capped at limit")
+    func tickCount() throws {
+        let utc = TimeZone(identifier: "UTC")!
+        let hourly = try CronExpression(parsing: "@hourly")
+        let start = Self.date("2026-01-01T00:00:00Z")
+        #expect(hourly.tickCount(after: start, through: Self.date("2026-01-01T05:30:00Z"), in: utc) == 5)
+        #expect(hourly.tickCount(after: start, through: Self.date("2026-01-01T05:00:00Z"), in: utc) == 5)
+        #expect(hourly.tickCount(after: start, through: Self.date("2026-01-01T00:59:59Z"), in: utc) == 0)
+        #expect(hourly.tickCount(after: start, through: start, in: utc) == 0)
+        #expect(hourly.tickCount(after: start, through: Self.date("2026-01-02T00:00:00Z"), in: utc, limit: 10) == 10)
+        let every = try CronExpression(parsing: "@every 10s")
+        #expect(every.tickCount(after: start, through: start.addingTimeInterval(55), in: utc) == 5)
+        #expect(
+            every.tickCount(after: start.addingTimeInterval(10), through: start.addingTimeInterval(50), in: utc) == 4)
+        #expect(
+            every.tickCount(after: start.addingTimeInterval(9.5), through: start.addingTimeInterval(10.2), in: utc) == 1
+        )
+        #expect(every.tickCount(after: start, through: start.addingTimeInterval(86_400), in: utc, limit: 100) == 100)
+        // What dueTicks fires is among what tickCount counts.
+        let due = hourly.dueTicks(after: start, through: Self.date("2026-01-01T05:30:00Z"), in: utc, catchupWindow: nil)
+        #expect(due.fire.count == 1)
+    }
+
     @Test("the latest missed tick is found after a long outage")
     func latestAfterLongOutage() throws {
         let cron = try CronExpression(parsing: "0 0 29 2 *")
