@@ -48,6 +48,10 @@ package final class AsyncDispatcher: Service {
     /// Runs the stop cut at `timeouts.shutdown_grace` and handed back to the queue (their calls made, uncounted),
     /// for the stop's summary (review 26 L3).
     package var runsHandedBackAtStop: Int { handedBackAtStop.load(ordering: .relaxed) }
+    private let notHandedBackAtStop = Atomic(0)
+    /// Runs the stop cut that the store could not take back (a stop during a store outage): their leases expire and
+    /// another claim runs them again, an attempt spent (cluster review 59, L1).
+    package var runsNotHandedBackAtStop: Int { notHandedBackAtStop.load(ordering: .relaxed) }
     /// Outcomes `finish` is retrying while the store is unreachable; claims wait for them (see `claimLoop`).
     private let pendingOutcomes = Atomic<Int>(0)
     /// From when (on `clock`) claims here may take over other owners' expired leases: a lease period after the store
@@ -218,7 +222,11 @@ package final class AsyncDispatcher: Service {
             workers.cancelAll()
         }
         logger.info(
-            "async dispatcher stopped", metadata: ["runs.handed_back": .stringConvertible(runsHandedBackAtStop)])
+            "async dispatcher stopped",
+            metadata: [
+                "runs.handed_back": .stringConvertible(runsHandedBackAtStop),
+                "runs.not_handed_back": .stringConvertible(runsNotHandedBackAtStop),
+            ])
     }
 
     // MARK: Claiming
@@ -721,12 +729,19 @@ package final class AsyncDispatcher: Service {
                 // Shutdown cut the run: hand the operation back so it runs again soon, here or elsewhere. Its call
                 // was made (`attempts` keeps it) but the pipeline was not at fault (the limit does not count it).
                 // One line each, so a rolling restart leaves a trace of what it cut (review 12, finding 2).
-                logger.info(
-                    "run cut at shutdown; the operation is queued again",
-                    metadata: ["operation.id": "\(id)", "request_id": "\(call.requestID)"])
-                await release(run, callMade: true)
-                handedBackAtStop.add(1, ordering: .relaxed)
-                logRun(line, .handedBack, error: error)
+                // Said once the store took it back: with the store down (a stop during an outage) it did not, the
+                // lease expires and another claim runs it again, an attempt spent (cluster review 59, L1: the lines
+                // said "queued again" and `handed_back` for runs that were not).
+                if await release(run, callMade: true) {
+                    logger.info(
+                        "run cut at shutdown; the operation is queued again",
+                        metadata: ["operation.id": "\(id)", "request_id": "\(call.requestID)"])
+                    handedBackAtStop.add(1, ordering: .relaxed)
+                    logRun(line, .handedBack, error: error)
+                } else {
+                    notHandedBackAtStop.add(1, ordering: .relaxed)
+                    logRun(line, .notStored, error: error)
+                }
                 return .unknown
             }
             if error.notSent {
@@ -1093,12 +1108,13 @@ package final class AsyncDispatcher: Service {
     /// and again (a crash loop, a port that stays taken) or a runner down for a while must not use up an
     /// operation's attempts. Outside the cancelled task, so the store call is not cancelled too. The run's adopted
     /// claims (`adopt`) have their attempts taken back first, as before an outcome write.
-    private func release(_ run: LocalRun, after wait: Duration? = nil, callMade: Bool = false) async {
+    @discardableResult
+    private func release(_ run: LocalRun, after wait: Duration? = nil, callMade: Bool = false) async -> Bool {
         let store = self.store
         let logger = self.logger
         let now = self.now
         let id = run.id
-        _ = await Task {
+        return await Task {
             do {
                 let (owner, uncounted, attempts) = run.claim
                 if uncounted > 0,
@@ -1110,10 +1126,13 @@ package final class AsyncDispatcher: Service {
                 let notBefore = wait.map { now.addingTimeInterval(seconds($0)) } ?? now
                 _ = try await store.release(id: id, owner: owner, notBefore: notBefore, callMade: callMade, now: now)
                 await self.endRun(run, after: owner)
+                return true
             } catch {
                 // The lease expires and the operation is claimed again; that claim counts an attempt.
                 logger.warning(
-                    "could not hand a cut run back", metadata: ["operation.id": "\(id)", "error": "\(error)"])
+                    "could not hand a cut run back: it runs again once its lease expires, an attempt spent",
+                    metadata: ["operation.id": "\(id)", "error": "\(error)"])
+                return false
             }
         }.value
     }

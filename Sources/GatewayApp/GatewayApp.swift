@@ -36,6 +36,8 @@ package final class GatewayApp: Sendable {
     /// Async runs the stop cut and handed back to the queue (``AsyncDispatcher/runsHandedBackAtStop``; 0 without
     /// async mode), for the stop's summary line.
     package var asyncRunsHandedBackAtStop: Int { asyncDispatcher?.runsHandedBackAtStop ?? 0 }
+    /// Async runs the stop cut that the store could not take back (``AsyncDispatcher/runsNotHandedBackAtStop``).
+    package var asyncRunsNotHandedBackAtStop: Int { asyncDispatcher?.runsNotHandedBackAtStop ?? 0 }
     /// Scheduled triggers: present with async mode (a store that keeps schedule state).
     package let scheduler: Scheduler?
     /// The digest of the configuration in force and the outcome of the last reload.

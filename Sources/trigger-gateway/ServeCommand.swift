@@ -304,6 +304,7 @@ struct ServeCommand: AsyncParsableCommand {
             metadata: [
                 "requests.cut": .stringConvertible(app.server.requestsCutAtShutdown),
                 "async.handed_back": .stringConvertible(app.asyncRunsHandedBackAtStop),
+                "async.not_handed_back": .stringConvertible(app.asyncRunsNotHandedBackAtStop),
             ])
     }
 }

@@ -991,6 +991,29 @@ struct DispatcherTimeTests {
         }
     }
 
+    /// Cluster review 59, L1: a stop during a store outage logged "queued again" and counted `handed_back` for runs
+    /// the store never took back (they ran again after their leases, an attempt spent).
+    @Test(
+        "a run the stop cuts is counted handed back only when the store took it back; during an outage, not handed back",
+        .timeLimit(.minutes(1)), arguments: [false, true])
+    func cutRunHandedBackOnlyWhenStored(storeDown: Bool) async throws {
+        let time = VirtualTime()
+        try await withRecordingStore(now: time.wallClock) { store in
+            let runner = ScriptedRunner()
+            runner.onRun { _ in if storeDown { store.isUnreachable = true } }
+            let instance = DispatcherInstance(
+                store: store, settings: Self.outageSettings, runner: runner, clock: time, now: time.wallClock)
+            let operation = try await instance.operations.submit(asyncRequest("hang"))
+            #expect(await eventually(within: .seconds(20)) { runner.runs("hang") == 1 })
+            await instance.stop()
+            #expect(instance.dispatcher.runsHandedBackAtStop == (storeDown ? 0 : 1))
+            #expect(instance.dispatcher.runsNotHandedBackAtStop == (storeDown ? 1 : 0))
+            store.isUnreachable = false
+            // Handed back: queued again; not: still running under its lease, which another claim takes once expired.
+            #expect(try await store.get(id: operation.id)?.state == (storeDown ? .running : .queued))
+        }
+    }
+
     @Test(
         "a lease that is not renewed expires, and another dispatcher claims the operation then, not before",
         .timeLimit(.minutes(1)))
