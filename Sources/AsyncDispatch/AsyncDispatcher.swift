@@ -238,6 +238,17 @@ package final class AsyncDispatcher: Service {
     private func takeBackEarlierLeases() async {
         guard let identity else { return }
         do {
+            // Not from a live copy of this data directory: its leases are its running operations (cluster review
+            // 59, M1: they were taken and run again, and the copy was seen a beat later).
+            if try await store.instanceInUseElsewhere(instance: identity, probeInterval: settings.healthInterval) {
+                logger.error(
+                    """
+                    instance id \(identity) is in use by another live gateway (a copied data dir?): its running \
+                    operations are left to it; stop this copy, delete <data_dir>/instance-id on it and start it again
+                    """,
+                    metadata: ["instance": "\(identity)"])
+                return
+            }
             let ended = try await store.expireLeases(ownerPrefix: "\(identity).", now: now())
             if ended > 0 {
                 logger.info(

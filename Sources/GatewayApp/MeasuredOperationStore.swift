@@ -190,6 +190,12 @@ package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
         try await measure("probe") { try await base.probe(instance: instance, now: now) }
     }
 
+    /// Not measured: once at a start, and its duration is mostly a deliberate wait for a beat (the slow-call log
+    /// would name it).
+    package func instanceInUseElsewhere(instance: String, probeInterval: Duration) async throws -> Bool {
+        try await base.instanceInUseElsewhere(instance: instance, probeInterval: probeInterval)
+    }
+
     package func close() async throws {
         try await base.close()
     }

@@ -150,6 +150,10 @@ package final class ReplaceableOperationStore: OperationStore {
         try await current().probe(instance: instance, now: now)
     }
 
+    package func instanceInUseElsewhere(instance: String, probeInterval: Duration) async throws -> Bool {
+        try await current().instanceInUseElsewhere(instance: instance, probeInterval: probeInterval)
+    }
+
     package func close() async throws {
         let store: (any OperationStore)? = state.withLock { state in
             state.closed = true

@@ -68,6 +68,16 @@ package protocol OperationStore: Sendable {
     /// are freed too (not counted), so the next `claimWebhooks` takes them when due.
     func expireLeases(ownerPrefix: String, now: Date) async throws -> Int
 
+    /// Whether another live process writes `instance`'s heartbeat (`probe`) besides this store: a copy of the
+    /// data directory, whose `instance-id` it shares, running on another host. A restarted instance asks before
+    /// `expireLeases` takes its earlier leases back, since those of a live copy are its running operations (cluster
+    /// review 59, M1: they were taken and run a second time, and the copy was found a beat later). When the
+    /// heartbeat was written recently by another boot (a crashed predecessor looks so too), waits
+    /// `probeInterval` × 2 for a beat of that boot newer than the one read: a live copy beats every
+    /// `probeInterval`, a dead one never again. False for a store only one process uses (SQLite: the data
+    /// directory's lock). Throws `.unavailable` when the store cannot be reached.
+    func instanceInUseElsewhere(instance: String, probeInterval: Duration) async throws -> Bool
+
     /// running → succeeded, only for the lease owner; false (and nothing changes) otherwise. `webhook`: the
     /// operation's route has a completion webhook; its delivery is recorded as pending in the same write
     /// (``PendingWebhook``: due at `now`, reserved for `owner`), so no crash can leave the result stored and the

@@ -58,6 +58,9 @@ package final class PostgresOperationStore: OperationStore {
     private let bootNonce = Operation.makeID()
     /// Whether `probe` has written a heartbeat yet (its first beat may replace a crashed run's).
     private let hasBeaten = Atomic<Bool>(false)
+    /// The newest heartbeat of another boot that a `probe` replaced (`beat_at`, the writer's milliseconds; 0: none):
+    /// `instanceInUseElsewhere` reads it when this store's own beat has overwritten the row meanwhile.
+    private let foreignBeatReplaced = Atomic<Int64>(0)
     /// Schedule state (PostgresOperationStore+Schedules.swift).
     let scheduleTable: String
     /// `Configuration.now`.
@@ -913,10 +916,14 @@ package final class PostgresOperationStore: OperationStore {
             ).collect()
         }
         let beatenBefore = hasBeaten.exchange(true, ordering: .relaxed)
-        guard beatenBefore, let row = rows.first,
+        guard let row = rows.first,
             let (previousBoot, previousBeat) = try? row.decode((String?, Int64?).self),
             let previousBoot, previousBoot != nonce
         else { return }
+        if let previousBeat {
+            foreignBeatReplaced.max(previousBeat, ordering: .relaxed)
+        }
+        guard beatenBefore else { return }
         let when = previousBeat.map { "\(Date(storeMilliseconds: $0))" } ?? "?"
         let message =
             "instance id \(instance) is in use by another live gateway too (it wrote the heartbeat at \(when), "
@@ -926,6 +933,35 @@ package final class PostgresOperationStore: OperationStore {
             "\(message)",
             metadata: ["instance": "\(instance)"]
         )
+    }
+
+    /// How recent another boot's heartbeat must be for `instanceInUseElsewhere` to wait for its next beat: older,
+    /// its writer is not beating (a predecessor stopped or crashed a while ago). Generous, as the writer's clock
+    /// (a copy on another host) may differ from this one's.
+    static let recentForeignBeat = Duration.seconds(60)
+
+    package func instanceInUseElsewhere(instance: String, probeInterval: Duration) async throws -> Bool {
+        let nonce = bootNonce
+        func heartbeat() async throws -> (boot: String, beatAt: Int64)? {
+            try await bounded("probe") { [self] in
+                try await client.query(
+                    "SELECT boot, beat_at FROM \(unescaped: heartbeatTable) WHERE instance = \(instance)",
+                    logger: logger
+                ).collect().first.map { try $0.decode((String, Int64).self) }
+            }
+        }
+        // The newest beat of another boot known: the row's, or the one this store's own beat replaced.
+        let read = try await heartbeat()
+        let reference =
+            read.flatMap { $0.boot != nonce ? $0.beatAt : nil } ?? foreignBeatReplaced.load(ordering: .relaxed)
+        guard reference > 0, now().storeMilliseconds - reference <= Self.recentForeignBeat.milliseconds else {
+            return false
+        }
+        // A crashed predecessor beat recently too: only a beat after that one tells a live writer.
+        try await Task.sleep(for: probeInterval * 2)
+        if let again = try await heartbeat(), again.boot != nonce, again.beatAt > reference { return true }
+        // This store's own beat may have replaced a newer one meanwhile: `probe` kept it.
+        return foreignBeatReplaced.load(ordering: .relaxed) > reference
     }
 
     /// `now` (this store's clock, `Configuration.now`, which callers read theirs from) on the lease clock: the

@@ -995,6 +995,9 @@ package final class SQLiteOperationStore: OperationStore {
     /// that all succeeded, which marked async NOT_SERVING (503s) while the store was fine.
     ///
     /// - Throws: the failure of the transaction that carried the heartbeat, when no commit succeeded first.
+    /// False: one process uses the file (the data directory's lock keeps a second gateway out of it).
+    package func instanceInUseElsewhere(instance: String, probeInterval: Duration) async throws -> Bool { false }
+
     package func probe(instance: String, now: Date) async throws {
         let ticket = heartbeats.add(Heartbeat(instance: instance, beatAt: now.storeMilliseconds))
         let outcome = await withCheckedContinuation {

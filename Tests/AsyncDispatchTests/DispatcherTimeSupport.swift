@@ -368,6 +368,10 @@ final class RecordingStore: OperationStore {
 
     func probe(instance: String, now: Date) async throws { try await base.probe(instance: instance, now: now) }
 
+    func instanceInUseElsewhere(instance: String, probeInterval: Duration) async throws -> Bool {
+        try await base.instanceInUseElsewhere(instance: instance, probeInterval: probeInterval)
+    }
+
     func close() async throws { try await base.close() }
 }
 

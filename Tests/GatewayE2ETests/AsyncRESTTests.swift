@@ -481,5 +481,6 @@ final class UnavailableStore: OperationStore {
     func purge(finishedBefore: Date) async throws -> Int { throw unavailable() }
     func delete(id: String) async throws -> Bool { throw unavailable() }
     func probe(instance: String, now: Date) async throws { throw unavailable() }
+    func instanceInUseElsewhere(instance: String, probeInterval: Duration) async throws -> Bool { throw unavailable() }
     func close() async throws {}
 }

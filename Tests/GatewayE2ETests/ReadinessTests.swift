@@ -460,6 +460,11 @@ final class WriteFailingStore: OperationStore {
     func queuedByPipeline() async throws -> [PipelineQueue] { try await base.queuedByPipeline() }
     func purge(finishedBefore: Date) async throws -> Int { try await base.purge(finishedBefore: finishedBefore) }
     func delete(id: String) async throws -> Bool { try await base.delete(id: id) }
+    func instanceInUseElsewhere(instance: String, probeInterval: Duration) async throws -> Bool {
+        try check()
+        return try await base.instanceInUseElsewhere(instance: instance, probeInterval: probeInterval)
+    }
+
     func probe(instance: String, now: Date) async throws {
         try check()
         if diskFull.withLock({ $0 }) { throw GatewayError(.unavailable, OperationStoreErrors.diskFullMessage) }

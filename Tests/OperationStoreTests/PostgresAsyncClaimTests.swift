@@ -82,7 +82,7 @@ struct PostgresAsyncClaimTests {
 }
 
 /// A logger for a second store opened beside the harness's (PostgresNIO logs pool teardown at info).
-private func quietLogger() -> Logger {
+func quietLogger() -> Logger {
     var logger = Logger(label: "test.store.postgres")
     logger.logLevel = .warning
     return logger
