@@ -375,7 +375,8 @@ final class RecordingStore: OperationStore {
     func close() async throws { try await base.close() }
 }
 
-/// The pipelines the dispatcher tests run, by name: `hang` runs until cancelled; `flaky` fails with a
+/// The pipelines the dispatcher tests run, by name: `hang` runs until cancelled; `pair` succeeds once two of its
+/// runs are under way; `flaky` fails with a
 /// retryable `.unavailable` on its first run and succeeds afterwards; `down` fails so on every run; `unreached` fails as a call that reached
 /// no runner (``GatewayError/notSent``, connection refused) on its first 12 runs and succeeds afterwards;
 /// `gated` fails as a call that reached no runner while ``isDown`` (a runner that is down) and succeeds otherwise;
@@ -409,6 +410,11 @@ final class ScriptedRunner: TriggerRunner {
             return runs[pipeline]!
         }
         switch pipeline {
+        case "pair":
+            // Ends once two `pair` runs are under way, so that both end together: polled on the real clock, which
+            // no test moves for it.
+            while started.withLock({ $0["pair", default: 0] }) < 2 { try await Task.sleep(for: .milliseconds(1)) }
+            return TriggerResult(outputs: [["run": .number(Double(run))]])
         case _ where hangs, "hang":
             // A run that hangs until cancelled (the behaviour under test, not a wait): on the real clock, since
             // no test moves time for it.

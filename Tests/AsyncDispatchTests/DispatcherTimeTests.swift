@@ -991,6 +991,35 @@ struct DispatcherTimeTests {
         }
     }
 
+    /// Cluster review 59, L4: each outcome kept past the lease warned on its own (30 lines in a 73 s outage).
+    @Test(
+        "outcomes kept through an outage longer than the lease: one warning for them all, the rest held back",
+        .timeLimit(.minutes(1)))
+    func outageWarningOncePerInterval() async throws {
+        let time = VirtualTime()
+        try await withRecordingStore(now: time.wallClock) { store in
+            let runner = ScriptedRunner()
+            let started = Atomic<Int>(0)
+            // Both runs are under way when the store goes: the second to start takes it away.
+            runner.onRun { _ in
+                if started.add(1, ordering: .relaxed).newValue == 2 { store.isUnreachable = true }
+            }
+            let log = RecordedLog()
+            let instance = DispatcherInstance(
+                store: store, settings: Self.outageSettings, runner: runner, clock: time, now: time.wallClock,
+                log: log)
+            for _ in 0..<2 { _ = try await instance.operations.submit(asyncRequest("pair")) }
+            #expect(await eventually(within: .seconds(20)) { store.unreachableWrites > 1 })
+            await Self.stepSeconds(40, of: time, settlingOn: Self.idle + 2)
+            let warned = log.lines.filter {
+                $0.message.hasPrefix("the store has been unreachable for longer than the lease")
+            }
+            #expect(warned.count == 1, "\(warned)")
+            store.isUnreachable = false
+            await instance.stop()
+        }
+    }
+
     /// Cluster review 59, L1: a stop during a store outage logged "queued again" and counted `handed_back` for runs
     /// the store never took back (they ran again after their leases, an attempt spent).
     @Test(
