@@ -197,11 +197,13 @@ package final class AsyncDispatcher: Service {
         }
         logger.info("async dispatcher started", metadata: ["dispatcher.instance": "\(instanceID)"])
         claimLoopStepped()
-        await takeBackEarlierLeases()
         // Discarding: a finished run's task is freed as it ends. A plain task group keeps every child's result
         // until `next()` takes it, which nothing here calls: each run ever made stayed in memory until the
         // dispatcher stopped (~11 KB an operation, review 13 F0).
         await withDiscardingTaskGroup { workers in
+            // Beside the claims, not before them: it may wait two health intervals for a copy's heartbeat
+            // (`instanceInUseElsewhere`), and queued operations need not wait for it.
+            workers.addTask { await self.takeBackEarlierLeases() }
             workers.addTask { await self.purgeLoop() }
             // Renews through the shutdown grace too (runs still finishing); ended by `cancelAll` below.
             workers.addTask { await self.keepLeases() }
@@ -1126,6 +1128,7 @@ package final class AsyncDispatcher: Service {
     /// and again (a crash loop, a port that stays taken) or a runner down for a while must not use up an
     /// operation's attempts. Outside the cancelled task, so the store call is not cancelled too. The run's adopted
     /// claims (`adopt`) have their attempts taken back first, as before an outcome write.
+    /// True when the store took the operation back under this run's lease.
     @discardableResult
     private func release(_ run: LocalRun, after wait: Duration? = nil, callMade: Bool = false) async -> Bool {
         let store = self.store
@@ -1142,9 +1145,11 @@ package final class AsyncDispatcher: Service {
                 }
                 let now = now()
                 let notBefore = wait.map { now.addingTimeInterval(seconds($0)) } ?? now
-                _ = try await store.release(id: id, owner: owner, notBefore: notBefore, callMade: callMade, now: now)
+                // False: fenced, another claim holds the operation now (this run's lease had expired).
+                let released = try await store.release(
+                    id: id, owner: owner, notBefore: notBefore, callMade: callMade, now: now)
                 await self.endRun(run, after: owner)
-                return true
+                return released
             } catch {
                 // The lease expires and the operation is claimed again; that claim counts an attempt.
                 logger.warning(

@@ -61,6 +61,9 @@ package final class Scheduler: Service {
     private let logger: Logger
     private let schedules: Mutex<[ScheduleConfiguration]>
     private let counts = Mutex<[String: [Outcome: Int]]>([:])
+    /// When a reload changed a schedule's expression or time zone, by name: the ticks the new definition had before
+    /// it are not counted `missed` (a daily schedule made minutely is not a day of missed minutes).
+    private let redefinedAt = Mutex<[String: Date]>([:])
     private let wake = WakeSignal()
     private let stopping = Atomic<Bool>(false)
     private let startGate = Mutex<(@Sendable () async throws -> Void)?>(nil)
@@ -95,7 +98,17 @@ package final class Scheduler: Service {
 
     /// A config reload: the next pass uses `newSchedules` (ticks already handled stay handled).
     package func use(_ newSchedules: [ScheduleConfiguration]) {
-        schedules.withLock { $0 = newSchedules }
+        let now = clock.now
+        let previous = schedules.withLock { old in
+            defer { old = newSchedules }
+            return Dictionary(old.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        }
+        redefinedAt.withLock { redefined in
+            for schedule in newSchedules {
+                guard let old = previous[schedule.name] else { continue }
+                if old.cron != schedule.cron || old.timeZone != schedule.timeZone { redefined[schedule.name] = now }
+            }
+        }
         operations.metrics?.schedules.keepOnly(schedules: Set(newSchedules.map(\.name)))
         registerMetrics(newSchedules)
         wake.signal()
@@ -160,42 +173,63 @@ package final class Scheduler: Service {
             catchupWindow: schedule.catchupWindow
         )
         if let latest = due.latest {
-            // Every due tick is handled, fired or not: those not fired were missed (cluster review 59, M2: the ticks
-            // of a store outage with every instance up went uncounted, and no line said so).
-            let missed =
-                schedule.cron.tickCount(after: state.lastTick, through: now, in: schedule.timeZone) - due.fire.count
             if state.pausedOverride ?? schedule.paused {
                 count(schedule.name, .skippedPaused)
                 state = try await stateStore.recordScheduleTick(name: schedule.name, tick: latest, operationID: nil)
             } else {
-                for tick in due.fire {
-                    state = try await fire(schedule, tick: tick, state: state)
+                // Every due tick is handled, fired or not: those passed over were missed (cluster review 59, M2: the
+                // ticks of a store outage with every instance up went uncounted, and no line said so). Counted as
+                // the handled tick after them is stored, by the instance that stored it, so a pass that fails
+                // counts nothing twice and another instance's pass nothing again; not before a reload that changed
+                // the expression.
+                let countFrom = max(state.lastTick, redefinedAt.withLock { $0[schedule.name] } ?? .distantPast)
+                var previous = state.lastTick
+                var missed = 0
+                defer { if missed > 0 { logMissed(schedule, missed, through: latest) } }
+                func passedOver(upTo tick: Date, including: Bool) -> Int {
+                    let ticks = schedule.cron.tickCount(
+                        after: max(previous, countFrom), through: tick, in: schedule.timeZone)
+                    return including ? ticks : max(0, ticks - 1)
                 }
-                if missed > 0 {
-                    count(schedule.name, .missed, by: missed)
-                    logger.warning(
-                        """
-                        missed ticks not fired: due while the schedule could not run (every instance down, or the \
-                        store unreachable), outside its catchup_window
-                        """,
-                        metadata: [
-                            "schedule": "\(schedule.name)", "schedule.ticks_missed": "\(missed)",
-                            "schedule.tick": "\(ScheduleRunKey.format(latest))",
-                        ]
-                    )
+                for tick in due.fire {
+                    let handled = try await fire(schedule, tick: tick, state: state)
+                    state = handled.state
+                    if handled.here { missed += record(schedule, missed: passedOver(upTo: tick, including: false)) }
+                    previous = tick
                 }
                 if due.fire.last != latest {
                     // The latest itself outside the catch-up window: handled, not fired.
                     state = try await stateStore.recordScheduleTick(name: schedule.name, tick: latest, operationID: nil)
+                    missed += record(schedule, missed: passedOver(upTo: latest, including: true))
                 }
             }
         }
         return schedule.cron.nextFire(after: max(state.lastTick, now), in: schedule.timeZone)
     }
 
-    /// One tick: the overlap policy, then the operation (created here or found), then the state.
+    /// Counts `missed` ticks of `schedule` (its metric at once); returns them, for the pass's line.
+    private func record(_ schedule: ScheduleConfiguration, missed: Int) -> Int {
+        if missed > 0 { count(schedule.name, .missed, by: missed) }
+        return missed
+    }
+
+    private func logMissed(_ schedule: ScheduleConfiguration, _ missed: Int, through latest: Date) {
+        logger.warning(
+            """
+            missed ticks not fired: due while the schedule could not run (every instance down, or the store \
+            unreachable), outside its catchup_window
+            """,
+            metadata: [
+                "schedule": "\(schedule.name)", "schedule.ticks_missed": "\(missed)",
+                "schedule.tick": "\(ScheduleRunKey.format(latest))",
+            ]
+        )
+    }
+
+    /// One tick: the overlap policy, then the operation (created here or found), then the state; `here`: this
+    /// instance decided the tick (fired it or skipped it for the overlap), not another that fired it first.
     private func fire(_ schedule: ScheduleConfiguration, tick: Date, state: ScheduleState) async throws
-        -> ScheduleState
+        -> (state: ScheduleState, here: Bool)
     {
         let key = ScheduleRunKey(schedule: schedule.name, tick: tick)
         if try await !overlapAllows(schedule, key: key.key, lastOperationID: state.lastOperationID) {
@@ -204,7 +238,7 @@ package final class Scheduler: Service {
                 "tick skipped: the previous run is still queued or running (overlap: skip)",
                 metadata: ["schedule": "\(schedule.name)", "schedule.tick": "\(ScheduleRunKey.format(tick))"]
             )
-            return try await stateStore.recordScheduleTick(name: schedule.name, tick: tick, operationID: nil)
+            return (try await stateStore.recordScheduleTick(name: schedule.name, tick: tick, operationID: nil), true)
         }
         let (operation, created) = try await operations.submitScheduled(Self.request(schedule, key: key))
         count(schedule.name, created ? .fired : .firedElsewhere)
@@ -217,7 +251,9 @@ package final class Scheduler: Service {
                 ]
             )
         }
-        return try await stateStore.recordScheduleTick(name: schedule.name, tick: tick, operationID: operation.id)
+        return (
+            try await stateStore.recordScheduleTick(name: schedule.name, tick: tick, operationID: operation.id), created
+        )
     }
 
     /// Whether a new run may start now: always for `allow`; for `skip` unless the previous run is queued or

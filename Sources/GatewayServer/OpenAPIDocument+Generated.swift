@@ -5620,6 +5620,9 @@ let openAPIDocumentJSON = #####"""
           {},
           {
             "craftTokenQuery": []
+          },
+          {
+            "craftEndpointToken": []
           }
         ],
         "responses": {
@@ -5722,6 +5725,9 @@ let openAPIDocumentJSON = #####"""
           {},
           {
             "craftTokenQuery": []
+          },
+          {
+            "craftEndpointToken": []
           }
         ],
         "responses": {
@@ -6245,7 +6251,7 @@ let openAPIDocumentJSON = #####"""
         "type": "apiKey",
         "in": "query",
         "name": "token",
-        "description": "The endpoint token, in the query (the SDK's result reads and file `url`s)."
+        "description": "The endpoint token, in the query (the SDK's result reads and file `url`s; `Authorization: EndpointToken` or `Bearer` is taken there too)."
       }
     },
     "schemas": {
@@ -8374,8 +8380,10 @@ let openAPIDocumentJSON = #####"""
                       "type": "string",
                       "enum": [
                         "endpoint",
+                        "run",
                         "is_null"
-                      ]
+                      ],
+                      "description": "`endpoint`: renamed by a mapping (`mapping_value.endpoint_output_name`), or any output of a deployment's execution; `run`: an output no mapping mentions, of a `run_pipeline` execution (`mapping_value.run_output_name`); `is_null`: dropped by a mapping."
                     },
                     "mapping_value": {
                       "type": "object"

@@ -942,12 +942,16 @@ package final class PostgresOperationStore: OperationStore {
 
     package func instanceInUseElsewhere(instance: String, probeInterval: Duration) async throws -> Bool {
         let nonce = bootNonce
+        // A row of a gateway from before the `boot` column has none: another boot.
         func heartbeat() async throws -> (boot: String, beatAt: Int64)? {
             try await bounded("probe") { [self] in
                 try await client.query(
                     "SELECT boot, beat_at FROM \(unescaped: heartbeatTable) WHERE instance = \(instance)",
                     logger: logger
-                ).collect().first.map { try $0.decode((String, Int64).self) }
+                ).collect().first.map { row in
+                    let (boot, beatAt) = try row.decode((String?, Int64).self)
+                    return (boot ?? "", beatAt)
+                }
             }
         }
         // The newest beat of another boot known: the row's, or the one this store's own beat replaced.

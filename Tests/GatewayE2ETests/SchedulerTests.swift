@@ -272,6 +272,31 @@ struct SchedulerTests {
             #expect(ticks == (1...20).map { ScheduleRunKey.format(Self.at(Double($0))) })
             let created = a.scheduler.count(of: "tick", .fired) + b.scheduler.count(of: "tick", .fired)
             #expect(created == 20)
+            // Both pass after a gap (21…29 passed over): the ticks missed are counted once, by the instance that
+            // fired 30 (review 59's diff review: each instance counted them).
+            async let passA = a.scheduler.runPass(now: Self.at(30))
+            async let passB = b.scheduler.runPass(now: Self.at(30.001))
+            _ = await (passA, passB)
+            #expect(a.scheduler.count(of: "tick", .missed) + b.scheduler.count(of: "tick", .missed) == 9)
+        }
+    }
+
+    /// A daily schedule made minutely is not a day of missed minutes (review 59's diff review).
+    @Test("a reload that changes the expression counts missed ticks of the new one only from the reload on")
+    func redefinedScheduleMissedFromReload() async throws {
+        try await Harness.with(.sqlite) { harness in
+            let clock = ManualSchedulerClock(Self.t0)
+            let instance = try await harness.instance(
+                [try Self.schedule("@every 10s", overlap: .allow)], clock: clock)
+            defer { Task { await instance.close() } }
+            await instance.scheduler.runPass(now: Self.at(0))
+            await instance.scheduler.runPass(now: Self.at(10))
+            clock.set(Self.at(20))
+            instance.scheduler.use([try Self.schedule("@every 1s", overlap: .allow)])
+            // 21…24 of the new expression were passed over; 11…19 were never its to miss.
+            await instance.scheduler.runPass(now: Self.at(25))
+            #expect(Self.ticks(try await instance.runs()) == [10, 25].map { ScheduleRunKey.format(Self.at($0)) })
+            #expect(instance.scheduler.count(of: "tick", .missed) == 4)
         }
     }
 
