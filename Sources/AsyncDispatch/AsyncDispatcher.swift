@@ -243,7 +243,9 @@ package final class AsyncDispatcher: Service {
         do {
             // Not from a live copy of this data directory: its leases are its running operations (cluster review
             // 59, M1: they were taken and run again, and the copy was seen a beat later).
-            if try await store.instanceInUseElsewhere(instance: identity, probeInterval: settings.healthInterval) {
+            // The longest health interval a copy may be configured with: its beats come at least that often.
+            let interval = StoreConfiguration.healthIntervalRange.upperBound
+            if try await store.instanceInUseElsewhere(instance: identity, probeInterval: interval) {
                 logger.error(
                     """
                     instance id \(identity) is in use by another live gateway (a copied data dir?): its running \

@@ -346,15 +346,16 @@ struct CraftExchange: Sendable {
             // `/endpoints/{path}` (review 23 H2: this path had skipped it).
             let principal = try await authenticate()
             let deployment = try await existingDeployment(named: name)
+            try Self.checkMayTrigger(deployment, principal: principal)
             // A periodic deployment runs on its schedule only (README: it has no endpoint); a run from here would
             // bypass a pause and its `overlap` policy (review 59, F6). The SDK refuses it on its token path too.
             guard deployment.executionRule == .endpoint else {
+                let schedule = CraftDeploymentConfiguration.scheduleNamePrefix + name
                 throw GatewayError(
                     .failedPrecondition,
-                    "deployment \"\(name)\" is periodic: it runs on its schedule (craft.\(name)) and cannot be "
-                        + "triggered; pause or resume the schedule at /v1beta/schedules/craft.\(name)")
+                    "deployment \"\(name)\" is periodic: it runs on its schedule (\(schedule)) and cannot be "
+                        + "triggered; pause or resume the schedule at /v1beta/schedules/\(schedule)")
             }
-            try Self.checkMayTrigger(deployment, principal: principal)
             return try await execute(deployment, body: body, principal: principal)
         case .endpoint(let path):
             let principal = try endpointPrincipal(target: target)

@@ -49,11 +49,19 @@ final class ConnectionRefusalDiagnosis: Sendable {
 }
 
 extension ConnectionRefusalDiagnosis {
-    /// What to do about a refusal, by the probe's error as `PostgresErrorDescription` words it: `cannot_connect_now`
-    /// (SQLSTATE 57P03) is a server starting up, shutting down or recovering, which every restart and failover
-    /// passes through and no pool size changes (cluster review 59, L3: it told operators to resize their pools);
-    /// anything else is a limit on connections (53300 `too_many_connections`, 53000) or another refusal.
+    /// What to do about a refusal, by the probe's error as `PostgresErrorDescription` words it (with the server's
+    /// SQLSTATE last): a limit on connections (53300 `too_many_connections`, 53000) names the pool's size and the
+    /// server's limits; `cannot_connect_now` (57P03) is a server starting up, shutting down or recovering, which
+    /// every restart and failover passes through and no pool size changes (cluster review 59, L3: it told
+    /// operators to resize their pools); anything else (a closed port, a lost network) is said as it is.
     static func advice(for error: String) -> Logger.Message {
+        if error.hasSuffix("(SQLSTATE 53300)") || error.hasSuffix("(SQLSTATE 53000)") {
+            return """
+                PostgreSQL refuses the gateway's new connections: store calls wait for the connections the pool \
+                has; lower store.max_connections (the pool's size; the gateway holds one session more) or raise \
+                the server's max_connections or the role's CONNECTION LIMIT
+                """
+        }
         if error.hasSuffix("(SQLSTATE 57P03)") {
             return """
                 PostgreSQL refuses new connections while it starts up, shuts down or recovers: store calls wait for \
@@ -61,9 +69,8 @@ extension ConnectionRefusalDiagnosis {
                 """
         }
         return """
-            PostgreSQL refuses the gateway's new connections: store calls wait for the connections the pool \
-            has; lower store.max_connections (the pool's size; the gateway holds one session more) or raise \
-            the server's max_connections or the role's CONNECTION LIMIT
+            PostgreSQL does not take the gateway's new connections: store calls wait for the connections the pool \
+            has; check that the server is up and reachable at store.url
             """
     }
 }

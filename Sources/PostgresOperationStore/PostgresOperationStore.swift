@@ -961,11 +961,15 @@ package final class PostgresOperationStore: OperationStore {
         guard reference > 0, now().storeMilliseconds - reference <= Self.recentForeignBeat.milliseconds else {
             return false
         }
-        // A crashed predecessor beat recently too: only a beat after that one tells a live writer.
-        try await Task.sleep(for: probeInterval * 2)
-        if let again = try await heartbeat(), again.boot != nonce, again.beatAt > reference { return true }
-        // This store's own beat may have replaced a newer one meanwhile: `probe` kept it.
-        return foreignBeatReplaced.load(ordering: .relaxed) > reference
+        // A crashed predecessor beat recently too: only a beat after that one tells a live writer. Looked for at
+        // each interval of two: this store's own beat may have replaced the row meanwhile (`probe` keeps what it
+        // replaced, but only once its statement has returned), so one read alone could miss the copy's beat.
+        for _ in 0..<2 {
+            try await Task.sleep(for: probeInterval)
+            if let again = try await heartbeat(), again.boot != nonce, again.beatAt > reference { return true }
+            if foreignBeatReplaced.load(ordering: .relaxed) > reference { return true }
+        }
+        return false
     }
 
     /// `now` (this store's clock, `Configuration.now`, which callers read theirs from) on the lease clock: the

@@ -113,12 +113,16 @@ enum WireDepthGuard {
                         }
                         try walk(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + length)]), child, depth: depth)
                     } else if checkingStrings, let string = schema.stringField(field) {
+                        // One pass over the bytes; a second only to word a refusal.
                         let start = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self) + i
-                        if !UTF8Validation.isWellFormed(start, count: length) {
-                            throw .badString(field: string.name, hasNUL: false)
-                        }
-                        if !string.carriesNUL, !UTF8Validation.isWellFormedWithoutNUL(start, count: length) {
-                            throw .badString(field: string.name, hasNUL: true)
+                        let valid =
+                            string.carriesNUL
+                            ? UTF8Validation.isWellFormed(start, count: length)
+                            : UTF8Validation.isWellFormedWithoutNUL(start, count: length)
+                        if !valid {
+                            throw .badString(
+                                field: string.name,
+                                hasNUL: !string.carriesNUL && UTF8Validation.isWellFormed(start, count: length))
                         }
                     }
                     i += length

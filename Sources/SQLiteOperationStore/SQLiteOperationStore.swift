@@ -987,6 +987,9 @@ package final class SQLiteOperationStore: OperationStore {
         return rows.count
     }
 
+    /// False: one process uses the file (the data directory's lock keeps a second gateway out of it).
+    package func instanceInUseElsewhere(instance: String, probeInterval: Duration) async throws -> Bool { false }
+
     /// Readiness (`StoreHealthService`): the store can commit. The heartbeat joins the next group commit rather
     /// than queueing for the gate behind every accept, claim and completion waiting there, and the probe is
     /// answered as soon as any group commit reaches `COMMIT` after it began (its own or one already under way):
@@ -995,8 +998,6 @@ package final class SQLiteOperationStore: OperationStore {
     /// that all succeeded, which marked async NOT_SERVING (503s) while the store was fine.
     ///
     /// - Throws: the failure of the transaction that carried the heartbeat, when no commit succeeded first.
-    /// False: one process uses the file (the data directory's lock keeps a second gateway out of it).
-    package func instanceInUseElsewhere(instance: String, probeInterval: Duration) async throws -> Bool { false }
 
     package func probe(instance: String, now: Date) async throws {
         let ticket = heartbeats.add(Heartbeat(instance: instance, beatAt: now.storeMilliseconds))

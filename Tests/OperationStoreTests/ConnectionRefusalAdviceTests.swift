@@ -7,7 +7,8 @@ import Testing
 @Suite("The advice of the connection refusal warning")
 struct ConnectionRefusalAdviceTests {
     @Test(
-        "57P03 (starting, stopping, recovering) says so; 53300 and others name the pool's size and the server's limits")
+        "57P03 (starting, stopping, recovering) says so; 53300 and 53000 name the pool's size and limits; others neither"
+    )
     func adviceBySQLState() {
         let stopping = ConnectionRefusalDiagnosis.advice(
             for: "PostgreSQL refused a new connection: the database system is shutting down (SQLSTATE 57P03)")
@@ -20,5 +21,9 @@ struct ConnectionRefusalAdviceTests {
             let advice = ConnectionRefusalDiagnosis.advice(for: error)
             #expect(advice.description.contains("lower store.max_connections"), "\(error)")
         }
+        // A server that is down or unreachable: no limit to resize (review 59's diff review, L5).
+        let down = ConnectionRefusalDiagnosis.advice(for: "cannot connect to PostgreSQL: connection refused")
+        #expect(down.description.contains("check that the server is up and reachable"))
+        #expect(!down.description.contains("max_connections"))
     }
 }
