@@ -11,20 +11,9 @@ import TriggerModel
 /// own parsers refuse it.
 @Suite("Strings with NUL and bad UTF-8 through REST, gRPC and grpc runners")
 struct ProtoStringE2ETests {
-    /// Answers each batch element's variables as an output.
-    struct EchoVariables: TriggerRunner {
-        func run(_ request: TriggerRequest) async throws -> TriggerResult {
-            TriggerResult(outputs: request.inputs.map(\.variables))
-        }
-
-        func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
-            AsyncThrowingStream { $0.finish(throwing: GatewayError(.unimplemented, "not streamed here")) }
-        }
-    }
-
     static func withGateway(_ body: (TestGateway) async throws -> Void) async throws {
-        try await withGRPCBackend(runner: EchoVariables()) { grpcPort in
-            try await withHTTPBackend(runner: EchoVariables()) { httpPort in
+        try await withGRPCBackend(runner: RESTRequestPassthroughE2ETests.EchoVariables()) { grpcPort in
+            try await withHTTPBackend(runner: RESTRequestPassthroughE2ETests.EchoVariables()) { httpPort in
                 let yaml = """
                     pools:
                       - {name: g, transport: grpc, endpoints: ["127.0.0.1:\(grpcPort)"]}
