@@ -22,16 +22,21 @@ struct DrainQueuedAnswerTests {
             + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
     }
 
+    /// A client with a 4 KiB receive window that sent the 12 MB echo and has read the answer's head, then stops.
+    static func answerBegun(on gateway: TestGateway) async throws -> (SlowSocket, SlowSocket.Outcome) {
+        let socket = try await SlowSocket.connect(port: gateway.port, receiveBuffer: 4096)
+        #expect(socket.send(request(body())))
+        return (socket, try await socket.waitForClose(timeout: .seconds(20), stopAfter: "HTTP/1.1 200"))
+    }
+
     @Test(
         "HTTP/1.1: a kept-alive answer the client has not read when the stop begins reaches it whole, past the drain's idle grace, then an orderly end"
     )
     func http1KeptAliveAnswerLeaves() async throws {
         let log = RecordedLog()
         try await withTestGateway(yaml: "timeouts: {shutdown_grace: 20s}", log: log, logLevel: .info) { gateway in
-            let socket = try await SlowSocket.connect(port: gateway.port, receiveBuffer: 4096)
-            #expect(socket.send(Self.request(Self.body())))
             // The answer has begun: the gateway handed it over and the client stops reading.
-            let head = try await socket.waitForClose(timeout: .seconds(20), stopAfter: "HTTP/1.1 200")
+            let (socket, head) = try await Self.answerBegun(on: gateway)
             #expect(head.text.hasPrefix("HTTP/1.1 200"), "\(head.text.prefix(200))")
             await gateway.beginShutdown()
             await gateway.drainNoticeSent()
@@ -54,9 +59,7 @@ struct DrainQueuedAnswerTests {
     func http1UnreadAnswerCutAtGrace() async throws {
         let log = RecordedLog()
         try await withTestGateway(yaml: "timeouts: {shutdown_grace: 2s}", log: log, logLevel: .info) { gateway in
-            let socket = try await SlowSocket.connect(port: gateway.port, receiveBuffer: 4096)
-            #expect(socket.send(Self.request(Self.body())))
-            let head = try await socket.waitForClose(timeout: .seconds(20), stopAfter: "HTTP/1.1 200")
+            let (socket, head) = try await Self.answerBegun(on: gateway)
             await gateway.beginShutdown()
             // The client reads nothing more until well past the grace (2 s): the stop cuts the answer.
             try await Task.sleep(for: .seconds(3.5))
