@@ -164,11 +164,20 @@ struct CraftExchange: Sendable {
     /// The principal of a call under `/endpoints/`: `Authorization: EndpointToken <t>` (or `Bearer`) when the
     /// header is sent, else `?token=` (what the SDK appends to result and file URLs), on the trigger and on both
     /// result reads alike, as README's Craft AI section says (review 59, F3: the reads took only `?token=`).
+    /// A header that names no token of this gateway gives way to a `?token=` sent with it: a proxy in front may
+    /// add its own `Authorization` (Basic, an oauth2-proxy bearer) to the SDK's `?token=` reads (review 59, L9).
     /// - Throws: `.unauthenticated` naming both forms when neither is sent, "invalid token" for an unknown one.
     private mutating func endpointPrincipal(target: String) throws -> String? {
         let authenticator = services.authenticator
         if let authorization {
-            return authenticated(try authenticator.authenticate(authorization: authorization))
+            let byHeader = Result { () throws(GatewayError) in
+                try authenticator.authenticate(authorization: authorization)
+            }
+            if case .success(let principal) = byHeader { return authenticated(principal) }
+            guard let token = try RESTQuery(target: target).credential("token"), !token.isEmpty else {
+                return authenticated(try byHeader.get())
+            }
+            return authenticated(try authenticator.authenticate(token: token))
         }
         let token = try RESTQuery(target: target).credential("token")
         if authenticator.authRequired, token?.isEmpty ?? true {

@@ -402,6 +402,21 @@ struct CraftRESTTests {
             response = try await client.request(
                 "GET", "/endpoints/v1/echo/executions/\(echoID)", headers: [("authorization", "EndpointToken NOPE")])
             #expect(response.status == 401, "\(response.bodyString)")
+            // A proxy's own Authorization beside the SDK's ?token=: the query's token is the caller's (review 59,
+            // L9: 401 "invalid token"); an unknown ?token= under it is still refused, and a header alone too.
+            for path in [
+                "/endpoints/v1/echo/executions/\(echoID)", "/endpoints/v1/echo/executions/\(echoID)/outputs/a",
+            ] {
+                let proxied = [("authorization", "Basic cHJveHk6cHc=")]
+                response = try await client.request("GET", path + "?token=ALICE", headers: proxied)
+                #expect(response.status == 200, "\(path): \(response.bodyString)")
+                response = try await client.request("GET", path + "?token=BOB", headers: proxied)
+                #expect(response.status == 404, "\(path): \(response.bodyString)")
+                response = try await client.request("GET", path + "?token=NOPE", headers: proxied)
+                #expect(response.status == 401, "\(path): \(response.bodyString)")
+                response = try await client.request("GET", path, headers: proxied)
+                #expect(response.status == 401, "\(path): \(response.bodyString)")
+            }
         }
     }
 
