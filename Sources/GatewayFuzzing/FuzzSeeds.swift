@@ -11,9 +11,9 @@ import WireCodecs
 enum FuzzSeeds {
     /// The `TriggerNamespacePipelineRequest` the Instill Python SDK sends for namespace `ns1`, pipeline
     /// `pipe1`, one batch item `{"prompt": "hello world"}`.
-    static let sdkTriggerRequest: [UInt8] = hex(
+    static let sdkTriggerRequest: [UInt8] = hex(sdkTriggerRequestHex)
+    static let sdkTriggerRequestHex =
         "0a036e733112057069706531221b0a190a170a0670726f6d7074120d1a0b68656c6c6f20776f726c64"
-    )
 
     static let instillService = "/pipeline.pipeline.v1beta.PipelinePublicService/"
 
@@ -108,6 +108,11 @@ enum FuzzSeeds {
                 "msg-trigger-plain",
                 Array(buffer: InstillCodec.encodeTriggerRequest(ref: releaseRef, inputs: plainInputs))
             ),
+            // The SDK's request with "hello world" as bytes that are not UTF-8 (0xFF for the `w`) and with a NUL
+            // there: refused before unpacking (`WireDepthGuard`); the passthrough check above would see a repaired
+            // or cut string as a difference from the client's bytes (review 59, L11).
+            ("msg-sdk-trigger-bad-utf8", hex(sdkTriggerRequestHex.replacing("20776f726c64", with: "20ff6f726c64"))),
+            ("msg-sdk-trigger-nul", hex(sdkTriggerRequestHex.replacing("20776f726c64", with: "20006f726c64"))),
             ("msg-run-request", Array(buffer: run)),
             ("msg-trigger-response", Array(buffer: InstillCodec.encodeTriggerResponse(sampleResult))),
             ("msg-run-response", Array(buffer: RunnerCodec.encodeRunResponse(sampleResult))),

@@ -114,6 +114,14 @@ package enum RESTTriggerBody {
                         "\(path).secret.\(name) must be a string, found \(describe(value))"
                     )
                 }
+                // Secrets go on to grpc runners as protobuf-c `char *`, which ends at a NUL: refused here as a
+                // gRPC client's is (`WireDepthGuard`), not cut on that hop (review 59, L10).
+                guard !name.utf8.contains(0), !secret.utf8.contains(0) else {
+                    throw GatewayError(
+                        .invalidArgument,
+                        "\(path).secret.\(name.replacing("\u{0}", with: "\\u0000")) holds a NUL byte, which this "
+                            + "gateway cannot carry in a secret")
+                }
                 input.secrets[name] = secret
             }
         case let other?:

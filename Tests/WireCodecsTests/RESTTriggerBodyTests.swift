@@ -53,6 +53,15 @@ struct RESTTriggerBodyTests {
             (#"{"data":[{"variable":{}},{"variable":"x"}]}"#, "data[1].variable must be an object, found a string"),
             (#"{"data":[{"secret":{"k":1}}]}"#, "data[0].secret.k must be a string, found a number"),
             (#"{"data":[{"secret":[]}]}"#, "data[0].secret must be an object, found an array"),
+            // Secrets are C strings on the grpc runner hop: a NUL is refused, not cut there (review 59, L10).
+            (
+                #"{"data":[{"secret":{"k":"a\u0000b"}}]}"#,
+                "data[0].secret.k holds a NUL byte, which this gateway cannot carry in a secret"
+            ),
+            (
+                #"{"data":[{"variable":{}},{"secret":{"k\u0000":"v"}}]}"#,
+                #"data[1].secret.k\u0000 holds a NUL byte, which this gateway cannot carry in a secret"#
+            ),
             (#"{"inputs":[[]]}"#, "inputs[0] must be an object, found an array"),
             (
                 #"{"data":[{"variable":{"a":}}]}"#,
