@@ -924,6 +924,11 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             switch failure {
             case .some(.headTooLarge), .some(.tooManyFields):
                 gatewayError = GatewayError(.headersTooLarge, "request headers exceed the parser's limit")
+            case .some(.requestTargetTooLong):
+                gatewayError = GatewayError(
+                    .headersTooLarge,
+                    "request target too long: the request line does not end within the head limit "
+                        + "(limits.max_header_bytes)")
             case .some(.unsupportedVersion):
                 gatewayError = GatewayError(.unimplemented, "HTTP version not supported: \(words)")
             case .some(let failure) where failure.status == 501:
@@ -943,8 +948,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             // In the shape of the surface the request line names (Abacus's envelope, Craft's errors), as every other
             // refusal of the frontend is (protocol review 58, L5: a bad Content-Length on /api/v0/ was Instill's).
             var response = RESTErrorFormat(path: path).response(gatewayError, requestID: requestID)
-            // 505 is no gRPC code's status: the body says UNIMPLEMENTED, the status line what it is.
-            if let failure, failure.status == 505 { response.status = 505 }
+            // 505 and 414 are no gRPC code's status: the body says UNIMPLEMENTED or RESOURCE_EXHAUSTED, the
+            // status line what it is (protocol review 58, L1: a long request-target was 431).
+            if let failure, [505, 414].contains(failure.status) { response.status = failure.status }
             write(response, keepAlive: false, context: context)
         case .collecting where !collector.isIdle:
             // Bad body framing (a chunk size that is not hex or overflows, a chunk without its CRLF): the head

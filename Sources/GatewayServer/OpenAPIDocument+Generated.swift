@@ -134,6 +134,9 @@ let openAPIDocumentJSON = #####"""
           "415": {
             "$ref": "#/components/responses/UnsupportedMediaType"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
           },
@@ -228,6 +231,9 @@ let openAPIDocumentJSON = #####"""
           "415": {
             "$ref": "#/components/responses/UnsupportedMediaType"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
           },
@@ -321,6 +327,9 @@ let openAPIDocumentJSON = #####"""
           },
           "415": {
             "$ref": "#/components/responses/UnsupportedMediaType"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
@@ -418,6 +427,9 @@ let openAPIDocumentJSON = #####"""
           },
           "415": {
             "$ref": "#/components/responses/UnsupportedMediaType"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
@@ -524,6 +536,9 @@ let openAPIDocumentJSON = #####"""
           "415": {
             "$ref": "#/components/responses/UnsupportedMediaType"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
           },
@@ -621,6 +636,9 @@ let openAPIDocumentJSON = #####"""
           "415": {
             "$ref": "#/components/responses/UnsupportedMediaType"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
           },
@@ -717,6 +735,9 @@ let openAPIDocumentJSON = #####"""
           },
           "415": {
             "$ref": "#/components/responses/UnsupportedMediaType"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
@@ -818,6 +839,9 @@ let openAPIDocumentJSON = #####"""
           "415": {
             "$ref": "#/components/responses/UnsupportedMediaType"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
           },
@@ -893,6 +917,9 @@ let openAPIDocumentJSON = #####"""
           },
           "404": {
             "$ref": "#/components/responses/NotFound"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
@@ -1008,6 +1035,9 @@ let openAPIDocumentJSON = #####"""
           "404": {
             "$ref": "#/components/responses/NotFound"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
           },
@@ -1122,6 +1152,9 @@ let openAPIDocumentJSON = #####"""
           },
           "404": {
             "$ref": "#/components/responses/NotFound"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
@@ -1252,6 +1285,9 @@ let openAPIDocumentJSON = #####"""
           "404": {
             "$ref": "#/components/responses/NotFound"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
           },
@@ -1318,6 +1354,9 @@ let openAPIDocumentJSON = #####"""
           },
           "404": {
             "$ref": "#/components/responses/NotFound"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
@@ -1409,6 +1448,9 @@ let openAPIDocumentJSON = #####"""
           "404": {
             "$ref": "#/components/responses/NotFound"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
           },
@@ -1474,6 +1516,9 @@ let openAPIDocumentJSON = #####"""
           "404": {
             "$ref": "#/components/responses/NotFound"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
           },
@@ -1532,6 +1577,9 @@ let openAPIDocumentJSON = #####"""
           "404": {
             "$ref": "#/components/responses/NotFound"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
           },
@@ -1575,6 +1623,9 @@ let openAPIDocumentJSON = #####"""
           },
           "401": {
             "$ref": "#/components/responses/Unauthenticated"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
@@ -1639,6 +1690,9 @@ let openAPIDocumentJSON = #####"""
           "401": {
             "$ref": "#/components/responses/Unauthenticated"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
           },
@@ -1702,6 +1756,9 @@ let openAPIDocumentJSON = #####"""
           "401": {
             "$ref": "#/components/responses/Unauthenticated"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
           },
@@ -1764,6 +1821,9 @@ let openAPIDocumentJSON = #####"""
           },
           "401": {
             "$ref": "#/components/responses/Unauthenticated"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
@@ -2062,6 +2122,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/AbacusFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/AbacusFailure"
           },
@@ -2153,6 +2216,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/AbacusFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/AbacusFailure"
           },
@@ -2242,6 +2308,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/AbacusFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/AbacusFailure"
           },
@@ -2317,6 +2386,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/AbacusFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/AbacusFailure"
@@ -2406,6 +2478,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/AbacusFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/AbacusFailure"
@@ -2514,6 +2589,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/AbacusFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/AbacusFailure"
           },
@@ -2600,6 +2678,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/AbacusFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/AbacusFailure"
@@ -2698,6 +2779,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/AbacusFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/AbacusFailure"
           },
@@ -2784,6 +2868,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/AbacusFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/AbacusFailure"
@@ -2882,6 +2969,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/AbacusFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/AbacusFailure"
           },
@@ -2969,6 +3059,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/AbacusFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/AbacusFailure"
@@ -3068,6 +3161,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/AbacusFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/AbacusFailure"
           },
@@ -3154,6 +3250,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/AbacusFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/AbacusFailure"
@@ -3254,6 +3353,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/AbacusFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/AbacusFailure"
@@ -3362,6 +3464,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/AbacusFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/AbacusFailure"
           },
@@ -3462,6 +3567,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/AbacusFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/AbacusFailure"
           },
@@ -3557,6 +3665,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/AbacusFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/AbacusFailure"
           },
@@ -3648,6 +3759,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/CraftFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
@@ -3748,6 +3862,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/CraftFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
           },
@@ -3808,6 +3925,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/CraftFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
@@ -3886,6 +4006,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/CraftFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
           },
@@ -3957,6 +4080,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/CraftFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
@@ -4031,6 +4157,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/CraftFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
@@ -4160,6 +4289,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/CraftFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
@@ -4293,6 +4425,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/CraftFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
           },
@@ -4381,6 +4516,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/CraftFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
@@ -4478,6 +4616,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/CraftFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
@@ -4583,6 +4724,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/CraftFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
           },
@@ -4675,6 +4819,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/CraftFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
@@ -4774,6 +4921,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/CraftFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
@@ -4879,6 +5029,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/CraftFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
@@ -4991,6 +5144,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/CraftFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
           },
@@ -5063,6 +5219,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/CraftFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
           },
@@ -5134,6 +5293,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/CraftFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
@@ -5218,6 +5380,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/CraftFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
@@ -5348,6 +5513,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/CraftFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
           },
@@ -5444,6 +5612,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/CraftFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
@@ -5555,6 +5726,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/CraftFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
@@ -5668,6 +5842,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/CraftFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
           },
@@ -5776,6 +5953,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/CraftFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
@@ -5892,6 +6072,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/CraftFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
           },
@@ -5979,6 +6162,9 @@ let openAPIDocumentJSON = #####"""
           "429": {
             "$ref": "#/components/responses/CraftFailure"
           },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
+          },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
           },
@@ -6065,6 +6251,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/CraftFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
@@ -6188,6 +6377,9 @@ let openAPIDocumentJSON = #####"""
           },
           "429": {
             "$ref": "#/components/responses/CraftFailure"
+          },
+          "414": {
+            "$ref": "#/components/responses/UriTooLong"
           },
           "431": {
             "$ref": "#/components/responses/CraftFailure"
@@ -8662,6 +8854,21 @@ let openAPIDocumentJSON = #####"""
       },
       "UnsupportedMediaType": {
         "description": "INVALID_ARGUMENT (3): a content type other than JSON (`application/json`, `*+json`) or `multipart/form-data`, or a gRPC look-alike (`application/grpc-web`).",
+        "headers": {
+          "Request-Id": {
+            "$ref": "#/components/headers/RequestId"
+          }
+        },
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
+      },
+      "UriTooLong": {
+        "description": "RESOURCE_EXHAUSTED (8): the request line alone is over `limits.max_header_bytes` (its target is longer than the gateway parses, RFC 9112 §3).",
         "headers": {
           "Request-Id": {
             "$ref": "#/components/headers/RequestId"

@@ -65,6 +65,7 @@ struct RESTRequestHead {
     }
 
     /// Approximate on-the-wire size of the head: what the header-size cap is measured against.
+    /// The request line's part (`<method> <target> HTTP/1.1\r\n`) is counted as `route` counts it alone for a 414.
     var wireSize: Int {
         headers.reduce(method.utf8.count + target.utf8.count + 12) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
     }
@@ -436,6 +437,20 @@ extension RESTRequestHead {
         // when there is an error: the path's prefixes are not compared on the way to a trigger).
         func fail(_ error: GatewayError, close: Bool = false) -> RESTStart {
             .respond(RESTErrorFormat(path: target).response(error, requestID: requestID), closeConnection: close)
+        }
+        // A request line past the limit on its own: its target is longer than the gateway parses, 414 (RFC 9112
+        // §3, RFC 9110 §15.5.15), as nginx answers it; the status line says so, the body RESOURCE_EXHAUSTED as
+        // for 431 (protocol review 58, L1: it was 431, which names the header fields).
+        let requestLineSize = method.utf8.count + target.utf8.count + 12
+        if requestLineSize > services.maxHeaderBytes {
+            var response = RESTErrorFormat(path: target).response(
+                GatewayError(
+                    .headersTooLarge,
+                    "request target too long: the request line of \(requestLineSize) bytes exceeds the header "
+                        + "limit of \(services.maxHeaderBytes) bytes (limits.max_header_bytes)"),
+                requestID: requestID)
+            response.status = 414
+            return .respond(response, closeConnection: true)
         }
         if wireSize > services.maxHeaderBytes {
             return fail(

@@ -222,13 +222,28 @@ struct HTTP1HeadScanner: Sendable {
             try buffer.withUnsafeReadableBytes { bytes throws(HTTP1RequestDecoder.Failure) in
                 try HeadParser.check(bytes, startLine: startLine, resume: &checked)
             }
-            if readable >= maxHeadBytes { throw .headTooLarge }
+            if readable >= maxHeadBytes {
+                throw Self.overLimit(buffer, startLine: startLine, maxHeadBytes: maxHeadBytes)
+            }
             self.scanned = max(0, readable - 3)
             return nil
         }
         reset()
-        if end > maxHeadBytes { throw .headTooLarge }
+        if end > maxHeadBytes { throw Self.overLimit(buffer, startLine: startLine, maxHeadBytes: maxHeadBytes) }
         return end
+    }
+
+    /// A head past `maxHeadBytes`: `requestTargetTooLong` when a request line does not end within the limit
+    /// (RFC 9112 §3: a server that receives a request-target longer than any it wishes to parse MUST answer 414,
+    /// RFC 9110 §15.5.15), else `headTooLarge` (431, RFC 6585 §5).
+    private static func overLimit(
+        _ buffer: ByteBuffer, startLine: HeadParser.StartLine, maxHeadBytes: Int
+    ) -> HTTP1RequestDecoder.Failure {
+        guard case .request = startLine else { return .headTooLarge }
+        let lineEnds = buffer.withUnsafeReadableBytes { bytes in
+            bytes.prefix(maxHeadBytes).contains(UInt8(ascii: "\n"))
+        }
+        return lineEnds ? .headTooLarge : .requestTargetTooLong
     }
 
     /// The length of the head up to and with its blank line (`CRLF CRLF`), or nil.

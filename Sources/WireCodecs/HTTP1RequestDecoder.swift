@@ -85,6 +85,9 @@ package struct HTTP1RequestDecoder: Sendable {
     /// Why a request was refused: each maps to the answer's status (``status``) and the words of its message.
     package enum Failure: Error, Sendable, Hashable {
         case headTooLarge
+        /// The request line does not end within the head limit: its target is longer than the gateway parses
+        /// (RFC 9112 §3, answered 414 as nginx does).
+        case requestTargetTooLong
         case tooManyFields
         case invalidMethod
         case invalidTarget
@@ -115,11 +118,12 @@ package struct HTTP1RequestDecoder: Sendable {
         case trailerTooLarge
         case invalidTrailer
 
-        /// The answer's status: 431 for a head over its limits, 501 for a coding not implemented, 505 for a major
-        /// version from 2 up, else 400.
+        /// The answer's status: 431 for a head over its limits, 414 for a request line past them, 501 for a
+        /// coding not implemented, 505 for a major version from 2 up, else 400.
         package var status: Int {
             switch self {
             case .headTooLarge, .tooManyFields: 431
+            case .requestTargetTooLong: 414
             case .unsupportedTransferCoding: 501
             case .unsupportedVersion: 505
             default: 400
@@ -130,6 +134,7 @@ package struct HTTP1RequestDecoder: Sendable {
         package var words: String {
             switch self {
             case .headTooLarge: "headers too large"
+            case .requestTargetTooLong: "request target too long"
             case .tooManyFields: "too many header fields"
             case .invalidMethod: "invalid method"
             case .invalidTarget: "invalid request target"

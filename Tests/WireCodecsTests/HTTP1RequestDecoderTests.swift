@@ -379,6 +379,15 @@ struct HTTP1RequestDecoderTests {
         let incomplete = Self.get + "X: " + String(repeating: "v", count: limit)
         #expect(Self.failure(incomplete, limits: limits) == .headTooLarge)
         #expect(Self.decode([Array(incomplete.utf8.prefix(limit - 1))], limits: limits).failure == nil)
+        // A request line whose LF is the limit's last byte ends within it: the head past it is 431; a line one
+        // byte longer is a target too long, 414 (RFC 9112 §3).
+        let lineAtLimit =
+            "GET /" + String(repeating: "t", count: limit - "GET / HTTP/1.1\r\n".utf8.count) + " HTTP/1.1\r\n"
+        #expect(lineAtLimit.utf8.count == limit)
+        #expect(Self.failure(lineAtLimit + "Host: a\r\n\r\n", limits: limits) == .headTooLarge)
+        let linePast =
+            "GET /" + String(repeating: "t", count: limit + 1 - "GET / HTTP/1.1\r\n".utf8.count) + " HTTP/1.1\r\n"
+        #expect(Self.failure(linePast + "Host: a\r\n\r\n", limits: limits) == .requestTargetTooLong)
     }
 
     @Test("the field count limit: maxFieldCount fields pass, one more is refused")
@@ -663,7 +672,9 @@ struct HTTP1RequestDecoderFailedLineTests {
         let http2 = Self.fail("GET / HTTP/2.0\r\n\r\n")
         #expect(http2.0 == .unsupportedVersion && http2.target == nil)
         #expect(HTTP1RequestDecoder.Failure.unsupportedVersion.status == 505)
+        // A request line that does not end within the limit is a target too long (414, protocol review 58, L1).
         let overlongLine = Self.fail("GET /" + String(repeating: "a", count: 200))
-        #expect(overlongLine.0 == .headTooLarge && overlongLine.method == nil)
+        #expect(overlongLine.0 == .requestTargetTooLong && overlongLine.method == nil)
+        #expect(HTTP1RequestDecoder.Failure.requestTargetTooLong.status == 414)
     }
 }
