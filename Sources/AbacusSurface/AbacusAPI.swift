@@ -191,10 +191,39 @@ package enum AbacusAPI {
         )
     }
 
-    private static func result(
-        of request: AbacusRequest, services: AbacusServices, named: inout Named?, principal: inout String?,
-        operationID: inout String?
-    ) async throws -> Value {
+    /// Whether a POST's body may be read (``admission(_:services:)``).
+    package enum BodyAdmission {
+        /// Refused before its parameters are read: answer this, and read nothing.
+        case refused(AbacusResponse)
+        /// An action that takes a key, and the key is valid: read the body under `limits.max_body_bytes`.
+        case keyed
+        /// An action that takes no key (`getApiEndpoint`, `version`): its parameters are a few names, so its body
+        /// is read under ``keylessBodyBytes`` only.
+        case keyless
+    }
+
+    /// The body cap of a call that needs no `apiKey`: anyone may send it, so it gets no share of the request
+    /// buffer budget worth holding.
+    package static let keylessBodyBytes = 16 << 10
+
+    /// What `handle` would refuse `request` for before it reads any parameter: an action this gateway does not
+    /// serve, a method the action does not take, a missing or unknown `apiKey`. The frontend asks at the head,
+    /// before it reads a POST's body, so that no one without a key has a body gathered under the process-wide
+    /// `limits.max_buffered_request_bytes` (security review 60, H1: 34 keyless 32 MiB bodies held 1 GiB and
+    /// every keyed trigger was 503).
+    package static func admission(_ request: AbacusRequest, services: AbacusServices) -> BodyAdmission {
+        do {
+            return try admit(request, services: services).action.needsKey ? .keyed : .keyless
+        } catch {
+            return .refused(failure(error, requestID: request.requestID))
+        }
+    }
+
+    /// The action `request` names and the principal of its `apiKey` (nil for an action that takes none),
+    /// checked in the order callers see: the action, the method, the key.
+    private static func admit(
+        _ request: AbacusRequest, services: AbacusServices
+    ) throws(AbacusError) -> (action: Action, principal: String?) {
         guard let action = Action(rawValue: request.action) else {
             if request.action == "resetPipelineVersion" {
                 // Abacus reruns chosen steps of a version in place; a gateway run is one runner call of fixed
@@ -221,7 +250,15 @@ package enum AbacusAPI {
                 httpStatus: 405
             )
         }
-        principal = action.needsKey ? try authenticate(request.apiKey, services.authenticator) : nil
+        return (action, action.needsKey ? try authenticate(request.apiKey, services.authenticator) : nil)
+    }
+
+    private static func result(
+        of request: AbacusRequest, services: AbacusServices, named: inout Named?, principal: inout String?,
+        operationID: inout String?
+    ) async throws -> Value {
+        let action: Action
+        (action, principal) = try admit(request, services: services)
         let parameters = try AbacusParameters(body: request.body, query: request.query, limits: services.limits)
         switch action {
         case .getApiEndpoint:

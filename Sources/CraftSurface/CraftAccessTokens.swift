@@ -144,6 +144,28 @@ package struct CraftAccessTokens: Sendable {
         return Grant(subject: claims.sub.value, sdkTokenBinding: claims.tkb)
     }
 
+    /// Whether `token` is a compact JWS (RFC 7515 §7.1) whose HS256 signature this key made over its first two
+    /// parts: ``verify(_:)``'s signature check alone, synchronous (swift-crypto's HMAC, compared in constant
+    /// time), for a request's head, which cannot wait for jwt-kit's actor (``CraftSurface/refusalBeforeBody``).
+    /// The claims are not read: ``verify(_:)`` still decides.
+    package func isSignedHere(_ token: String) -> Bool {
+        let bytes = Array(token.utf8)
+        guard let dot = bytes.lastIndex(of: UInt8(ascii: ".")), bytes.firstIndex(of: UInt8(ascii: ".")) != dot
+        else { return false }
+        // base64url without padding (RFC 7515 §2) to the alphabet and padding `Data(base64Encoded:)` reads.
+        var signature = bytes[(dot + 1)...].map { byte -> UInt8 in
+            switch byte {
+            case UInt8(ascii: "-"): UInt8(ascii: "+")
+            case UInt8(ascii: "_"): UInt8(ascii: "/")
+            default: byte
+            }
+        }
+        signature += repeatElement(UInt8(ascii: "="), count: (4 - signature.count % 4) % 4)
+        guard let mac = Data(base64Encoded: Data(signature)) else { return false }
+        return HMAC<SHA256>.isValidAuthenticationCode(
+            mac, authenticating: bytes[..<dot], using: SymmetricKey(data: key))
+    }
+
     /// jwt-kit's key collection is an actor filled asynchronously; one per call keeps this type a plain value
     /// that a synchronous configuration build can make (the cost is one HMAC key setup).
     private func keys() async -> JWTKeyCollection {

@@ -69,12 +69,24 @@ extension RESTRequestHead {
                 }
             )
         }
+        // The key is checked at the head, before the body is read (security review 60, H1): a refusal is answered
+        // at once, as the Instill trigger's is, and a body that follows is discarded, not gathered (a body held
+        // back for `100 Continue` closes the connection instead).
+        var limits = services.limits
+        switch AbacusAPI.admission(request, services: abacus) {
+        case .refused(let refusal):
+            return .respond(Self.abacusAnswer(refusal, dispatcher, requestID), closeConnection: false)
+        case .keyless:
+            limits.maxBodyBytes = min(limits.maxBodyBytes, AbacusAPI.keylessBodyBytes)
+        case .keyed:
+            break
+        }
         let declaredLength = first("content-length").flatMap(Int.init)
-        if let declared = declaredLength, declared > services.limits.maxBodyBytes {
-            let error = RESTErrors.bodyTooLarge(size: declared, limit: services.limits.maxBodyBytes, declared: true)
+        if let declared = declaredLength, declared > limits.maxBodyBytes {
+            let error = RESTErrors.bodyTooLarge(size: declared, limit: limits.maxBodyBytes, declared: true)
             return .respond(RESTErrorFormat.abacus.response(error, requestID: requestID), closeConnection: true)
         }
-        collector = .raw(limits: services.limits, expectedLength: declaredLength)
+        collector = .raw(limits: limits, expectedLength: declaredLength)
         use = .use(
             .work(
                 RESTBodyWork(requestID: requestID, errorFormat: .abacus) { body in

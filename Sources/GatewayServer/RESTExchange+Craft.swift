@@ -47,20 +47,34 @@ extension RESTRequestHead {
         func fail(_ error: GatewayError, close: Bool = false) -> RESTStart {
             .respond(CraftAnswer.error(error, requestID: requestID), closeConnection: close)
         }
+        // The credential is checked at the head, before the body is read: bodies of up to 32 MiB were gathered
+        // for anyone, and keyless ones filled `limits.max_buffered_request_bytes` (security review 60, H1). A
+        // refusal is answered at once, as the Instill trigger's is, and a body that follows is discarded, not
+        // gathered (one held back for `100 Continue` closes the connection instead). `refresh` carries its
+        // credential (the SDK token) in its body, a few names: its body is capped small instead.
+        var limits = services.limits
+        switch route {
+        case .refresh:
+            limits.maxBodyBytes = min(limits.maxBodyBytes, CraftRoute.refreshBodyBytes)
+        case .endpoint:
+            var probe = exchange
+            do { _ = try probe.endpointPrincipal(target: target) } catch { return fail(gatewayError(from: error)) }
+        default:
+            if let refusal = craft.refusalBeforeBody(authorization: exchange.authorization) { return fail(refusal) }
+        }
         let declaredLength = first("content-length").flatMap(Int.init)
-        if let declared = declaredLength, declared > services.limits.maxBodyBytes {
+        if let declared = declaredLength, declared > limits.maxBodyBytes {
             return fail(
-                RESTErrors.bodyTooLarge(size: declared, limit: services.limits.maxBodyBytes, declared: true),
-                close: true)
+                RESTErrors.bodyTooLarge(size: declared, limit: limits.maxBodyBytes, declared: true), close: true)
         }
         let contentType = first("content-type").map { MediaType.parse($0) }
         let kind: CraftBodyKind
         let bodyCollector: RESTBodyCollector
         switch contentType?.type {
         case nil, "application/json":
-            (kind, bodyCollector) = (.json, .raw(limits: services.limits, expectedLength: declaredLength))
+            (kind, bodyCollector) = (.json, .raw(limits: limits, expectedLength: declaredLength))
         case "application/x-www-form-urlencoded":
-            (kind, bodyCollector) = (.form, .raw(limits: services.limits, expectedLength: declaredLength))
+            (kind, bodyCollector) = (.form, .raw(limits: limits, expectedLength: declaredLength))
         case "multipart/form-data":
             guard let boundary = contentType?.parameters["boundary"], !boundary.isEmpty else {
                 return fail(GatewayError(.invalidArgument, "multipart/form-data without a boundary parameter"))
@@ -68,7 +82,7 @@ extension RESTRequestHead {
             do {
                 (kind, bodyCollector) = (
                     .multipart,
-                    try .multipartParts(boundary: boundary, limits: services.limits, expectedLength: declaredLength)
+                    try .multipartParts(boundary: boundary, limits: limits, expectedLength: declaredLength)
                 )
             } catch {
                 return fail(gatewayError(from: error))
@@ -167,7 +181,7 @@ struct CraftExchange: Sendable {
     /// A header that names no token of this gateway gives way to a `?token=` sent with it: a proxy in front may
     /// add its own `Authorization` (Basic, an oauth2-proxy bearer) to the SDK's `?token=` reads (review 59, L9).
     /// - Throws: `.unauthenticated` naming both forms when neither is sent, "invalid token" for an unknown one.
-    private mutating func endpointPrincipal(target: String) throws -> String? {
+    fileprivate mutating func endpointPrincipal(target: String) throws -> String? {
         let authenticator = services.authenticator
         if let authorization {
             let byHeader = Result { () throws(GatewayError) in

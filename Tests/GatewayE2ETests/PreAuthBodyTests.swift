@@ -1,0 +1,103 @@
+import Foundation
+import GatewayTestSupport
+import NIOCore
+import Testing
+
+/// A request body is read only for a caller whose credential the head carries and the gateway takes (security
+/// review 60, H1): the Craft AI and Abacus.AI routes gathered bodies of up to `limits.max_body_bytes` before they
+/// looked at the token, so keyless clients filled `limits.max_buffered_request_bytes` (1 GiB with 34 of them) and
+/// every authenticated trigger was 503. Each head below declares 30 MB, asks for `100 Continue` and sends no
+/// body: the refusal must come at once, with no `100 Continue`, and close the connection (the body held back).
+@Suite("Bodies are read only after the head's credential is taken")
+struct PreAuthBodyTests {
+    static let yaml = "tokens: [{name: alice, token: ALICE}]\n"
+
+    static func head(_ method: String, _ target: String, _ headers: [String]) -> [UInt8] {
+        Array(
+            HTTPSemanticsTests.request(
+                method, target,
+                headers: [
+                    "host: x", "content-type: application/json", "content-length: 30000000", "expect: 100-continue",
+                ]
+                    + headers
+            ).utf8)
+    }
+
+    @Test(
+        "Craft AI and Abacus.AI refuse a body-carrying request without a credential at its head, before any byte of it",
+        arguments: [
+            ("/api/v1/pipelines/echo/run", [], 401),
+            ("/api/v1/pipelines/echo/run", ["authorization: Bearer ALICE"], 401),
+            ("/endpoints/echo", [], 401),
+            ("/endpoints/echo", ["authorization: EndpointToken NOPE"], 401),
+            ("/api/v0/runPipeline", [], 401),
+            ("/api/v0/runPipeline", ["apikey: NOPE"], 401),
+            ("/api/v0/listPipelineVersions", [], 401),
+            ("/api/v0/noSuchMethod", ["apikey: ALICE"], 404),
+        ] as [(String, [String], Int)]
+    )
+    func refusedAtHead(target: String, headers: [String], status: Int) async throws {
+        try await withTestGateway(yaml: Self.yaml) { gateway in
+            let clock = ContinuousClock()
+            let started = clock.now
+            let reply = try await RawTCPClient.exchange(
+                port: gateway.port, sending: [Self.head("POST", target, headers)], timeout: .seconds(10))
+            let text = String(decoding: reply, as: UTF8.self)
+            let answers = HTTPSemanticsTests.responses(reply)
+            try #require(answers.count == 1, "\(text)")
+            #expect(answers[0].status == status, "\(text)")
+            #expect(answers[0].headers["connection"] == "close", "\(text)")
+            #expect(!text.contains("100 Continue"), "\(text)")
+            // Answered and closed at once: before, the gateway waited for the 30 MB until the request timeout.
+            #expect(started.duration(to: clock.now) < .seconds(5))
+        }
+    }
+
+    @Test("a forged access token (another key's signature) is refused at the head; the gateway's own is read")
+    func forgedAccessToken() async throws {
+        try await withTestGateway(yaml: Self.yaml) { gateway in
+            let client = try await gateway.client()
+            let token = try await CraftRESTTests.accessToken(client, sdkToken: "ALICE")
+            await client.close()
+            // The same header and claims, a signature character changed (not the last: its low bits are
+            // padding, RFC 4648 §3.5, and decode to the same bytes).
+            var forged = Array(token.utf8)
+            let at = forged.count - 10
+            forged[at] = forged[at] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+            let forgedToken = String(decoding: forged, as: UTF8.self)
+            var reply = try await RawTCPClient.exchange(
+                port: gateway.port,
+                sending: [Self.head("POST", "/api/v1/pipelines/echo/run", ["authorization: Bearer \(forgedToken)"])],
+                timeout: .seconds(10))
+            var answers = HTTPSemanticsTests.responses(reply)
+            try #require(answers.count == 1, "\(String(decoding: reply, as: UTF8.self))")
+            #expect(answers[0].status == 401)
+            // The gateway's own token: the head passes, `100 Continue` invites the body.
+            reply = try await RawTCPClient.exchange(
+                port: gateway.port,
+                sending: [Self.head("POST", "/api/v1/pipelines/echo/run", ["authorization: Bearer \(token)"])],
+                timeout: .seconds(10), until: { String(decoding: $0, as: UTF8.self).contains("\r\n\r\n") })
+            answers = HTTPSemanticsTests.responses(reply, bodiless: [100])
+            #expect(answers.first?.status == 100, "\(String(decoding: reply, as: UTF8.self))")
+        }
+    }
+
+    @Test(
+        "calls anyone may make read a body of at most 16 KiB: refresh and Abacus version at the cap pass, one byte more is 413",
+        arguments: ["/api/v1/auth/refresh", "/api/v0/version"]
+    )
+    func keylessBodyCap(target: String) async throws {
+        try await withTestGateway(yaml: Self.yaml) { gateway in
+            for (size, status) in [(16 << 10, 200), ((16 << 10) + 1, 413)] {
+                // A JSON object padded with spaces to `size` bytes.
+                let json = target.hasSuffix("refresh") ? #"{"refresh_token":"ALICE"}"# : "{}"
+                let body = json + String(repeating: " ", count: size - json.utf8.count)
+                let client = try await gateway.client()
+                let response = try await client.request(
+                    "POST", target, headers: [("content-type", "application/json")], body: ByteBuffer(string: body))
+                #expect(response.status == status, "\(target) \(size): \(response.bodyString.prefix(300))")
+                await client.close()
+            }
+        }
+    }
+}
