@@ -532,11 +532,17 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             // The block could not be answered on its stream (it was never decoded to its end): say why, and count
             // it, as its stream gets no access-log line.
             let message =
-                reason == .tooManyContinuations
-                ? "HTTP/2 connection ended with GOAWAY ENHANCE_YOUR_CALM: request header block over the ceiling "
-                    + "(more than \(HTTP2SessionConfiguration.maxContinuationFrames) CONTINUATION frames)"
-                : "HTTP/2 connection ended with GOAWAY COMPRESSION_ERROR: request header block not decodable "
-                    + "(a field over 65536 encoded bytes, or malformed HPACK)"
+                switch reason {
+                case .tooManyContinuations:
+                    "HTTP/2 connection ended with GOAWAY ENHANCE_YOUR_CALM: request header block over the ceiling "
+                        + "(more than \(HTTP2SessionConfiguration.maxContinuationFrames) CONTINUATION frames)"
+                case .excessiveHeaderLists:
+                    "HTTP/2 connection ended with GOAWAY ENHANCE_YOUR_CALM: request header blocks over "
+                        + "limits.max_header_bytes past what is decoded to refuse them (\(error.message))"
+                default:
+                    "HTTP/2 connection ended with GOAWAY COMPRESSION_ERROR: request header block not decodable "
+                        + "(a field over 65536 encoded bytes, or malformed HPACK)"
+                }
             services.metrics?.connections.refusedHeaderBlock(reason)
             if reason == .compressionError { Self.countProtocolError(.compressionError, services: services) }
             warnConnectionEnded(message, key: reason.rawValue, metadata: ["peer.address": peer])
@@ -568,10 +574,12 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         return error.code == .goAwaySent && error.http2ErrorCode != .compressionError
     }
 
-    /// The header-block refusal an engine error stands for: ours (too many CONTINUATION frames), or the
+    /// The header-block refusal an engine error stands for: ours (too many CONTINUATION frames, blocks over the
+    /// limit past what is decoded to refuse them), or the
     /// GOAWAY(COMPRESSION_ERROR) libnghttp2 sends when HPACK decoding fails (RFC 9113 §4.3). nil otherwise.
     private static func headerBlockRefusal(_ error: HTTP2EngineError) -> ConnectionMetrics.HeaderBlockRefusal? {
         if error.code == .headerBlockTooLarge { return .tooManyContinuations }
+        if error.code == .excessiveHeaderLists { return .excessiveHeaderLists }
         if error.code == .goAwaySent, error.http2ErrorCode == .compressionError { return .compressionError }
         return nil
     }

@@ -7,7 +7,7 @@ package struct HTTP2EngineError: Error, Hashable, Sendable, CustomStringConverti
     package struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Wrapped: Hashable, Sendable {
             case protocolError, goAwaySent, sessionClosing, streamIDsExhausted, connectionClosed, internalError
-            case timedOut, excessiveLoad, headerBlockTooLarge, controlFrameFlood
+            case timedOut, excessiveLoad, headerBlockTooLarge, controlFrameFlood, excessiveHeaderLists
         }
 
         private var wrapped: Wrapped
@@ -37,6 +37,12 @@ package struct HTTP2EngineError: Error, Hashable, Sendable, CustomStringConverti
         /// CONTINUATION frames; the connection ended with GOAWAY(ENHANCE_YOUR_CALM) (RFC 9113 §10.5.1 lets a
         /// server close the connection rather than process a header section it is not willing to handle).
         package static let headerBlockTooLarge = Code(.headerBlockTooLarge)
+        /// Server: request header blocks over ``HTTP2SessionConfiguration/maxHeaderListSize`` cost more than the
+        /// engine decodes for a refusal: one decoded past ``HTTP2SessionConfiguration/headerListCeiling``, or more
+        /// than ``HTTP2SessionConfiguration/maxOversizedHeaderBlocks`` of them on the connection. HPACK lets one byte name a 4 KB table entry, so such blocks cost the gateway thousands of
+        /// times what they cost the sender (security review 60, M1); the connection ended with
+        /// GOAWAY(ENHANCE_YOUR_CALM) (RFC 9113 §10.5.1).
+        package static let excessiveHeaderLists = Code(.excessiveHeaderLists)
         /// A bug or an allocation failure inside the engine or libnghttp2.
         package static let internalError = Code(.internalError)
 
@@ -68,12 +74,15 @@ extension HTTP2EngineError {
     /// `mem_recv` error (``Code/protocolError``); libnghttp2's own code for the GOAWAY it sent
     /// (``Code/goAwaySent``: PROTOCOL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, STREAM_CLOSED,
     /// COMPRESSION_ERROR…, from its `session_handle_invalid_connection`); ENHANCE_YOUR_CALM for excessive load
-    /// (``Code/excessiveLoad``, ``Code/controlFrameFlood``, ``Code/headerBlockTooLarge``). Nil for every other
+    /// (``Code/excessiveLoad``, ``Code/controlFrameFlood``, ``Code/headerBlockTooLarge``,
+    /// ``Code/excessiveHeaderLists``). Nil for every other
     /// ending (a timeout, the transport closing, a failure of ours): the peer is not known to be at fault.
     package var peerFaultCode: HTTP2ErrorCode? {
         if self.code == .protocolError { return self.http2ErrorCode ?? .protocolError }
         if self.code == .goAwaySent { return self.http2ErrorCode }
-        if self.code == .excessiveLoad || self.code == .controlFrameFlood || self.code == .headerBlockTooLarge {
+        if self.code == .excessiveLoad || self.code == .controlFrameFlood || self.code == .headerBlockTooLarge
+            || self.code == .excessiveHeaderLists
+        {
             return .enhanceYourCalm
         }
         return nil

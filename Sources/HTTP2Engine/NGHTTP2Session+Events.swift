@@ -79,6 +79,16 @@ extension NGHTTP2Session {
             if !stream.headerBlockOverflowed {
                 stream.headerBlockOverflowed = true
                 stream.overflowKeptContentType = stream.headerBlock.first(name: "content-type") != nil
+                self.oversizedHeaderBlocks += 1
+                if self.oversizedHeaderBlocks > HTTP2SessionConfiguration.maxOversizedHeaderBlocks {
+                    return self.refuseHeaderLists(
+                        "more than \(HTTP2SessionConfiguration.maxOversizedHeaderBlocks) request header blocks over "
+                            + "\(self.configuration.maxHeaderListSize) bytes on one connection")
+                }
+            }
+            if stream.headerBlockSize > self.configuration.headerListCeiling {
+                return self.refuseHeaderLists(
+                    "a request header block that decodes to more than \(self.configuration.headerListCeiling) bytes")
             }
             if !stream.overflowKeptContentType, value.count <= 128, name.elementsEqual("content-type".utf8) {
                 stream.overflowKeptContentType = true
@@ -102,6 +112,16 @@ extension NGHTTP2Session {
             neverIndexed: neverIndexed
         )
         return 0
+    }
+
+    /// Ends the connection for request header blocks that cost too much to decode for a refusal
+    /// (``HTTP2EngineError/Code/excessiveHeaderLists``): the error is parked and the callback fails, so `mem_recv`
+    /// stops at once and ``receive(_:)`` sends GOAWAY(ENHANCE_YOUR_CALM).
+    private func refuseHeaderLists(_ why: String) -> Int32 {
+        if self.parkedError == nil {
+            self.parkedError = HTTP2EngineError(.excessiveHeaderLists, why, http2ErrorCode: .enhanceYourCalm)
+        }
+        return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
     }
 
     /// A DATA payload chunk; kept until its frame completes so the owner gets the END_STREAM flag with it.

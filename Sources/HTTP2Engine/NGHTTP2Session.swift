@@ -116,6 +116,9 @@ package final class NGHTTP2Session {
     /// The rich error a callback threw; it turned into NGHTTP2_ERR_CALLBACK_FAILURE for libnghttp2 and is
     /// reported once `mem_recv`/`mem_send` has returned.
     var parkedError: (any Error)?
+    /// Request header blocks of this connection that went over `maxHeaderListSize`
+    /// (``HTTP2SessionConfiguration/maxOversizedHeaderBlocks``).
+    var oversizedHeaderBlocks = 0
     /// The id the next `startRequest` gets; libnghttp2 assigns client ids the same way (1, 3, 5, …) at
     /// `nghttp2_submit_request`, and ours are submitted in order, so we can hand the id out before submitting.
     var nextClientStreamID: Int32 = 1

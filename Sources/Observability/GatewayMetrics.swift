@@ -272,6 +272,10 @@ package final class ConnectionMetrics: Sendable {
         /// HPACK decoding failed (a single field over 65,536 encoded bytes, libnghttp2's limit, or a malformed
         /// block): the connection ended with GOAWAY(COMPRESSION_ERROR), as RFC 9113 §4.3 requires.
         case compressionError = "compression_error"
+        /// Blocks over `limits.max_header_bytes` past what the gateway decodes to refuse them: one decoded past
+        /// 1040 KiB (or 4× the limit, when larger), or a fifth on one connection (HPACK references of one byte
+        /// each naming a 4 KB entry; security review 60, M1): the connection ended with GOAWAY(ENHANCE_YOUR_CALM).
+        case excessiveHeaderLists = "excessive_header_lists"
     }
 
     /// Why a frontend connection was refused before any request was served.
@@ -367,7 +371,8 @@ package final class ConnectionMetrics: Sendable {
         self.headerBlocks = registry.counters(
             HeaderBlockRefusal.self, name: "trigger_gateway_http2_header_blocks_refused_total", label: "reason",
             help: "HTTP/2 request header blocks refused, by reason (max_header_bytes: answered 431 / "
-                + "RESOURCE_EXHAUSTED; too_many_continuations, compression_error: the connection ended)."
+                + "RESOURCE_EXHAUSTED; too_many_continuations, compression_error, excessive_header_lists: the connection "
+                + "ended)."
         )
         // Envoy's `downstream_cx_active` against its listener's limit, nginx's `Active connections`: every connection
         // that holds a slot, also one still in the preface sniff or the TLS handshake, which `connections_open`

@@ -163,4 +163,34 @@ struct HTTP2HeaderBlockE2ETests {
             #expect(try await Self.metric(server.port, reason: "too_many_continuations") == (refused ? 1 : 0))
         }
     }
+
+    /// Security review 60, M1: a 4,000-byte field added to the HPACK table, then named 300 times by one byte each
+    /// (1.2 MB decoded from ~5 KB sent): past the decoded ceiling (1040 KiB) the connection ends at once with
+    /// ENHANCE_YOUR_CALM, a warning and a count, instead of decoding on (a 1 MiB block of such references was
+    /// ~4 GB, 1.6 CPU-seconds on one event loop).
+    @Test(
+        "raw frames: HPACK references decoding past 1040 KiB end the connection with ENHANCE_YOUR_CALM, logged and counted"
+    )
+    func decodedCeiling() async throws {
+        try await ProcessTests.withGatewayProcess { server in
+            let start: [UInt8] = [0x82, 0x86, 0x04, 0x08] + Array("/healthz".utf8) + [0x01, 0x02] + Array("gw".utf8)
+            // `x-big` with indexing (RFC 7541 §6.2.1): name length 5, value length 4,000 (127, then 3,873 in 7-bit
+            // groups); then dynamic entry 62 named 300 times.
+            var block = start + [0x40, 0x05] + Array("x-big".utf8) + [0x7f, 0xa1, 0x1e]
+            block += Array(repeating: 0x61, count: 4_000) + Array(repeating: 0x80 | 62, count: 300)
+            var bytes = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+            bytes += RapidResetE2ETests.frame(type: 0x4, flags: 0, stream: 0, payload: [])
+            bytes += RapidResetE2ETests.frame(type: 0x1, flags: 0x5, stream: 1, payload: block)
+            let socket = try await SlowSocket.connect(port: server.port)
+            #expect(socket.send(bytes))
+            let outcome = try await socket.waitForClose(timeout: .seconds(10))
+            #expect(outcome.closedByServer)
+            let goAways = SlowClientTests.frames(outcome.received).filter { $0.type == 7 }
+            #expect(goAways.map { Array($0.payload[4..<8]) } == [[0, 0, 0, 0xb]])
+            let warning = "HTTP/2 connection ended with GOAWAY ENHANCE_YOUR_CALM: request header blocks over"
+            #expect(await server.logOccurrences(of: warning, timeout: .seconds(5)) == 1, "\(server.logged)")
+            socket.shutdown()
+            #expect(try await Self.metric(server.port, reason: "excessive_header_lists") == 1)
+        }
+    }
 }

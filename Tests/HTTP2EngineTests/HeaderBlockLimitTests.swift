@@ -94,7 +94,9 @@ struct HeaderBlockLimitTests {
     @Test("a block past the limit that repeats an indexed content-type keeps one, counts the rest, and is answered")
     func repeatedContentTypeKeptOnce() throws {
         let pair = try ConnectionPair()
-        let repeats = 100_000
+        // 10,000: ~1 M, as the review sent, ends the connection since security review 60, M1 (its decoded size
+        // past 1040 KiB; `decodedCeiling` below).
+        let repeats = 10_000
         // `content-type: application/grpc` added to the dynamic table (index 62), then named by index `repeats`
         // times: 60 bytes each by RFC 9113 §6.5.2, so the 16 KiB limit is passed after ~270.
         let block =
@@ -130,7 +132,7 @@ struct HeaderBlockLimitTests {
         let block =
             Self.requestStart + Self.literal("x-pad", Array(repeating: 0x61, count: 20_000))
             + Self.literal("content-type", Array("application/grpc".utf8), indexed: true)
-            + [UInt8](repeating: 0x80 | 62, count: 100_000)
+            + [UInt8](repeating: 0x80 | 62, count: 10_000)
         _ = try Self.feed(pair, Self.headerFrames(stream: 1, block: block, continuations: 8))
 
         let reported = try #require(pair.serverDelegate.oversized.first)
@@ -156,6 +158,61 @@ struct HeaderBlockLimitTests {
         #expect(!pair.server.isActive)
         let error = pair.serverDelegate.closeError as? HTTP2EngineError
         #expect(error?.code == .headerBlockTooLarge, "\(String(describing: error))")
+    }
+
+    /// Security review 60, M1: one byte of HPACK names a dynamic-table entry, so a block of such references over
+    /// the limit decoded to thousands of times its size (a 1 MiB block of references to a 4 KB entry, ~4 GB: 1.6
+    /// CPU-seconds on one event loop, before any authentication). Past 1040 KiB decoded (what 65 frames of
+    /// literal fields hold) the connection ends. The request's four fields are 167 bytes by RFC 9113 §6.5.2,
+    /// `content-type: application/grpc` 60 each: 17,745 references give 1,064,927 bytes (the ceiling is
+    /// 1,064,960), 17,746 give 1,064,987.
+    @Test(
+        "a block decoded to 1040 KiB is answered on its stream; one field more ends the connection: GOAWAY ENHANCE_YOUR_CALM",
+        arguments: [17_745, 17_746])
+    func decodedCeiling(repeats: Int) throws {
+        let pair = try ConnectionPair()
+        let block =
+            Self.requestStart + Self.literal("content-type", Array("application/grpc".utf8), indexed: true)
+            + [UInt8](repeating: 0x80 | 62, count: repeats)
+        let size = 167 + 60 * (repeats + 1)
+        let ceiling = (HTTP2SessionConfiguration.maxContinuationFrames + 1) * (16 << 10)
+        #expect(ceiling == 1_064_960)
+        let frames = try Self.feed(pair, Self.headerFrames(stream: 1, block: block, continuations: 1))
+
+        if size <= ceiling {
+            #expect(frames.compactMap(\.goAwayFields).isEmpty)
+            #expect(pair.server.isActive)
+            #expect(pair.serverDelegate.oversized.first?.size == size)
+        } else {
+            #expect(frames.compactMap(\.goAwayFields).map(\.1) == [.enhanceYourCalm])
+            #expect(!pair.server.isActive)
+            let error = pair.serverDelegate.closeError as? HTTP2EngineError
+            #expect(error?.code == .excessiveHeaderLists, "\(String(describing: error))")
+        }
+    }
+
+    /// Each block past the limit is decoded to refuse it: a connection may send four (answered on their streams);
+    /// the fifth ends it, so each further one costs the sender a new connection and its table entries again
+    /// (security review 60, M1).
+    @Test("four blocks over the limit on one connection are answered on their streams; the fifth ends it")
+    func oversizedBlocksPerConnection() throws {
+        let pair = try ConnectionPair()
+        let block = Self.requestStart + Self.literal("x-pad", Array(repeating: 0x61, count: 20_000))
+        var four: [UInt8] = []
+        for i in 0..<HTTP2SessionConfiguration.maxOversizedHeaderBlocks {
+            four += Self.headerFrames(stream: UInt32(1 + 2 * i), block: block, continuations: 1)
+        }
+        var frames = try Self.feed(pair, four)
+        #expect(frames.compactMap(\.goAwayFields).isEmpty)
+        #expect(pair.server.isActive)
+        #expect(pair.serverDelegate.oversized.count == HTTP2SessionConfiguration.maxOversizedHeaderBlocks)
+
+        try pair.server.writeInbound(ByteBuffer(bytes: Self.headerFrames(stream: 9, block: block, continuations: 1)))
+        frames = FrameHeader.parse(try pair.server.readAllOutbound())
+        #expect(frames.compactMap(\.goAwayFields).map(\.1) == [.enhanceYourCalm])
+        #expect(!pair.server.isActive)
+        let error = pair.serverDelegate.closeError as? HTTP2EngineError
+        #expect(error?.code == .excessiveHeaderLists, "\(String(describing: error))")
     }
 
     /// The ceiling that stays: libnghttp2 1.52's HPACK decoder takes a string of at most NGHTTP2_HD_MAX_NV
