@@ -73,7 +73,10 @@ package enum CraftExecution {
             requestID: requestID
         )
         request.labels[CraftLabels.ioCap] = String(cap.limit)
-        request.hiddenInputNames = mappings.environmentInputNames
+        // A deployment's mappings are the operator's; a run's (`run_pipeline`'s `inputs_mapping`) its caller's,
+        // whose constants are its own to read back (and which map no environment variable).
+        request.hiddenInputNames =
+            deployment == nil ? mappings.environmentInputNames : mappings.operatorInputNames(given: inputs)
         if let deployment { request.labels[CraftLabels.deployment] = deployment.name }
         if let outputs = mappings.outputsLabel { request.labels[CraftLabels.outputsMapping] = outputs }
         return request

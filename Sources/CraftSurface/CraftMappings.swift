@@ -145,6 +145,25 @@ package struct CraftMappings: Sendable, Equatable {
         return names
     }
 
+    /// The pipeline inputs a deployment's configuration fills rather than its caller: from the environment, from
+    /// a `constant_value`, and from a `default_value` when the caller left the endpoint input out of `inputs`.
+    /// Their values are the operator's, which README says may be secrets (the reason `get_deployment` shows no
+    /// mappings), so no read shows them (``TriggerRequest/hiddenInputNames``): a periodic deployment's runs are
+    /// every token holder's to read (security review 60, M4: a constant was read back through executions,
+    /// Instill runs and Abacus versions).
+    package func operatorInputNames(given inputs: ValueObject) -> Set<String> {
+        var names = environmentInputNames
+        for mapping in self.inputs ?? [] {
+            switch mapping.source {
+            case .constant: names.insert(mapping.pipelineInputName)
+            case .endpointInput(let name) where mapping.defaultValue != nil && inputs[name] == nil:
+                names.insert(mapping.pipelineInputName)
+            default: break
+            }
+        }
+        return names
+    }
+
     // MARK: Outputs
 
     /// One pipeline output as a client sees it.

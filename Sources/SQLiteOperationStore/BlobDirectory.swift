@@ -44,11 +44,14 @@ struct BlobDirectory: Sendable {
             // A file the row names is gone for good (a data directory restored from a copy taken in the wrong
             // order, a file removed by hand): DATA_LOSS for this operation, not "the store is unavailable; retry",
             // which failed every claim that returned the row and so stopped the queue (review 27, H1).
+            // The file is named under the data directory, not by its absolute path: the message reaches the client
+            // (security review 60, I1), and the operator knows where `data_dir` is.
             if errno == ENOENT {
                 throw GatewayError(
                     .dataLoss,
-                    "operation \(operationID)'s stored file \(path) is missing (removed, or not restored with the "
-                        + "database: README, \"Backing up the SQLite data directory\")")
+                    "operation \(operationID)'s stored file blobs/\(operationID)/\(name) (under the data directory) is "
+                        + "missing (removed, or not restored with the database: README, \"Backing up the SQLite data "
+                        + "directory\")")
             }
             throw Self.error("open", path)
         }

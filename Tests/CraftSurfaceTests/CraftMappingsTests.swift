@@ -41,6 +41,11 @@ struct CraftMappingsTests {
         #expect(throws: GatewayError.self) {
             try mappings.pipelineInputs(from: ["text": .string("x")], environment: { _ in nil })
         }
+        // The operator's values, hidden from reads (security review 60, M4): the environment's, the constant, and
+        // the default only when the caller left its input out.
+        #expect(mappings.environmentInputNames == ["e"])
+        #expect(mappings.operatorInputNames(given: ["text": .string("hi")]) == ["e", "c", "n"])
+        #expect(mappings.operatorInputNames(given: ["text": .string("hi"), "count": .number(2)]) == ["e", "c"])
     }
 
     @Test("output destinations: renamed, dropped by is_null, unmapped ones pass; the label round-trips")

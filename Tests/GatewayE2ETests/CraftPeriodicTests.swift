@@ -64,6 +64,9 @@ struct CraftPeriodicTests {
                     ])
                 ]
             )
+            // The operator's values are no reader's: the environment's and the constant (security review 60, M4:
+            // every token holder read a periodic deployment's constant_value); the schedule's own inputs are not.
+            #expect(run.request.hiddenInputNames == ["region", "mode"])
             #expect(run.request.labels["craft.deployment"] == "nightly")
             #expect(run.request.labels["craft.io_cap"] == "5000")
             let mapping = try #require(run.request.labels["craft.outputs_mapping"])

@@ -212,17 +212,19 @@ struct CraftRESTTests {
             #expect(operation?.request.inputs.first?.variables["gone"] == nil)
 
             // Security review, M1: the gateway's environment reaches the runner, but no read shows it: not
-            // get_pipeline_execution, not the input's own read, not Instill's list of the pipeline's runs.
+            // get_pipeline_execution, not the input's own read, not Instill's list of the pipeline's runs. Nor the
+            // constant, nor the default the caller left to the deployment (security review 60, M4: both were shown).
             let token = try await Self.accessToken(client)
             response = try await client.request("GET", "/api/v1/executions/\(id)", headers: Self.bearer(token))
             #expect(response.status == 200, "\(response.bodyString)")
             let shown = try #require(try json(response.body)["inputs"] as? [[String: Any]], "\(response.bodyString)")
             #expect(
-                Set(shown.compactMap { $0["pipeline_input_name"] as? String }) == ["prompt", "n", "source"],
-                "\(response.bodyString)")
-            response = try await client.request(
-                "GET", "/api/v1/executions/\(id)/inputs/path", headers: Self.bearer(token))
-            #expect(response.status == 404, "\(response.bodyString)")
+                Set(shown.compactMap { $0["pipeline_input_name"] as? String }) == ["prompt"], "\(response.bodyString)")
+            for hidden in ["path", "source", "n"] {
+                response = try await client.request(
+                    "GET", "/api/v1/executions/\(id)/inputs/\(hidden)", headers: Self.bearer(token))
+                #expect(response.status == 404, "\(hidden): \(response.bodyString)")
+            }
             response = try await client.request(
                 "GET", "/api/v1/executions/\(id)/inputs/prompt", headers: Self.bearer(token))
             #expect(response.status == 200, "\(response.bodyString)")
@@ -232,7 +234,7 @@ struct CraftRESTTests {
                 try json(response.body)["pipelineRuns"] as? [[String: Any]], "\(response.bodyString)")
             let run = try #require(runs.first { $0["pipelineRunUid"] as? String == id }, "\(response.bodyString)")
             let runInputs = try #require(run["inputs"] as? [[String: Any]], "\(run)")
-            #expect(runInputs.map { Set($0.keys) } == [["prompt", "n", "source"]], "\(run)")
+            #expect(runInputs.map { Set($0.keys) } == [["prompt"]], "\(run)")
 
             // A required input missing: 400 with a message.
             response = try await client.request(

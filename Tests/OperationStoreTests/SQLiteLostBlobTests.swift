@@ -58,6 +58,9 @@ struct SQLiteLostBlobTests {
             let error = await gatewayError { _ = try await store.get(id: operation.id) }
             #expect(error?.code == .dataLoss, "\(String(describing: error))")
             #expect(error?.message.contains(files[0]) == true, "\(String(describing: error))")
+            // Named under the data directory: the message reaches clients (security review 60, I1).
+            #expect(error?.message.contains("blobs/\(operation.id)/\(files[0])") == true)
+            #expect(error?.message.contains(directory) == false, "\(String(describing: error))")
         }
     }
 
