@@ -438,21 +438,22 @@ extension RESTRequestHead {
         func fail(_ error: GatewayError, close: Bool = false) -> RESTStart {
             .respond(RESTErrorFormat(path: target).response(error, requestID: requestID), closeConnection: close)
         }
-        // A request line past the limit on its own: its target is longer than the gateway parses, 414 (RFC 9112
-        // §3, RFC 9110 §15.5.15), as nginx answers it; the status line says so, the body RESOURCE_EXHAUSTED as
-        // for 431 (protocol review 58, L1: it was 431, which names the header fields).
-        let requestLineSize = method.utf8.count + target.utf8.count + 12
-        if requestLineSize > services.maxHeaderBytes {
-            var response = RESTErrorFormat(path: target).response(
-                GatewayError(
-                    .headersTooLarge,
-                    "request target too long: the request line of \(requestLineSize) bytes exceeds the header "
-                        + "limit of \(services.maxHeaderBytes) bytes (limits.max_header_bytes)"),
-                requestID: requestID)
-            response.status = 414
-            return .respond(response, closeConnection: true)
-        }
         if wireSize > services.maxHeaderBytes {
+            // A request line past the limit on its own: its target is longer than the gateway parses, 414 (RFC
+            // 9112 §3, RFC 9110 §15.5.15), as nginx answers it; the status line says so, the body
+            // RESOURCE_EXHAUSTED as for 431 (protocol review 58, L1: it was 431, which names the header fields).
+            // Inside the head's check, so a request within the limit pays nothing for it.
+            let requestLineSize = method.utf8.count + target.utf8.count + 12
+            if requestLineSize > services.maxHeaderBytes {
+                var response = RESTErrorFormat(path: target).response(
+                    GatewayError(
+                        .headersTooLarge,
+                        "request target too long: the request line of \(requestLineSize) bytes exceeds the header "
+                            + "limit of \(services.maxHeaderBytes) bytes (limits.max_header_bytes)"),
+                    requestID: requestID)
+                response.status = 414
+                return .respond(response, closeConnection: true)
+            }
             return fail(
                 GatewayError(
                     .headersTooLarge,
