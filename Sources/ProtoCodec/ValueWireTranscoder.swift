@@ -181,9 +181,12 @@ struct ValueWireTranscoder {
             return Double(bitPattern: UInt64(littleEndian: bits)).isFinite && retag(start, tags.number.to)
         }
         if tag == tags.string.from {
+            // The data scheme first: five bytes decline a data URI (the decoder takes it), where the UTF-8 scan
+            // read all of it for nothing: 44 M instructions of a 24 MiB data URI's gRPC trigger, 14 % of its cost,
+            // which the decoder's own check (`WireDepthGuard`) then read again (diff review 59, L12).
             guard let range = length(after: start, within: end), range.end == end,
-                isCanonicalString(from: range.start, to: range.end),
-                !(tags.dataURIStrings && startsWithDataScheme(from: range.start, to: range.end))
+                !(tags.dataURIStrings && startsWithDataScheme(from: range.start, to: range.end)),
+                isCanonicalString(from: range.start, to: range.end)
             else { return false }
             return retag(start, tags.string.to)
         }
