@@ -1,5 +1,6 @@
 package import FoundationEssentials
 package import GatewayConfig
+import Synchronization
 package import TriggerModel
 
 /// Everything the Craft AI surface needs that is not HTTP: its configuration, the access-token signer, the
@@ -16,6 +17,8 @@ package final class CraftSurface: Sendable {
     /// ``CraftAccessTokens/binding(ofSDKToken:)`` of each configured token's value → its principal.
     private let sdkTokenPrincipals: [String: String]
     package let descriptions: CraftDescriptions
+    /// The keys ``isFirstReport(_:)`` has seen: one per configured deployment and output at most.
+    private let reported = Mutex<Set<String>>([])
 
     /// - Parameters:
     ///   - key: the access-token key (see `CraftSigningKey.load`).
@@ -37,6 +40,12 @@ package final class CraftSurface: Sendable {
         for token in tokens { bindings[accessTokens.binding(ofSDKToken: token.token)] = token.name }
         self.sdkTokenPrincipals = bindings
         self.descriptions = CraftDescriptions(configuration: configuration, describe: describe)
+    }
+
+    /// True the first time `key` is asked about in this configuration's life: what is logged once per
+    /// configuration (a reload logs it again, with the configuration it checks anew).
+    package func isFirstReport(_ key: String) -> Bool {
+        reported.withLock { $0.insert(key).inserted }
     }
 
     /// The route of pipeline `name` in the surface's namespace.

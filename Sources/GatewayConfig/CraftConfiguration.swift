@@ -73,6 +73,23 @@ package struct CraftConfiguration: Sendable, Equatable {
     }
 
     package func pipeline(named name: String) -> CraftPipelineConfiguration? { pipelines.first { $0.name == name } }
+
+    /// The outputs an output mapping shadows (diff review 59, M4): for a mapping that sends pipeline output `from`
+    /// to endpoint name `E`, an output named `E` among `outputNames` that no mapping mentions would pass under its
+    /// own name, `E`, too, and the result can hold only one of them. In mapping order.
+    /// - Parameters:
+    ///   - mappings: each mapping's pipeline output name and endpoint output name (nil: dropped, `is_null`).
+    package static func shadowedOutputs(
+        of outputNames: some Sequence<String>,
+        by mappings: [(pipelineOutput: String, endpointOutput: String?)]
+    ) -> [(output: String, mappedFrom: String)] {
+        let mentioned = Set(mappings.map(\.pipelineOutput))
+        let unmapped = Set(outputNames).subtracting(mentioned)
+        return mappings.compactMap { mapping in
+            guard let name = mapping.endpointOutput, unmapped.contains(name) else { return nil }
+            return (name, mapping.pipelineOutput)
+        }
+    }
 }
 
 /// A pipeline's declared inputs and outputs (`craft.pipelines[]`), for runners that cannot describe it.

@@ -100,11 +100,47 @@ extension GatewayConfiguration {
                         "duplicate endpoint_url_path (also deployments[\(first)])"
                     )
                 }
+                if let declared = craft.pipeline(named: deployment.pipeline) {
+                    try checkShadowedOutputs(
+                        deployment, declared: declared, at: "\(m.path("deployments"))[\(i)]", item, reader)
+                }
                 deployments.append(deployment)
             }
             craft.deployments = deployments
         }
         return craft
+    }
+
+    /// Diff review 59, M4: an output mapping that sends a pipeline output to the name of another output the
+    /// pipeline declares (`craft.pipelines`), which no mapping mentions, puts two outputs under one endpoint name,
+    /// as two mappings to one name would (F2). Outputs only a runner's `Describe` names are not known here: the
+    /// reads leave such a shadowed output out (`CraftMappings.mappedOutputs`).
+    private static func checkShadowedOutputs(
+        _ deployment: CraftDeploymentConfiguration,
+        declared: CraftPipelineConfiguration,
+        at path: String,
+        _ node: Node,
+        _ reader: ConfigNodeReader
+    ) throws(ConfigError) {
+        let mappings = deployment.outputMappings ?? []
+        let shadowed = CraftConfiguration.shadowedOutputs(
+            of: declared.outputs.map(\.name),
+            by: mappings.map { mapping in
+                switch mapping.destination {
+                case .endpointOutput(let name): (pipelineOutput: mapping.pipelineOutputName, endpointOutput: name)
+                case .null: (pipelineOutput: mapping.pipelineOutputName, endpointOutput: nil)
+                }
+            })
+        guard let clash = shadowed.first,
+            let j = mappings.firstIndex(where: { $0.pipelineOutputName == clash.mappedFrom })
+        else { return }
+        throw reader.error(
+            "\(path).output_mappings[\(j)].endpoint_output_name",
+            node,
+            "\"\(clash.output)\" is also the name of output \"\(clash.output)\" of pipeline \(declared.name) "
+                + "(craft.pipelines), which no mapping renames or drops: the result could hold only one of them; map "
+                + "\"\(clash.output)\" too (to another name, or is_null)"
+        )
     }
 
     /// Run once routes and `schedules:` are read: a periodic deployment's pipeline must be served by a route,

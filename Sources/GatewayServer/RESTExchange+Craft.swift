@@ -2,6 +2,7 @@ import AsyncDispatch
 import CraftSurface
 import FoundationEssentials
 import GatewayConfig
+import Logging
 import NIOCore
 import OperationStore
 import Routing
@@ -754,11 +755,31 @@ struct CraftExchange: Sendable {
         if let error = OperationView.error(operation) { throw CraftStoredFailure(error: error) }
         let outputs = CraftExecution.values(of: operation.result?.outputs ?? [])
         let mappings = try CraftMappings(outputsLabel: operation.request.labels[CraftLabels.outputsMapping])
-        let mapped = mappings.mappedOutputs(
-            outputs, unmappedType: operation.request.labels[CraftLabels.deployment] == nil ? "run" : "endpoint")
+        let deployment = operation.request.labels[CraftLabels.deployment]
+        if let deployment { reportShadowedOutputs(mappings.shadowedOutputs(outputs.keys), of: operation, deployment) }
+        let mapped = mappings.mappedOutputs(outputs, unmappedType: deployment == nil ? "run" : "endpoint")
         let delivered = ValueObject(
             mapped.compactMap { $0.endpointOutputName == nil ? nil : ($0.pipelineOutputName, $0.value) })
         return (mapped, ioCap(of: operation).excess(delivered, what: "outputs"))
+    }
+
+    /// Logs each output of `deployment` that its output mapping shadows (``CraftMappings/mappedOutputs(_:unmappedType:)``
+    /// leaves it out) once per configuration: the operator's mapping clashes with what the runner answers, which the
+    /// configuration could not see (the pipeline is not in `craft.pipelines`). A run's own mapping is the client's
+    /// (and refused when the outputs are declared): not logged, so clients cannot grow the set of keys.
+    private func reportShadowedOutputs(
+        _ shadowed: [(output: String, mappedFrom: String)], of operation: Operation, _ deployment: String
+    ) {
+        for clash in shadowed where craft.isFirstReport("\(deployment)\n\(clash.output)\n\(clash.mappedFrom)") {
+            services.logger.warning(
+                "a pipeline output is left out of executions' results: an output mapping sends another output to its name",
+                metadata: [
+                    "craft.deployment": "\(deployment)",
+                    "pipeline.ref": "\(operation.ref)",
+                    "craft.output": "\(clash.output)",
+                    "craft.mapped_from": "\(clash.mappedFrom)",
+                ])
+        }
     }
 
     /// The cap an execution was made under (its label; the configured one for an execution made elsewhere).

@@ -244,6 +244,11 @@ struct CraftConfigurationTests {
                 "craft: {deployments: [{name: d, pipeline: p, output_mappings: [{pipeline_output_name: a, is_null: false}]}]}",
                 "craft.deployments[0].output_mappings[0].is_null"
             ),
+            // An output mapped onto the name of a declared output no mapping mentions (diff review 59, M4).
+            (
+                "craft: {pipelines: [{name: p, outputs: [{name: a, data_type: json}, {name: b, data_type: json}]}], deployments: [{name: d, pipeline: p, output_mappings: [{pipeline_output_name: a, endpoint_output_name: b}]}]}",
+                "craft.deployments[0].output_mappings[0].endpoint_output_name"
+            ),
         ])
     func invalid(yaml: String, path: String) {
         do {
