@@ -4932,7 +4932,8 @@ let openAPIDocumentJSON = #####"""
             },
             "description": "Hold the read until the execution finishes (bounded: then 307 to the same URL)."
           }
-        ]
+        ],
+        "description": "By pipeline output name. The I/O cap applies to this value alone (413 when its JSON is over it), not to the whole set as the outputs read does."
       }
     },
     "/api/v1/deployments/{name}": {
@@ -5830,7 +5831,8 @@ let openAPIDocumentJSON = #####"""
               "minLength": 1
             }
           }
-        ]
+        ],
+        "description": "By endpoint output name; the I/O cap applies to this value alone."
       }
     },
     "/api/v1/deployments": {

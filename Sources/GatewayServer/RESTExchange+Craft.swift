@@ -302,8 +302,7 @@ struct CraftExchange: Sendable {
             guard let operation = try await finishedExecution(id, principal: principal, wait: false) else {
                 throw GatewayError(.failedPrecondition, "execution \(id) has not finished yet")
             }
-            return try outputValue(
-                named: name, of: try succeededOutputs(operation), executionID: id, byEndpointName: false)
+            return try outputValue(named: name, of: operation, byEndpointName: false)
         case .deployments:
             _ = try await authenticate()
             var items: [ValueObject] = []
@@ -384,8 +383,7 @@ struct CraftExchange: Sendable {
             else {
                 throw GatewayError(.failedPrecondition, "execution \(id) has not finished yet")
             }
-            return try outputValue(
-                named: name, of: try succeededOutputs(operation), executionID: id, byEndpointName: true)
+            return try outputValue(named: name, of: operation, byEndpointName: true)
         }
     }
 
@@ -788,20 +786,23 @@ struct CraftExchange: Sendable {
             limit: operation.request.labels[CraftLabels.ioCap].flatMap(Int.init) ?? craft.configuration.maxIOBytes)
     }
 
-    /// One output: a file as `application/octet-stream`, anything else as its JSON.
-    private func outputValue(
-        named name: String,
-        of outputs: [CraftMappings.MappedOutput],
-        executionID: String,
-        byEndpointName: Bool
-    ) throws -> RESTResponse {
+    /// One output of a finished execution, by its endpoint output name (`/endpoints/v1/…`) or its pipeline output
+    /// name (`/api/v1/executions/…`): a file as `application/octet-stream`, anything else as its JSON. Its failure
+    /// when it failed (``CraftStoredFailure``).
+    ///
+    /// The cap applies to the value read, not to the whole set (review 59, F11: one large output made a 1-byte
+    /// one unreadable); the whole-set reads keep the whole set's cap.
+    private func outputValue(named name: String, of operation: Operation, byEndpointName: Bool) throws -> RESTResponse {
+        let (outputs, _) = try mappedOutputs(operation)
         guard
             let output = outputs.first(where: {
-                $0.endpointOutputName != nil && (byEndpointName ? $0.endpointOutputName : $0.pipelineOutputName) == name
+                $0.endpointOutputName != nil
+                    && (byEndpointName ? $0.endpointOutputName : $0.pipelineOutputName) == name
             })
         else {
-            throw GatewayError(.notFound, "execution \(executionID) has no output \"\(name)\"")
+            throw GatewayError(.notFound, "execution \(operation.id) has no output \"\(name)\"")
         }
+        if let error = ioCap(of: operation).excess(of: output.value, named: name, what: "output") { throw error }
         return valueResponse(output.value)
     }
 

@@ -28,6 +28,43 @@ struct CraftReadBackTests {
         return try #require(try json(response.body)["execution_id"] as? String)
     }
 
+    /// Review 59, F11: `…/outputs/{name}` applied the cap to the whole output set, so a 1-byte output of an
+    /// execution with a large one was unreadable. Cap 100: `s` of `length` a's is length + 2 bytes of JSON.
+    @Test(
+        "a per-name output read caps that value alone: at the cap it reads, one byte past is 413", arguments: [98, 99])
+    func perNameOutputCap(length: Int) async throws {
+        try await withTestGateway(yaml: "craft: {max_io_bytes: 100, long_poll_wait: 5s}\n") { gateway in
+            let client = try await gateway.client()
+            let token = try await REST.accessToken(client)
+            // Made through Instill (no cap on its inputs), read through Craft AI: both anonymous (auth off).
+            let instill = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger-async", headers: jsonHeaders,
+                body: try jsonBody(["data": [["variable": ["s": String(repeating: "a", count: length), "n": 1]]]]))
+            let name = try #require(try json(instill.body).operationName, "\(instill.bodyString)")
+            let id = String(name.dropFirst("operations/".count))
+            // The whole set (length + 2 + 1 bytes) stays over the cap on the whole-set read.
+            var response = try await client.request(
+                "GET", "/api/v1/executions/\(id)/outputs?wait_for_completion=true", headers: REST.bearer(token))
+            #expect(response.status == 413, "\(response.bodyString)")
+            response = try await client.request(
+                "GET", "/api/v1/executions/\(id)/outputs/n", headers: REST.bearer(token))
+            #expect(response.status == 200, "\(response.bodyString)")
+            #expect(response.bodyString == "1")
+            response = try await client.request(
+                "GET", "/api/v1/executions/\(id)/outputs/s", headers: REST.bearer(token))
+            if length + 2 <= 100 {
+                #expect(response.status == 200, "\(response.bodyString)")
+                #expect(response.bodyString == "\"\(String(repeating: "a", count: length))\"")
+            } else {
+                #expect(response.status == 413, "\(response.bodyString)")
+                let message = try json(response.body)["message"] as? String
+                #expect(
+                    message?.contains(#"output "s" is 101 bytes, over the cap of 100 bytes"#) == true,
+                    "\(message ?? "")")
+            }
+        }
+    }
+
     /// Diff review 59, M4: `a → b` with echo's output `b` unmapped (echo is described by its runner, so the
     /// configuration cannot see the clash): the endpoint result held `b` twice and the last one won.
     @Test("an unmapped runner output a mapping shadows is left out of the result, with one warning")
