@@ -4933,7 +4933,7 @@ let openAPIDocumentJSON = #####"""
             "description": "Hold the read until the execution finishes (bounded: then 307 to the same URL)."
           }
         ],
-        "description": "By pipeline output name. The I/O cap applies to this value alone (413 when its JSON is over it), not to the whole set as the outputs read does."
+        "description": "By pipeline output name. One the output mapping drops (`is_null`) is `null`, as `get_pipeline_execution` lists it. The I/O cap applies to this value alone (413 when its JSON is over it), not to the whole set as the outputs read does."
       }
     },
     "/api/v1/deployments/{name}": {
@@ -8786,7 +8786,7 @@ let openAPIDocumentJSON = #####"""
         }
       },
       "CraftFailure": {
-        "description": "`{message, name, request_id}` (the SDK raises `SdkException` with `message`); 401 carries `WWW-Authenticate: Bearer`.",
+        "description": "`{message, name, request_id}` (the SDK raises `SdkException` with `message`); 401 carries `WWW-Authenticate: Bearer` under `/api/v1/`, `WWW-Authenticate: EndpointToken, Bearer` under `/endpoints/`. Messages about an execution name it an execution (`execution <id> not found`, `execution <id> was cancelled`).",
         "headers": {
           "Request-Id": {
             "$ref": "#/components/headers/RequestId"

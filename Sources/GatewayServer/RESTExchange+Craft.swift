@@ -135,9 +135,18 @@ struct CraftExchange: Sendable {
         do {
             response = try await exchange.respond(route, body: body)
         } catch let failure as CraftStoredFailure {
-            response = CraftAnswer.storedFailure(failure.error, requestID: requestID)
+            response = CraftAnswer.storedFailure(
+                CraftAnswer.executionWording(failure.error, id: route.executionID), requestID: requestID)
         } catch {
-            response = CraftAnswer.error(gatewayError(from: error, requestID: requestID), requestID: requestID)
+            let error = gatewayError(from: error, requestID: requestID)
+            response = CraftAnswer.error(
+                CraftAnswer.executionWording(error, id: route.executionID), requestID: requestID)
+        }
+        if response.status == 401, route.isEndpoint {
+            // RFC 9110 §11.6.1: the challenge names the schemes that work here, EndpointToken (what the SDK sends,
+            // CLIENTS.md §3.5) and Bearer (`endpointPrincipal`); `?token=` has no scheme (review 59, F12).
+            response.headers.removeAll { $0.name == "www-authenticate" }
+            response.headers.append(("www-authenticate", "EndpointToken, Bearer"))
         }
         // The pipeline was named from the path at the head; only the principal is learnt here, and the execution
         // (an async operation) the request created (`execute`) or named in its path (review 26 H2).
@@ -787,8 +796,9 @@ struct CraftExchange: Sendable {
     }
 
     /// One output of a finished execution, by its endpoint output name (`/endpoints/v1/…`) or its pipeline output
-    /// name (`/api/v1/executions/…`): a file as `application/octet-stream`, anything else as its JSON. Its failure
-    /// when it failed (``CraftStoredFailure``).
+    /// name (`/api/v1/executions/…`): a file as `application/octet-stream`, anything else as its JSON; one the
+    /// output mapping drops (`is_null`) is `null` by its pipeline name, as `get_pipeline_execution` lists it
+    /// (review 59, F12), and has no endpoint name. Its failure when it failed (``CraftStoredFailure``).
     ///
     /// The cap applies to the value read, not to the whole set (review 59, F11: one large output made a 1-byte
     /// one unreadable); the whole-set reads keep the whole set's cap.
@@ -796,12 +806,12 @@ struct CraftExchange: Sendable {
         let (outputs, _) = try mappedOutputs(operation)
         guard
             let output = outputs.first(where: {
-                $0.endpointOutputName != nil
-                    && (byEndpointName ? $0.endpointOutputName : $0.pipelineOutputName) == name
+                byEndpointName ? $0.endpointOutputName == name : $0.pipelineOutputName == name
             })
         else {
             throw GatewayError(.notFound, "execution \(operation.id) has no output \"\(name)\"")
         }
+        guard output.endpointOutputName != nil else { return valueResponse(.null) }
         if let error = ioCap(of: operation).excess(of: output.value, named: name, what: "output") { throw error }
         return valueResponse(output.value)
     }
@@ -866,6 +876,17 @@ enum CraftAnswer {
             response.headers.append(("retry-after", "1"))
         }
         return response
+    }
+
+    /// `error` as the Craft AI surface words it: the store's and the operation view's messages about execution
+    /// `id` say "operation <id> …" (`operation … not found`, `operation … was cancelled`), the gateway's noun on the
+    /// Instill surface; here they say "execution", as Craft AI and the rest of this surface do (review 59, F12).
+    /// Only a message that starts with that id is changed: a runner's own words stay as they are.
+    static func executionWording(_ error: GatewayError, id: String?) -> GatewayError {
+        guard let id, error.message.hasPrefix("operation \(id)") else { return error }
+        var error = error
+        error.message = "execution" + error.message.dropFirst("operation".count)
+        return error
     }
 
     /// A failed execution read back (its outputs, one output, an endpoint's result): the error's `message` and
@@ -1025,7 +1046,7 @@ enum CraftAnswer {
                 }
                 return .object(item)
             })
-        if let error = OperationView.error(operation) {
+        if let error = OperationView.error(operation).map({ executionWording($0, id: operation.id) }) {
             object["error"] = .object([
                 "message": .string(error.message), "name": .string(CraftAnswer.errorName(error)),
             ])

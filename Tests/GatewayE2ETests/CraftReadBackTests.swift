@@ -65,6 +65,68 @@ struct CraftReadBackTests {
         }
     }
 
+    /// Review 59, F12: the Craft surface said "operation … not found" / "was cancelled"; an output mapped
+    /// `is_null` read 404 by name although `get_pipeline_execution` lists it with a null value.
+    @Test("executions are named executions in Craft messages (operations elsewhere); an is_null output reads null")
+    func wordingAndNullOutput() async throws {
+        try await withTestGateway(yaml: "craft: {long_poll_wait: 5s}\n") { gateway in
+            let client = try await gateway.client()
+            let token = try await REST.accessToken(client)
+            let unknown = String(repeating: "0", count: 26)
+            var response = try await client.request("GET", "/api/v1/executions/\(unknown)", headers: REST.bearer(token))
+            #expect(response.status == 404)
+            #expect(try json(response.body)["message"] as? String == "execution \(unknown) not found")
+            response = try await client.request("GET", "/v1beta/operations/\(unknown)")
+            #expect(response.status == 404)
+            #expect(response.bodyString.contains("operation \(unknown) not found"), "\(response.bodyString)")
+
+            let sleeping = try await Self.run(client, token, "sleep", inputs: #"{"ms":60000}"#)
+            response = try await client.request("POST", "/v1beta/operations/\(sleeping):cancel")
+            #expect(response.status == 200, "\(response.bodyString)")
+            response = try await client.request(
+                "GET", "/api/v1/executions/\(sleeping)/outputs?wait_for_completion=true", headers: REST.bearer(token))
+            #expect(response.status == 499)
+            #expect(try json(response.body)["message"] as? String == "execution \(sleeping) was cancelled")
+            response = try await client.request("GET", "/api/v1/executions/\(sleeping)", headers: REST.bearer(token))
+            let error = try json(response.body)["error"] as? [String: Any]
+            #expect(error?["message"] as? String == "execution \(sleeping) was cancelled", "\(response.bodyString)")
+
+            let id = try await Self.run(
+                client, token, "echo", inputs: #"{"x":1,"y":2}"#,
+                outputsMapping: #"[{"pipeline_output_name":"x","is_null":true}]"#)
+            response = try await client.request(
+                "GET", "/api/v1/executions/\(id)/outputs?wait_for_completion=true", headers: REST.bearer(token))
+            #expect(response.status == 200, "\(response.bodyString)")
+            response = try await client.request(
+                "GET", "/api/v1/executions/\(id)/outputs/x", headers: REST.bearer(token))
+            #expect(response.status == 200, "\(response.bodyString)")
+            #expect(response.bodyString == "null")
+            response = try await client.request(
+                "GET", "/api/v1/executions/\(id)/outputs/y", headers: REST.bearer(token))
+            #expect(response.bodyString == "2")
+        }
+    }
+
+    /// Review 59, F12: RFC 9110 §11.6.1 has a 401 name the schemes that work; on `/endpoints/` they are
+    /// `EndpointToken` (what the SDK sends) and `Bearer`, not `Bearer` alone.
+    @Test("a 401 under /endpoints/ challenges EndpointToken and Bearer; under /api/v1/ Bearer")
+    func endpointChallenge() async throws {
+        try await withTestGateway(yaml: "tokens: [{name: alice, token: ALICE-0123456789abcdef}]\n") { gateway in
+            let client = try await gateway.client()
+            var response = try await client.request(
+                "POST", "/endpoints/echo", headers: jsonHeaders, body: try jsonBody(["a": 1]))
+            #expect(response.status == 401, "\(response.bodyString)")
+            #expect(response.header("www-authenticate") == "EndpointToken, Bearer")
+            response = try await client.request(
+                "GET", "/endpoints/v1/echo/executions/\(String(repeating: "0", count: 26))?token=wrong")
+            #expect(response.status == 401, "\(response.bodyString)")
+            #expect(response.header("www-authenticate") == "EndpointToken, Bearer")
+            response = try await client.request("GET", "/api/v1/pipelines")
+            #expect(response.status == 401)
+            #expect(response.header("www-authenticate") == "Bearer")
+        }
+    }
+
     /// Diff review 59, M4: `a → b` with echo's output `b` unmapped (echo is described by its runner, so the
     /// configuration cannot see the clash): the endpoint result held `b` twice and the last one won.
     @Test("an unmapped runner output a mapping shadows is left out of the result, with one warning")
