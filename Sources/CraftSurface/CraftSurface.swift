@@ -17,6 +17,10 @@ package final class CraftSurface: Sendable {
     /// ``CraftAccessTokens/binding(ofSDKToken:)`` of each configured token's value → its principal.
     private let sdkTokenPrincipals: [String: String]
     package let descriptions: CraftDescriptions
+    /// When this configuration was loaded (at start, or by the reload that built this surface): the
+    /// `created_at` / `updated_at` of what the configuration defines (pipelines, deployments), which have no
+    /// creation time of their own (review 59, F9: the SDK sorts lists by `created_at`).
+    package let loadedAt: Date
     /// The keys ``isFirstReport(_:)`` has seen: one per configured deployment and output at most.
     private let reported = Mutex<Set<String>>([])
 
@@ -40,6 +44,7 @@ package final class CraftSurface: Sendable {
         for token in tokens { bindings[accessTokens.binding(ofSDKToken: token.token)] = token.name }
         self.sdkTokenPrincipals = bindings
         self.descriptions = CraftDescriptions(configuration: configuration, describe: describe)
+        self.loadedAt = now()
     }
 
     /// True the first time `key` is asked about in this configuration's life: what is logged once per

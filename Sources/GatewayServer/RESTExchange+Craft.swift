@@ -211,7 +211,8 @@ struct CraftExchange: Sendable {
                         + "the API: remove its route (and its craft.pipelines entry) and reload the configuration")
             }
             let description = try await knownDescription(of: craft.ref(pipeline: name), refusingUnknown: true)
-            return CraftAnswer.json(CraftAnswer.pipeline(name: name, description), requestID: requestID)
+            return CraftAnswer.json(
+                CraftAnswer.pipeline(name: name, description, createdAt: craft.loadedAt), requestID: requestID)
         case .pipelines:
             _ = try await authenticate()
             if method == "POST" {
@@ -224,7 +225,9 @@ struct CraftExchange: Sendable {
                         + "that serves it; add the route (and a craft.pipelines entry for its declared inputs) and "
                         + "reload the configuration, then run it by name (run_pipeline)")
             }
-            return CraftAnswer.list(pipelineNames().map(CraftAnswer.pipelineListItem(name:)), requestID: requestID)
+            return CraftAnswer.list(
+                pipelineNames().map { CraftAnswer.pipelineListItem(name: $0, createdAt: craft.loadedAt) },
+                requestID: requestID)
         case .pipelineExecutions(let name):
             let principal = try await authenticate()
             let ref = craft.ref(pipeline: name)
@@ -316,17 +319,18 @@ struct CraftExchange: Sendable {
             _ = try await authenticate()
             var items: [ValueObject] = []
             for deployment in deployments() {
-                items.append(CraftAnswer.deploymentListItem(deployment, isEnabled: try await isEnabled(deployment)))
+                items.append(
+                    CraftAnswer.deploymentListItem(
+                        deployment, isEnabled: try await isEnabled(deployment), createdAt: craft.loadedAt))
             }
             return CraftAnswer.list(items, requestID: requestID)
         case .createDeployment(let rule):
-            _ = try await authenticate()
+            let principal = try await authenticate()
             let request = try CraftDeploymentRequest(body ?? .json(ByteBuffer()), rule: rule, limits: limits)
             let deployment = try await createdDeployment(request)
-            return CraftAnswer.json(
-                CraftAnswer.deployment(deployment, isEnabled: try await isEnabled(deployment)), requestID: requestID)
+            return CraftAnswer.json(try await deploymentAnswer(deployment, principal: principal), requestID: requestID)
         case .deployment(let name):
-            _ = try await authenticate()
+            let principal = try await authenticate()
             let deployment = try await existingDeployment(named: name)
             if method == "DELETE" {
                 throw GatewayError(
@@ -341,8 +345,7 @@ struct CraftExchange: Sendable {
                         + "the API: change its craft.deployments entry (or pause its schedule: POST "
                         + "/v1beta/schedules/{name}:pause) and reload the configuration")
             }
-            return CraftAnswer.json(
-                CraftAnswer.deployment(deployment, isEnabled: try await isEnabled(deployment)), requestID: requestID)
+            return CraftAnswer.json(try await deploymentAnswer(deployment, principal: principal), requestID: requestID)
         case .latestExecution(let name):
             let principal = try await authenticate()
             let deployment = try await existingDeployment(named: name)
@@ -436,6 +439,21 @@ struct CraftExchange: Sendable {
     private func deployments() -> [CraftDeploymentConfiguration] {
         if let configured = craft.configuration.deployments { return configured }
         return pipelineNames().compactMap { craft.configuration.deployment(named: $0) }
+    }
+
+    /// `get_deployment`'s answer (also `create_deployment`'s) for `principal`: the deployment's constants are shown
+    /// to a principal that may trigger it, whose executions' reads show them anyway, and redacted for others
+    /// (``CraftAnswer/inputMappings(_:declared:showsConstants:)``).
+    private func deploymentAnswer(
+        _ deployment: CraftDeploymentConfiguration, principal: String?
+    ) async throws -> ValueObject {
+        CraftAnswer.deployment(
+            deployment,
+            isEnabled: try await isEnabled(deployment),
+            createdAt: craft.loadedAt,
+            declared: craft.configuration.pipeline(named: deployment.pipeline),
+            showsConstants: (try? Self.checkMayTrigger(deployment, principal: principal)) != nil
+        )
     }
 
     /// `deployment`'s `is_enabled`: false for a periodic deployment whose schedule is paused now, configured so or
@@ -933,8 +951,10 @@ enum CraftAnswer {
     /// `GET /api/v1/pipelines/{name}`: `parameters.inputs[]` with `name` and `data_type` (what `run_pipeline`
     /// reads), and `creation_info`, which `get_pipeline` must find (it sets `creation_info.last_execution_id`
     /// and, when waiting, loops while `creation_info.status` is `creation_pending`). A routed pipeline is
-    /// always `ready`: the gateway builds nothing.
-    static func pipeline(name: String, _ description: PipelineDescription) -> ValueObject {
+    /// always `ready`: the gateway builds nothing. The keys the SDK documents that the gateway has no value for are
+    /// null (review 59, F9: a script reading them got a KeyError); `created_at` is when the configuration was
+    /// loaded (``CraftSurface/loadedAt``).
+    static func pipeline(name: String, _ description: PipelineDescription, createdAt: Date) -> ValueObject {
         func list(_ parameters: [PipelineDescription.Parameter]) -> Value {
             .list(parameters.map { .object(["name": .string($0.name), "data_type": .string($0.dataType)]) })
         }
@@ -942,16 +962,29 @@ enum CraftAnswer {
             "name": .string(name),
             "parameters": .object([
                 "pipeline_name": .string(name),
+                "function_path": .null,
+                "function_name": .null,
+                "description": .null,
                 "inputs": list(description.inputs),
                 "outputs": list(description.outputs),
+                "container_config": .null,
             ]),
-            "creation_info": .object(["status": .string("ready"), "origin": .string("gateway")]),
+            "creation_info": .object([
+                "created_at": time(createdAt),
+                "created_by": .null,
+                "commit_id": .null,
+                "status": .string("ready"),
+                "origin": .string("gateway"),
+                "pipeline_template": .null,
+            ]),
         ]
     }
 
-    /// One `list_pipelines` item: `{pipeline_name, status}` (no `created_at`: a route has no creation time).
-    static func pipelineListItem(name: String) -> ValueObject {
-        ["pipeline_name": .string(name), "status": .string("ready")]
+    /// One `list_pipelines` item: `{pipeline_name, created_at, status}`. A route has no creation time of its own:
+    /// `created_at` is when the configuration that serves it was loaded (``CraftSurface/loadedAt``; the SDK sorts
+    /// by it, review 59, F9).
+    static func pipelineListItem(name: String, createdAt: Date) -> ValueObject {
+        ["pipeline_name": .string(name), "created_at": time(createdAt), "status": .string("ready")]
     }
 
     /// Craft AI's execution status (`EXECUTION_STATUS` of craft-ai-sdk 0.74.7) of an operation state. A
@@ -966,7 +999,7 @@ enum CraftAnswer {
     }
 
     /// An RFC 3339 time (UTC, milliseconds), as stored.
-    private static func time(_ date: Date?) -> Value {
+    static func time(_ date: Date?) -> Value {
         date.map { .string(RFC3339.format(milliseconds: $0.storeMilliseconds)) } ?? .null
     }
 
@@ -1068,7 +1101,17 @@ enum CraftAnswer {
     /// and `endpoint_url_path` (CLIENTS.md §3.5). A periodic deployment has no endpoint path; it shows its
     /// cron expression as `schedule` (Craft AI's field), with the zone and the schedule's name under
     /// `/v1beta/schedules`.
-    static func deployment(_ deployment: CraftDeploymentConfiguration, isEnabled: Bool) -> ValueObject {
+    ///
+    /// Review 59, F9: the keys the SDK documents are all there. `inputs_mapping` / `outputs_mapping` as configured
+    /// (``inputMappings(_:declared:showsConstants:)``), `created_at` and `updated_at` when the configuration was
+    /// loaded, and null for what the gateway has no value for (`created_by`, `updated_by`, `description`).
+    static func deployment(
+        _ deployment: CraftDeploymentConfiguration,
+        isEnabled: Bool,
+        createdAt: Date,
+        declared: CraftPipelineConfiguration?,
+        showsConstants: Bool
+    ) -> ValueObject {
         var pipeline: ValueObject = ["name": .string(deployment.pipeline)]
         if let release = deployment.release { pipeline["release"] = .string(release) }
         var object: ValueObject = [
@@ -1080,6 +1123,13 @@ enum CraftAnswer {
             // `get_deployment(wait_for_completion=True)`, which `create_deployment` calls by default, re-reads
             // the deployment until its status is final (`up`, ...): without one it would spin.
             "status": .string("up"),
+            "inputs_mapping": inputMappings(deployment, declared: declared, showsConstants: showsConstants),
+            "outputs_mapping": outputMappings(deployment, declared: declared),
+            "created_at": time(createdAt),
+            "created_by": .null,
+            "updated_at": time(createdAt),
+            "updated_by": .null,
+            "description": .null,
         ]
         if let path = deployment.endpointURLPath { object["endpoint_url_path"] = .string(path) }
         if deployment.executionRule == .endpoint {
@@ -1098,16 +1148,19 @@ enum CraftAnswer {
         return object
     }
 
-    /// One `list_deployments` item: `{name, pipeline_name, execution_rule, mode, is_enabled}` (no
-    /// `created_at`: a configured deployment has no creation time). `is_enabled` is false for a periodic
-    /// deployment whose schedule is paused.
-    static func deploymentListItem(_ deployment: CraftDeploymentConfiguration, isEnabled: Bool) -> ValueObject {
+    /// One `list_deployments` item: `{name, pipeline_name, execution_rule, mode, is_enabled, created_at}`.
+    /// `is_enabled` is false for a periodic deployment whose schedule is paused. A configured deployment has no
+    /// creation time of its own: `created_at` is when the configuration was loaded (review 59, F9).
+    static func deploymentListItem(
+        _ deployment: CraftDeploymentConfiguration, isEnabled: Bool, createdAt: Date
+    ) -> ValueObject {
         [
             "name": .string(deployment.name),
             "pipeline_name": .string(deployment.pipeline),
             "execution_rule": .string(deployment.executionRule.rawValue),
             "mode": .string("elastic"),
             "is_enabled": .bool(isEnabled),
+            "created_at": time(createdAt),
         ]
     }
 

@@ -127,6 +127,79 @@ struct CraftReadBackTests {
         }
     }
 
+    /// Review 59, F9: keys the SDK documents were missing (KeyError in scripts): `created_at` on the list items
+    /// (which scripts sort by), the deployment's mappings, and the keys the gateway has no value for.
+    @Test("list items carry created_at; get_deployment its mappings (constants only for who may trigger) and nulls")
+    func documentedKeys() async throws {
+        let yaml = """
+            tokens: [{name: alice, token: ALICE}, {name: bob, token: BOB}]
+            craft:
+              pipelines:
+                - {name: echo, inputs: [{name: k, data_type: string}], outputs: [{name: k, data_type: string}]}
+              deployments:
+                - name: open
+                  pipeline: echo
+                  input_mappings:
+                    - {pipeline_input_name: k, constant_value: visible}
+                    - {pipeline_input_name: e, environment_variable_name: HOME}
+                  output_mappings:
+                    - {pipeline_output_name: k, endpoint_output_name: K}
+                    - {pipeline_output_name: e, is_null: true}
+                - name: alices
+                  pipeline: echo
+                  tokens: [alice]
+                  input_mappings:
+                    - {pipeline_input_name: k, constant_value: for-alice}
+                    - {pipeline_input_name: t, endpoint_input_name: T, default_value: dflt, is_required: true}
+            """
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await gateway.client()
+            let bob = try await REST.accessToken(client, sdkToken: "BOB")
+            let alice = try await REST.accessToken(client, sdkToken: "ALICE")
+            func items(_ path: String) async throws -> [[String: Any]] {
+                let response = try await client.request("GET", path, headers: REST.bearer(bob))
+                return try #require(
+                    try JSONSerialization.jsonObject(with: Data(response.bodyString.utf8)) as? [[String: Any]])
+            }
+            for item in try await items("/api/v1/pipelines") + (try await items("/api/v1/deployments")) {
+                let createdAt = item["created_at"] as? String
+                #expect(createdAt?.hasSuffix("Z") == true && createdAt?.count == 24, "\(item)")
+            }
+            func deployment(_ name: String, _ token: String) async throws -> [String: Any] {
+                let response = try await client.request(
+                    "GET", "/api/v1/deployments/\(name)", headers: REST.bearer(token))
+                #expect(response.status == 200, "\(response.bodyString)")
+                return try json(response.body)
+            }
+            let open = try await deployment("open", bob)
+            for key in ["created_by", "updated_by", "description"] {
+                #expect(open.keys.contains(key) && open[key] is NSNull, "\(key): \(open)")
+            }
+            #expect(
+                open["created_at"] as? String != nil && open["updated_at"] as? String == open["created_at"] as? String)
+            let inputs = try #require(open["inputs_mapping"] as? [[String: Any]], "\(open)")
+            #expect(inputs.count == 2)
+            #expect(inputs.first?["pipeline_input_name"] as? String == "k")
+            #expect(inputs.first?["data_type"] as? String == "string")
+            #expect(inputs.first?["constant_value"] as? String == "visible")
+            #expect(inputs.last?["environment_variable_name"] as? String == "HOME")
+            #expect(inputs.last?["data_type"] is NSNull)
+            let outputs = try #require(open["outputs_mapping"] as? [[String: Any]], "\(open)")
+            #expect(outputs.first?["endpoint_output_name"] as? String == "K")
+            #expect(outputs.last?["is_null"] as? Bool == true)
+
+            // A deployment whose tokens leave bob out: he reads its constants redacted, alice as configured.
+            var mapping = try #require((try await deployment("alices", bob))["inputs_mapping"] as? [[String: Any]])
+            #expect(mapping.first?["constant_value"] is NSNull, "\(mapping)")
+            #expect(mapping.first?["constant_value_redacted"] as? Bool == true, "\(mapping)")
+            #expect(mapping.last?["default_value"] is NSNull && mapping.last?["is_required"] as? Bool == true)
+            mapping = try #require((try await deployment("alices", alice))["inputs_mapping"] as? [[String: Any]])
+            #expect(mapping.first?["constant_value"] as? String == "for-alice", "\(mapping)")
+            #expect(mapping.first?["constant_value_redacted"] == nil)
+            #expect(mapping.last?["default_value"] as? String == "dflt", "\(mapping)")
+        }
+    }
+
     /// Diff review 59, M4: `a → b` with echo's output `b` unmapped (echo is described by its runner, so the
     /// configuration cannot see the clash): the endpoint result held `b` twice and the last one won.
     @Test("an unmapped runner output a mapping shadows is left out of the result, with one warning")
