@@ -255,6 +255,10 @@ package struct CraftMappings: Sendable, Equatable {
             }
             let source: InputSource
             if case .string(let endpointName)? = o["endpoint_input_name"] {
+                // As `craft.deployments` refuses it (review 59, F8).
+                if let reason = CraftConfiguration.unreadableNameReason(endpointName) {
+                    throw GatewayError(.invalidArgument, "inputs_mapping[\(i)]: endpoint_input_name \(reason)")
+                }
                 source = .endpointInput(endpointName)
             } else if let constant = o["constant_value"], constant != .null {
                 source = .constant(constant)
@@ -291,8 +295,10 @@ package struct CraftMappings: Sendable, Equatable {
     }
 
     /// As `outputMappings(json:limits:)`, one field of a body (see `inputMappings(json:limits:members:)`).
+    /// `checkingNames` false: an execution's stored label (``init(outputsLabel:)``), whose names were taken
+    /// when it was made, also by a gateway before names were checked (review 59, F8): it stays readable.
     package static func outputMappings(
-        json: ByteBuffer, limits: CodecLimits, members: inout Int
+        json: ByteBuffer, limits: CodecLimits, members: inout Int, checkingNames: Bool = true
     ) throws -> [OutputMapping] {
         guard
             case .list(let items) = try JSONValueCodec.decode(
@@ -311,6 +317,9 @@ package struct CraftMappings: Sendable, Equatable {
                     .invalidArgument, "outputs_mapping[\(i)]: duplicate pipeline_output_name \"\(name)\"")
             }
             if case .string(let endpointName)? = o["endpoint_output_name"] {
+                if checkingNames, let reason = CraftConfiguration.unreadableNameReason(endpointName) {
+                    throw GatewayError(.invalidArgument, "outputs_mapping[\(i)]: endpoint_output_name \(reason)")
+                }
                 // Two outputs under one name: the result could hold only one of them (review 59, F2).
                 guard endpointNames.insert(endpointName).inserted else {
                     throw GatewayError(
@@ -350,6 +359,10 @@ package struct CraftMappings: Sendable, Equatable {
     /// The mappings an execution's label describes (only outputs: inputs were applied when it was created).
     package init(outputsLabel: String?) throws {
         self.inputs = nil
-        self.outputs = try outputsLabel.map { try Self.outputMappings(json: ByteBuffer(string: $0), limits: .defaults) }
+        self.outputs = try outputsLabel.map { label in
+            var members = 0
+            return try Self.outputMappings(
+                json: ByteBuffer(string: label), limits: .defaults, members: &members, checkingNames: false)
+        }
     }
 }

@@ -175,6 +175,9 @@ extension GatewayConfiguration {
             let p = try reader.mapping(item, at: "\(path)[\(i)]", allowed: ["name", "data_type"])
             let nameNode = try require(p, "name", reader)
             let name = try reader.nonEmptyString(nameNode, at: p.path("name"))
+            if let reason = CraftConfiguration.unreadableNameReason(name) {
+                throw reader.error(p.path("name"), nameNode, reason)
+            }
             if parameters.contains(where: { $0.name == name }) {
                 throw reader.error(p.path("name"), nameNode, "duplicate name \"\(name)\"")
             }
@@ -245,7 +248,7 @@ extension GatewayConfiguration {
             let text = try reader.nonEmptyString(n, at: m.path("endpoint_url_path"))
             // One segment under /endpoints/; "v1" would collide with the result route /endpoints/v1/…, and "." and
             // ".." are dot segments that clients remove before sending (RFC 3986 §5.2.4: requests, curl).
-            guard text.utf8.allSatisfy(isNameByte), text != "v1", text != ".", text != ".." else {
+            guard text.utf8.allSatisfy(isNameByte), text != "v1", !CraftConfiguration.isDotSegment(text) else {
                 throw reader.error(
                     m.path("endpoint_url_path"),
                     n,
@@ -292,7 +295,11 @@ extension GatewayConfiguration {
                 let destination: CraftOutputMappingConfiguration.Destination
                 switch (o["endpoint_output_name"], o["is_null"]) {
                 case (let n?, nil):
-                    destination = .endpointOutput(try reader.nonEmptyString(n, at: o.path("endpoint_output_name")))
+                    let endpointName = try reader.nonEmptyString(n, at: o.path("endpoint_output_name"))
+                    if let reason = CraftConfiguration.unreadableNameReason(endpointName) {
+                        throw reader.error(o.path("endpoint_output_name"), n, reason)
+                    }
+                    destination = .endpointOutput(endpointName)
                 case (nil, let n?):
                     guard n.bool == true else { throw reader.error(o.path("is_null"), n, "must be true when given") }
                     destination = .null
@@ -385,8 +392,11 @@ extension GatewayConfiguration {
         let source: CraftInputMappingConfiguration.Source
         switch sources[0] {
         case "endpoint_input_name":
-            source = .endpointInput(
-                try reader.nonEmptyString(m["endpoint_input_name"]!, at: m.path("endpoint_input_name")))
+            let endpointName = try reader.nonEmptyString(m["endpoint_input_name"]!, at: m.path("endpoint_input_name"))
+            if let reason = CraftConfiguration.unreadableNameReason(endpointName) {
+                throw reader.error(m.path("endpoint_input_name"), m["endpoint_input_name"], reason)
+            }
+            source = .endpointInput(endpointName)
         case "constant_value":
             source = .constant(try configValue(m["constant_value"]!, at: m.path("constant_value"), reader))
         case "environment_variable_name":

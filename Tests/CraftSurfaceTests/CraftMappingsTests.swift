@@ -176,6 +176,30 @@ struct CraftMappingsTests {
         #expect(error?.message.contains(#""a""#) == true && error?.message.contains(#""b""#) == true)
     }
 
+    /// Review 59, F8: craft-ai-sdk puts names into URL paths unencoded, so it could not read these back.
+    @Test(
+        "a run's mapping naming an endpoint input or output the SDK cannot put into a URL path is 400",
+        arguments: [
+            (true, #"[{"pipeline_input_name":"x","endpoint_input_name":"a/b"}]"#, "a/b"),
+            (true, #"[{"pipeline_input_name":"x","endpoint_input_name":".."}]"#, ".."),
+            (false, #"[{"pipeline_output_name":"o","endpoint_output_name":"a?b"}]"#, "a?b"),
+            (false, #"[{"pipeline_output_name":"o","endpoint_output_name":"a#b"}]"#, "a#b"),
+            (false, #"[{"pipeline_output_name":"o","endpoint_output_name":"%"}]"#, "%"),
+            (false, #"[{"pipeline_output_name":"o","endpoint_output_name":"."}]"#, "."),
+        ])
+    func unreadableRunMappingNames(inputs: Bool, json: String, name: String) {
+        let error = #expect(throws: GatewayError.self) {
+            if inputs {
+                _ = try CraftMappings.inputMappings(json: ByteBuffer(string: json), limits: .defaults)
+            } else {
+                _ = try CraftMappings.outputMappings(json: ByteBuffer(string: json), limits: .defaults)
+            }
+        }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message.contains("\"\(name)\"") == true, "\(String(describing: error))")
+        #expect(error?.message.hasPrefix(inputs ? "inputs_mapping[0]" : "outputs_mapping[0]") == true)
+    }
+
     @Test("one source per input: a false constant, is_null false and null keys do not count as a second")
     func oneSource() throws {
         let inputs = try CraftMappings.inputMappings(
