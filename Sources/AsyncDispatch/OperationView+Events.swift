@@ -14,7 +14,7 @@ extension OperationView {
     /// `get_pipeline_execution_logs` and Abacus.AI's `listPipelineVersionLogs` serve. The runner protocol carries
     /// no log output, so these are the operation's events: created (queued), started on the runner, a retry
     /// pending after a failed attempt, and how it ended (with the error's code and message, and the attempts
-    /// made).
+    /// made, naming those a gateway stop cut and queued again).
     package static func events(_ operation: Operation) -> [OperationEvent] {
         var events: [OperationEvent] = []
         func add(_ date: Date, _ message: String) {
@@ -23,7 +23,14 @@ extension OperationView {
         let deployment = operation.request.labels[TriggerRequest.deploymentLabel].map { ", deployment \($0)" } ?? ""
         add(operation.createdAt, "execution \(operation.id) created: pipeline \(operation.ref)\(deployment); queued")
         if let started = operation.startedAt { add(started, "started on the pipeline's runner") }
-        let attempts = operation.attempts == 1 ? "1 attempt" : "\(operation.attempts) attempts"
+        var attempts = operation.attempts == 1 ? "1 attempt" : "\(operation.attempts) attempts"
+        // Review 59, F12: after a shutdown hand-back the end line said "after 2 attempts" and nothing said why.
+        // The store keeps how many runs a stop cut (`cutRuns`), not when, so no line of its own can be dated: the
+        // end line says it (a dated line would need a column per hand-back).
+        if operation.cutRuns > 0 {
+            attempts +=
+                " (\(operation.cutRuns) of them cut by a gateway stop and queued again, not held against the retry limit)"
+        }
         switch operation.state {
         case .queued:
             if let error = operation.error {

@@ -49,8 +49,9 @@ package enum CraftExecution {
     ///   - declared: the pipeline's `craft.pipelines` entry, whose inputs' `data_type`s the pipeline inputs (after
     ///     the mappings) must have (``checkDeclaredTypes(_:of:)``); nil: none declared.
     /// - Throws: `GatewayError(.payloadTooLarge)` over the cap (`CraftIOCap`),
-    ///   `.invalidArgument` for a missing required input or one not of its declared type, `.failedPrecondition` for
-    ///   an unset variable.
+    ///   `.invalidArgument` for a missing required input or one not of its declared type, or an output mapping onto
+    ///   the name of a declared output no mapping mentions (``CraftMappings/shadowedOutputs(_:)``),
+    ///   `.failedPrecondition` for an unset variable.
     package static func request(
         ref: PipelineRef,
         inputs: ValueObject,
@@ -64,7 +65,18 @@ package enum CraftExecution {
     ) throws(GatewayError) -> TriggerRequest {
         try cap.checkInputs(inputs)
         let pipelineInputs = try mappings.pipelineInputs(from: inputs, environment: environment)
-        if let declared { try checkDeclaredTypes(pipelineInputs, of: declared) }
+        if let declared {
+            try checkDeclaredTypes(pipelineInputs, of: declared)
+            // Diff review 59, M4 (a deployment's mapping was refused with the configuration already).
+            if let clash = mappings.shadowedOutputs(declared.outputs.map(\.name)).first {
+                throw GatewayError(
+                    .invalidArgument,
+                    "outputs_mapping sends pipeline output \"\(clash.mappedFrom)\" to \"\(clash.output)\", which is also "
+                        + "the name of output \"\(clash.output)\" of pipeline \(declared.name) (craft.pipelines) that no "
+                        + "mapping renames or drops: the result could hold only one of them; map \"\(clash.output)\" too"
+                )
+            }
+        }
         var request = TriggerRequest(
             ref: ref,
             mode: .async,

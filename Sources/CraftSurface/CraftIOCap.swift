@@ -59,6 +59,19 @@ package struct CraftIOCap: Sendable, Equatable {
         )
     }
 
+    /// The 413 of one value read on its own (`…/outputs/{name}`, review 59, F11: the whole set's cap made a small
+    /// output unreadable beside a large one) when its JSON is over the cap; nil when it is not, and for a file.
+    /// `what` names the set (`output`).
+    package func excess(of value: Value, named name: String, what: String) -> GatewayError? {
+        let size = Self.nonFileBytes(ValueObject([(name, value)]))
+        guard size > limit else { return nil }
+        return GatewayError(
+            .payloadTooLarge,
+            "the \(what) \"\(name)\" is \(size) bytes, over the cap of \(limit) bytes (\(Self.megabytes(limit)) MB) "
+                + "on an execution's non-file \(what)s; send large values as files"
+        )
+    }
+
     /// `60000` → `0.06`: the cap in decimal megabytes, as Craft AI states it.
     static func megabytes(_ bytes: Int) -> String {
         var text = String(Double(bytes) / 1_000_000)

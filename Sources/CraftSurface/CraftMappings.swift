@@ -181,8 +181,16 @@ package struct CraftMappings: Sendable, Equatable {
     /// by `is_null`), any other under its own name (as `run_pipeline`'s partial `outputs_mapping` expects), its
     /// `mapping_type` `unmappedType`: `run` for a `run_pipeline` execution (as its inputs read, and as the SDK's
     /// `get_pipeline_execution` documents a run's outputs: review 59, F4), `endpoint` for a deployment's.
+    ///
+    /// An unmapped output whose name a mapping sends another output to (``shadowedOutputs(_:)``) is left out: the
+    /// mapped one wins (diff review 59, M4). Both in the result, the last one won without a word and a file's URL
+    /// named either. The mapping says what the operator or the client asked for, and the unmapped output only
+    /// passes by default; refusing the execution instead would fail every run of a deployment whose runner's
+    /// `Describe` grew an output of that name, which nobody asked for. The configuration (`craft.pipelines`) and a
+    /// run's mapping refuse the clash when the pipeline's outputs are declared; the reads log it once.
     package func mappedOutputs(_ outputs: ValueObject, unmappedType: String = "endpoint") -> [MappedOutput] {
-        outputs.map { entry in
+        let shadowed = Set(shadowedOutputs(outputs.keys).map(\.output))
+        return outputs.compactMap { entry in
             switch self.outputs?.first(where: { $0.pipelineOutputName == entry.key })?.destination {
             case .endpointOutput(let name)?:
                 return MappedOutput(
@@ -192,11 +200,26 @@ package struct CraftMappings: Sendable, Equatable {
                 return MappedOutput(
                     pipelineOutputName: entry.key, endpointOutputName: nil, mappingType: "is_null", value: entry.value)
             case nil:
+                if shadowed.contains(entry.key) { return nil }
                 return MappedOutput(
                     pipelineOutputName: entry.key, endpointOutputName: entry.key, mappingType: unmappedType,
                     value: entry.value)
             }
         }
+    }
+
+    /// The outputs among `outputNames` that no mapping mentions but whose name a mapping sends another output to,
+    /// each with that output (`CraftConfiguration.shadowedOutputs(of:by:)`); empty without an output mapping.
+    package func shadowedOutputs(_ outputNames: some Sequence<String>) -> [(output: String, mappedFrom: String)] {
+        guard let outputs else { return [] }
+        return CraftConfiguration.shadowedOutputs(
+            of: outputNames,
+            by: outputs.map { mapping in
+                switch mapping.destination {
+                case .endpointOutput(let name): (pipelineOutput: mapping.pipelineOutputName, endpointOutput: name)
+                case .null: (pipelineOutput: mapping.pipelineOutputName, endpointOutput: nil)
+                }
+            })
     }
 
     // MARK: The SDK's form fields
@@ -251,6 +274,10 @@ package struct CraftMappings: Sendable, Equatable {
             }
             let source: InputSource
             if case .string(let endpointName)? = o["endpoint_input_name"] {
+                // As `craft.deployments` refuses it (review 59, F8).
+                if let reason = CraftConfiguration.unreadableNameReason(endpointName) {
+                    throw GatewayError(.invalidArgument, "inputs_mapping[\(i)]: endpoint_input_name \(reason)")
+                }
                 source = .endpointInput(endpointName)
             } else if let constant = o["constant_value"], constant != .null {
                 source = .constant(constant)
@@ -287,8 +314,10 @@ package struct CraftMappings: Sendable, Equatable {
     }
 
     /// As `outputMappings(json:limits:)`, one field of a body (see `inputMappings(json:limits:members:)`).
+    /// `checkingNames` false: an execution's stored label (``init(outputsLabel:)``), whose names were taken
+    /// when it was made, also by a gateway before names were checked (review 59, F8): it stays readable.
     package static func outputMappings(
-        json: ByteBuffer, limits: CodecLimits, members: inout Int
+        json: ByteBuffer, limits: CodecLimits, members: inout Int, checkingNames: Bool = true
     ) throws -> [OutputMapping] {
         guard
             case .list(let items) = try JSONValueCodec.decode(
@@ -307,6 +336,9 @@ package struct CraftMappings: Sendable, Equatable {
                     .invalidArgument, "outputs_mapping[\(i)]: duplicate pipeline_output_name \"\(name)\"")
             }
             if case .string(let endpointName)? = o["endpoint_output_name"] {
+                if checkingNames, let reason = CraftConfiguration.unreadableNameReason(endpointName) {
+                    throw GatewayError(.invalidArgument, "outputs_mapping[\(i)]: endpoint_output_name \(reason)")
+                }
                 // Two outputs under one name: the result could hold only one of them (review 59, F2).
                 guard endpointNames.insert(endpointName).inserted else {
                     throw GatewayError(
@@ -346,6 +378,10 @@ package struct CraftMappings: Sendable, Equatable {
     /// The mappings an execution's label describes (only outputs: inputs were applied when it was created).
     package init(outputsLabel: String?) throws {
         self.inputs = nil
-        self.outputs = try outputsLabel.map { try Self.outputMappings(json: ByteBuffer(string: $0), limits: .defaults) }
+        self.outputs = try outputsLabel.map { label in
+            var members = 0
+            return try Self.outputMappings(
+                json: ByteBuffer(string: label), limits: .defaults, members: &members, checkingNames: false)
+        }
     }
 }

@@ -1,5 +1,6 @@
 package import FoundationEssentials
 package import GatewayConfig
+import Synchronization
 package import TriggerModel
 
 /// Everything the Craft AI surface needs that is not HTTP: its configuration, the access-token signer, the
@@ -16,6 +17,12 @@ package final class CraftSurface: Sendable {
     /// ``CraftAccessTokens/binding(ofSDKToken:)`` of each configured token's value → its principal.
     private let sdkTokenPrincipals: [String: String]
     package let descriptions: CraftDescriptions
+    /// When this configuration was loaded (at start, or by the reload that built this surface): the
+    /// `created_at` / `updated_at` of what the configuration defines (pipelines, deployments), which have no
+    /// creation time of their own (review 59, F9: the SDK sorts lists by `created_at`).
+    package let loadedAt: Date
+    /// The keys ``isFirstReport(_:)`` has seen: one per configured deployment and output at most.
+    private let reported = Mutex<Set<String>>([])
 
     /// - Parameters:
     ///   - key: the access-token key (see `CraftSigningKey.load`).
@@ -37,6 +44,13 @@ package final class CraftSurface: Sendable {
         for token in tokens { bindings[accessTokens.binding(ofSDKToken: token.token)] = token.name }
         self.sdkTokenPrincipals = bindings
         self.descriptions = CraftDescriptions(configuration: configuration, describe: describe)
+        self.loadedAt = now()
+    }
+
+    /// True the first time `key` is asked about in this configuration's life: what is logged once per
+    /// configuration (a reload logs it again, with the configuration it checks anew).
+    package func isFirstReport(_ key: String) -> Bool {
+        reported.withLock { $0.insert(key).inserted }
     }
 
     /// The route of pipeline `name` in the surface's namespace.

@@ -73,6 +73,41 @@ package struct CraftConfiguration: Sendable, Equatable {
     }
 
     package func pipeline(named name: String) -> CraftPipelineConfiguration? { pipelines.first { $0.name == name } }
+
+    /// Whether `segment` is a dot segment, `.` or `..`, which clients remove from a URL path before sending it
+    /// (RFC 3986 §5.2.4: requests, curl), so a path holding one as a segment never arrives as written.
+    package static func isDotSegment(_ segment: String) -> Bool {
+        segment == "." || segment == ".."
+    }
+
+    /// Why craft-ai-sdk could not read back an input or output of this name, or nil when it can. The SDK puts
+    /// names into URL paths unencoded (`/api/v1/executions/{id}/outputs/{name}`, `…/inputs/{name}`): there `/`
+    /// splits the segment, `?` and `#` end the path, `%` starts an escape, and a dot segment is removed, as for
+    /// `endpoint_url_path` (review 59, F7 and F8). Spaces and other scripts are fine: `requests` encodes them.
+    package static func unreadableNameReason(_ name: String) -> String? {
+        let unsafe = name.unicodeScalars.first { "/?#%".unicodeScalars.contains($0) }
+        guard unsafe != nil || isDotSegment(name) else { return nil }
+        let what = unsafe.map { "holds \"\($0)\"" } ?? "is a dot segment"
+        return "\"\(name)\" \(what): craft-ai-sdk puts names into URL paths unencoded, where \"/\", \"?\", \"#\" "
+            + "and \"%\" change the path and \".\" and \"..\" are removed, so it could not read the value back; rename it"
+    }
+
+    /// The outputs an output mapping shadows (diff review 59, M4): for a mapping that sends pipeline output `from`
+    /// to endpoint name `E`, an output named `E` among `outputNames` that no mapping mentions would pass under its
+    /// own name, `E`, too, and the result can hold only one of them. In mapping order.
+    /// - Parameters:
+    ///   - mappings: each mapping's pipeline output name and endpoint output name (nil: dropped, `is_null`).
+    package static func shadowedOutputs(
+        of outputNames: some Sequence<String>,
+        by mappings: [(pipelineOutput: String, endpointOutput: String?)]
+    ) -> [(output: String, mappedFrom: String)] {
+        let mentioned = Set(mappings.map(\.pipelineOutput))
+        let unmapped = Set(outputNames).subtracting(mentioned)
+        return mappings.compactMap { mapping in
+            guard let name = mapping.endpointOutput, unmapped.contains(name) else { return nil }
+            return (name, mapping.pipelineOutput)
+        }
+    }
 }
 
 /// A pipeline's declared inputs and outputs (`craft.pipelines[]`), for runners that cannot describe it.

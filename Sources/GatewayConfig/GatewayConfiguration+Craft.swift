@@ -100,11 +100,47 @@ extension GatewayConfiguration {
                         "duplicate endpoint_url_path (also deployments[\(first)])"
                     )
                 }
+                if let declared = craft.pipeline(named: deployment.pipeline) {
+                    try checkShadowedOutputs(
+                        deployment, declared: declared, at: "\(m.path("deployments"))[\(i)]", item, reader)
+                }
                 deployments.append(deployment)
             }
             craft.deployments = deployments
         }
         return craft
+    }
+
+    /// Diff review 59, M4: an output mapping that sends a pipeline output to the name of another output the
+    /// pipeline declares (`craft.pipelines`), which no mapping mentions, puts two outputs under one endpoint name,
+    /// as two mappings to one name would (F2). Outputs only a runner's `Describe` names are not known here: the
+    /// reads leave such a shadowed output out (`CraftMappings.mappedOutputs`).
+    private static func checkShadowedOutputs(
+        _ deployment: CraftDeploymentConfiguration,
+        declared: CraftPipelineConfiguration,
+        at path: String,
+        _ node: Node,
+        _ reader: ConfigNodeReader
+    ) throws(ConfigError) {
+        let mappings = deployment.outputMappings ?? []
+        let shadowed = CraftConfiguration.shadowedOutputs(
+            of: declared.outputs.map(\.name),
+            by: mappings.map { mapping in
+                switch mapping.destination {
+                case .endpointOutput(let name): (pipelineOutput: mapping.pipelineOutputName, endpointOutput: name)
+                case .null: (pipelineOutput: mapping.pipelineOutputName, endpointOutput: nil)
+                }
+            })
+        guard let clash = shadowed.first,
+            let j = mappings.firstIndex(where: { $0.pipelineOutputName == clash.mappedFrom })
+        else { return }
+        throw reader.error(
+            "\(path).output_mappings[\(j)].endpoint_output_name",
+            node,
+            "\"\(clash.output)\" is also the name of output \"\(clash.output)\" of pipeline \(declared.name) "
+                + "(craft.pipelines), which no mapping renames or drops: the result could hold only one of them; map "
+                + "\"\(clash.output)\" too (to another name, or is_null)"
+        )
     }
 
     /// Run once routes and `schedules:` are read: a periodic deployment's pipeline must be served by a route,
@@ -139,6 +175,9 @@ extension GatewayConfiguration {
             let p = try reader.mapping(item, at: "\(path)[\(i)]", allowed: ["name", "data_type"])
             let nameNode = try require(p, "name", reader)
             let name = try reader.nonEmptyString(nameNode, at: p.path("name"))
+            if let reason = CraftConfiguration.unreadableNameReason(name) {
+                throw reader.error(p.path("name"), nameNode, reason)
+            }
             if parameters.contains(where: { $0.name == name }) {
                 throw reader.error(p.path("name"), nameNode, "duplicate name \"\(name)\"")
             }
@@ -209,7 +248,7 @@ extension GatewayConfiguration {
             let text = try reader.nonEmptyString(n, at: m.path("endpoint_url_path"))
             // One segment under /endpoints/; "v1" would collide with the result route /endpoints/v1/…, and "." and
             // ".." are dot segments that clients remove before sending (RFC 3986 §5.2.4: requests, curl).
-            guard text.utf8.allSatisfy(isNameByte), text != "v1", text != ".", text != ".." else {
+            guard text.utf8.allSatisfy(isNameByte), text != "v1", !CraftConfiguration.isDotSegment(text) else {
                 throw reader.error(
                     m.path("endpoint_url_path"),
                     n,
@@ -256,7 +295,11 @@ extension GatewayConfiguration {
                 let destination: CraftOutputMappingConfiguration.Destination
                 switch (o["endpoint_output_name"], o["is_null"]) {
                 case (let n?, nil):
-                    destination = .endpointOutput(try reader.nonEmptyString(n, at: o.path("endpoint_output_name")))
+                    let endpointName = try reader.nonEmptyString(n, at: o.path("endpoint_output_name"))
+                    if let reason = CraftConfiguration.unreadableNameReason(endpointName) {
+                        throw reader.error(o.path("endpoint_output_name"), n, reason)
+                    }
+                    destination = .endpointOutput(endpointName)
                 case (nil, let n?):
                     guard n.bool == true else { throw reader.error(o.path("is_null"), n, "must be true when given") }
                     destination = .null
@@ -349,8 +392,11 @@ extension GatewayConfiguration {
         let source: CraftInputMappingConfiguration.Source
         switch sources[0] {
         case "endpoint_input_name":
-            source = .endpointInput(
-                try reader.nonEmptyString(m["endpoint_input_name"]!, at: m.path("endpoint_input_name")))
+            let endpointName = try reader.nonEmptyString(m["endpoint_input_name"]!, at: m.path("endpoint_input_name"))
+            if let reason = CraftConfiguration.unreadableNameReason(endpointName) {
+                throw reader.error(m.path("endpoint_input_name"), m["endpoint_input_name"], reason)
+            }
+            source = .endpointInput(endpointName)
         case "constant_value":
             source = .constant(try configValue(m["constant_value"]!, at: m.path("constant_value"), reader))
         case "environment_variable_name":

@@ -73,6 +73,15 @@ enum CraftRoute: Equatable {
         }
     }
 
+    /// Whether the route is under `/endpoints/`, where an endpoint token authenticates (`EndpointToken`, `Bearer`
+    /// or `?token=`), not an access token.
+    var isEndpoint: Bool {
+        switch self {
+        case .endpoint, .endpointExecution, .endpointOutput: true
+        default: false
+        }
+    }
+
     /// Whether a request with `method` on this route carries a body the route reads.
     /// The body cap of `POST /api/v1/auth/refresh`, whose credential is in its body (`{"refresh_token": …}`, a
     /// few hundred bytes from the SDK): anyone may send it, so it gets no share of the request buffer budget

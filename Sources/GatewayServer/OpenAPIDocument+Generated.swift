@@ -5085,7 +5085,8 @@ let openAPIDocumentJSON = #####"""
             },
             "description": "Hold the read until the execution finishes (bounded: then 307 to the same URL)."
           }
-        ]
+        ],
+        "description": "By pipeline output name. One the output mapping drops (`is_null`) is `null`, as `get_pipeline_execution` lists it. The I/O cap applies to this value alone (413 when its JSON is over it), not to the whole set as the outputs read does."
       }
     },
     "/api/v1/deployments/{name}": {
@@ -6010,7 +6011,8 @@ let openAPIDocumentJSON = #####"""
               "minLength": 1
             }
           }
-        ]
+        ],
+        "description": "By endpoint output name; the I/O cap applies to this value alone."
       }
     },
     "/api/v1/deployments": {
@@ -8295,6 +8297,22 @@ let openAPIDocumentJSON = #####"""
               },
               "pipeline_name": {
                 "type": "string"
+              },
+              "function_path": {
+                "type": "null",
+                "description": "The gateway has no value for it (present so that scripts reading the SDK's documented keys get None)."
+              },
+              "function_name": {
+                "type": "null",
+                "description": "The gateway has no value for it (present so that scripts reading the SDK's documented keys get None)."
+              },
+              "description": {
+                "type": "null",
+                "description": "The gateway has no value for it (present so that scripts reading the SDK's documented keys get None)."
+              },
+              "container_config": {
+                "type": "null",
+                "description": "The gateway has no value for it (present so that scripts reading the SDK's documented keys get None)."
               }
             }
           },
@@ -8310,6 +8328,23 @@ let openAPIDocumentJSON = #####"""
               },
               "origin": {
                 "type": "string"
+              },
+              "created_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the configuration in force was loaded (start, or the last reload): a route or a configured deployment has no creation time of its own."
+              },
+              "created_by": {
+                "type": "null",
+                "description": "The gateway has no value for it (present so that scripts reading the SDK's documented keys get None)."
+              },
+              "commit_id": {
+                "type": "null",
+                "description": "The gateway has no value for it (present so that scripts reading the SDK's documented keys get None)."
+              },
+              "pipeline_template": {
+                "type": "null",
+                "description": "The gateway has no value for it (present so that scripts reading the SDK's documented keys get None)."
               }
             }
           }
@@ -8319,7 +8354,14 @@ let openAPIDocumentJSON = #####"""
         "type": "object",
         "required": [
           "name",
-          "execution_rule"
+          "execution_rule",
+          "inputs_mapping",
+          "outputs_mapping",
+          "created_at",
+          "created_by",
+          "updated_at",
+          "updated_by",
+          "description"
         ],
         "properties": {
           "name": {
@@ -8349,6 +8391,121 @@ let openAPIDocumentJSON = #####"""
               "up"
             ],
             "description": "Always `up`: a configured deployment is ready (`get_deployment(wait_for_completion=True)` reads it until final)."
+          },
+          "inputs_mapping": {
+            "type": "array",
+            "description": "The configured input mappings (empty for an implicit deployment), one per pipeline input: `pipeline_input_name`, `data_type` (what `craft.pipelines` declares, else null), `description` (null), and one of `endpoint_input_name`, `constant_value`, `environment_variable_name` (its name; its value is never shown) or `is_null`, with `is_required` and `default_value` when set. A constant or default is shown only to a caller that may trigger the deployment (whose executions show it anyway); to others it is null with `constant_value_redacted` / `default_value_redacted` true.",
+            "items": {
+              "type": "object",
+              "required": [
+                "pipeline_input_name",
+                "data_type",
+                "description"
+              ],
+              "properties": {
+                "pipeline_input_name": {
+                  "type": "string"
+                },
+                "data_type": {
+                  "type": [
+                    "string",
+                    "null"
+                  ]
+                },
+                "description": {
+                  "type": "null"
+                },
+                "endpoint_input_name": {
+                  "type": "string"
+                },
+                "constant_value": {},
+                "constant_value_redacted": {
+                  "type": "boolean",
+                  "enum": [
+                    true
+                  ]
+                },
+                "environment_variable_name": {
+                  "type": "string"
+                },
+                "is_null": {
+                  "type": "boolean",
+                  "enum": [
+                    true
+                  ]
+                },
+                "is_required": {
+                  "type": "boolean",
+                  "enum": [
+                    true
+                  ]
+                },
+                "default_value": {},
+                "default_value_redacted": {
+                  "type": "boolean",
+                  "enum": [
+                    true
+                  ]
+                }
+              }
+            }
+          },
+          "outputs_mapping": {
+            "type": "array",
+            "description": "The configured output mappings (outputs no mapping mentions pass under their own names).",
+            "items": {
+              "type": "object",
+              "required": [
+                "pipeline_output_name",
+                "data_type",
+                "description"
+              ],
+              "properties": {
+                "pipeline_output_name": {
+                  "type": "string"
+                },
+                "data_type": {
+                  "type": [
+                    "string",
+                    "null"
+                  ]
+                },
+                "description": {
+                  "type": "null"
+                },
+                "endpoint_output_name": {
+                  "type": "string"
+                },
+                "is_null": {
+                  "type": "boolean",
+                  "enum": [
+                    true
+                  ]
+                }
+              }
+            }
+          },
+          "created_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When the configuration in force was loaded (start, or the last reload): a route or a configured deployment has no creation time of its own."
+          },
+          "updated_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "As `created_at`."
+          },
+          "created_by": {
+            "type": "null",
+            "description": "The gateway has no value for it (present so that scripts reading the SDK's documented keys get None)."
+          },
+          "updated_by": {
+            "type": "null",
+            "description": "The gateway has no value for it (present so that scripts reading the SDK's documented keys get None)."
+          },
+          "description": {
+            "type": "null",
+            "description": "The gateway has no value for it (present so that scripts reading the SDK's documented keys get None)."
           }
         }
       },
@@ -8400,11 +8557,17 @@ let openAPIDocumentJSON = #####"""
         "type": "object",
         "required": [
           "pipeline_name",
+          "created_at",
           "status"
         ],
         "properties": {
           "pipeline_name": {
             "type": "string"
+          },
+          "created_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When the configuration in force was loaded (start, or the last reload): a route or a configured deployment has no creation time of its own."
           },
           "status": {
             "type": "string",
@@ -8623,7 +8786,8 @@ let openAPIDocumentJSON = #####"""
         "required": [
           "name",
           "pipeline_name",
-          "execution_rule"
+          "execution_rule",
+          "created_at"
         ],
         "properties": {
           "name": {
@@ -8647,6 +8811,11 @@ let openAPIDocumentJSON = #####"""
           },
           "is_enabled": {
             "type": "boolean"
+          },
+          "created_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When the configuration in force was loaded (start, or the last reload): a route or a configured deployment has no creation time of its own."
           }
         }
       },
@@ -8991,7 +9160,7 @@ let openAPIDocumentJSON = #####"""
         }
       },
       "CraftFailure": {
-        "description": "`{message, name, request_id}` (the SDK raises `SdkException` with `message`); 401 carries `WWW-Authenticate: Bearer`.",
+        "description": "`{message, name, request_id}` (the SDK raises `SdkException` with `message`); 401 carries `WWW-Authenticate: Bearer` under `/api/v1/`, `WWW-Authenticate: EndpointToken, Bearer` under `/endpoints/`. Messages about an execution name it an execution (`execution <id> not found`, `execution <id> was cancelled`).",
         "headers": {
           "Request-Id": {
             "$ref": "#/components/headers/RequestId"

@@ -2,6 +2,7 @@ import AsyncDispatch
 import CraftSurface
 import FoundationEssentials
 import GatewayConfig
+import Logging
 import NIOCore
 import OperationStore
 import Routing
@@ -148,9 +149,18 @@ struct CraftExchange: Sendable {
         do {
             response = try await exchange.respond(route, body: body)
         } catch let failure as CraftStoredFailure {
-            response = CraftAnswer.storedFailure(failure.error, requestID: requestID)
+            response = CraftAnswer.storedFailure(
+                CraftAnswer.executionWording(failure.error, id: route.executionID), requestID: requestID)
         } catch {
-            response = CraftAnswer.error(gatewayError(from: error, requestID: requestID), requestID: requestID)
+            let error = gatewayError(from: error, requestID: requestID)
+            response = CraftAnswer.error(
+                CraftAnswer.executionWording(error, id: route.executionID), requestID: requestID)
+        }
+        if response.status == 401, route.isEndpoint {
+            // RFC 9110 §11.6.1: the challenge names the schemes that work here, EndpointToken (what the SDK sends,
+            // CLIENTS.md §3.5) and Bearer (`endpointPrincipal`); `?token=` has no scheme (review 59, F12).
+            response.headers.removeAll { $0.name == "www-authenticate" }
+            response.headers.append(("www-authenticate", "EndpointToken, Bearer"))
         }
         // The pipeline was named from the path at the head; only the principal is learnt here, and the execution
         // (an async operation) the request created (`execute`) or named in its path (review 26 H2).
@@ -224,7 +234,8 @@ struct CraftExchange: Sendable {
                         + "the API: remove its route (and its craft.pipelines entry) and reload the configuration")
             }
             let description = try await knownDescription(of: craft.ref(pipeline: name), refusingUnknown: true)
-            return CraftAnswer.json(CraftAnswer.pipeline(name: name, description), requestID: requestID)
+            return CraftAnswer.json(
+                CraftAnswer.pipeline(name: name, description, createdAt: craft.loadedAt), requestID: requestID)
         case .pipelines:
             _ = try await authenticate()
             if method == "POST" {
@@ -237,7 +248,9 @@ struct CraftExchange: Sendable {
                         + "that serves it; add the route (and a craft.pipelines entry for its declared inputs) and "
                         + "reload the configuration, then run it by name (run_pipeline)")
             }
-            return CraftAnswer.list(pipelineNames().map(CraftAnswer.pipelineListItem(name:)), requestID: requestID)
+            return CraftAnswer.list(
+                pipelineNames().map { CraftAnswer.pipelineListItem(name: $0, createdAt: craft.loadedAt) },
+                requestID: requestID)
         case .pipelineExecutions(let name):
             let principal = try await authenticate()
             let ref = craft.ref(pipeline: name)
@@ -324,23 +337,23 @@ struct CraftExchange: Sendable {
             guard let operation = try await finishedExecution(id, principal: principal, wait: false) else {
                 throw GatewayError(.failedPrecondition, "execution \(id) has not finished yet")
             }
-            return try outputValue(
-                named: name, of: try succeededOutputs(operation), executionID: id, byEndpointName: false)
+            return try outputValue(named: name, of: operation, byEndpointName: false)
         case .deployments:
             _ = try await authenticate()
             var items: [ValueObject] = []
             for deployment in deployments() {
-                items.append(CraftAnswer.deploymentListItem(deployment, isEnabled: try await isEnabled(deployment)))
+                items.append(
+                    CraftAnswer.deploymentListItem(
+                        deployment, isEnabled: try await isEnabled(deployment), createdAt: craft.loadedAt))
             }
             return CraftAnswer.list(items, requestID: requestID)
         case .createDeployment(let rule):
-            _ = try await authenticate()
+            let principal = try await authenticate()
             let request = try CraftDeploymentRequest(body ?? .json(ByteBuffer()), rule: rule, limits: limits)
             let deployment = try await createdDeployment(request)
-            return CraftAnswer.json(
-                CraftAnswer.deployment(deployment, isEnabled: try await isEnabled(deployment)), requestID: requestID)
+            return CraftAnswer.json(try await deploymentAnswer(deployment, principal: principal), requestID: requestID)
         case .deployment(let name):
-            _ = try await authenticate()
+            let principal = try await authenticate()
             let deployment = try await existingDeployment(named: name)
             if method == "DELETE" {
                 throw GatewayError(
@@ -355,8 +368,7 @@ struct CraftExchange: Sendable {
                         + "the API: change its craft.deployments entry (or pause its schedule: POST "
                         + "/v1beta/schedules/{name}:pause) and reload the configuration")
             }
-            return CraftAnswer.json(
-                CraftAnswer.deployment(deployment, isEnabled: try await isEnabled(deployment)), requestID: requestID)
+            return CraftAnswer.json(try await deploymentAnswer(deployment, principal: principal), requestID: requestID)
         case .latestExecution(let name):
             let principal = try await authenticate()
             let deployment = try await existingDeployment(named: name)
@@ -406,8 +418,7 @@ struct CraftExchange: Sendable {
             else {
                 throw GatewayError(.failedPrecondition, "execution \(id) has not finished yet")
             }
-            return try outputValue(
-                named: name, of: try succeededOutputs(operation), executionID: id, byEndpointName: true)
+            return try outputValue(named: name, of: operation, byEndpointName: true)
         }
     }
 
@@ -451,6 +462,21 @@ struct CraftExchange: Sendable {
     private func deployments() -> [CraftDeploymentConfiguration] {
         if let configured = craft.configuration.deployments { return configured }
         return pipelineNames().compactMap { craft.configuration.deployment(named: $0) }
+    }
+
+    /// `get_deployment`'s answer (also `create_deployment`'s) for `principal`: the deployment's constants are shown
+    /// to a principal that may trigger it, whose executions' reads show them anyway, and redacted for others
+    /// (``CraftAnswer/inputMappings(_:declared:showsConstants:)``).
+    private func deploymentAnswer(
+        _ deployment: CraftDeploymentConfiguration, principal: String?
+    ) async throws -> ValueObject {
+        CraftAnswer.deployment(
+            deployment,
+            isEnabled: try await isEnabled(deployment),
+            createdAt: craft.loadedAt,
+            declared: craft.configuration.pipeline(named: deployment.pipeline),
+            showsConstants: (try? Self.checkMayTrigger(deployment, principal: principal)) != nil
+        )
     }
 
     /// `deployment`'s `is_enabled`: false for a periodic deployment whose schedule is paused now, configured so or
@@ -777,11 +803,31 @@ struct CraftExchange: Sendable {
         if let error = OperationView.error(operation) { throw CraftStoredFailure(error: error) }
         let outputs = CraftExecution.values(of: operation.result?.outputs ?? [])
         let mappings = try CraftMappings(outputsLabel: operation.request.labels[CraftLabels.outputsMapping])
-        let mapped = mappings.mappedOutputs(
-            outputs, unmappedType: operation.request.labels[CraftLabels.deployment] == nil ? "run" : "endpoint")
+        let deployment = operation.request.labels[CraftLabels.deployment]
+        if let deployment { reportShadowedOutputs(mappings.shadowedOutputs(outputs.keys), of: operation, deployment) }
+        let mapped = mappings.mappedOutputs(outputs, unmappedType: deployment == nil ? "run" : "endpoint")
         let delivered = ValueObject(
             mapped.compactMap { $0.endpointOutputName == nil ? nil : ($0.pipelineOutputName, $0.value) })
         return (mapped, ioCap(of: operation).excess(delivered, what: "outputs"))
+    }
+
+    /// Logs each output of `deployment` that its output mapping shadows (``CraftMappings/mappedOutputs(_:unmappedType:)``
+    /// leaves it out) once per configuration: the operator's mapping clashes with what the runner answers, which the
+    /// configuration could not see (the pipeline is not in `craft.pipelines`). A run's own mapping is the client's
+    /// (and refused when the outputs are declared): not logged, so clients cannot grow the set of keys.
+    private func reportShadowedOutputs(
+        _ shadowed: [(output: String, mappedFrom: String)], of operation: Operation, _ deployment: String
+    ) {
+        for clash in shadowed where craft.isFirstReport("\(deployment)\n\(clash.output)\n\(clash.mappedFrom)") {
+            services.logger.warning(
+                "a pipeline output is left out of executions' results: an output mapping sends another output to its name",
+                metadata: [
+                    "craft.deployment": "\(deployment)",
+                    "pipeline.ref": "\(operation.ref)",
+                    "craft.output": "\(clash.output)",
+                    "craft.mapped_from": "\(clash.mappedFrom)",
+                ])
+        }
     }
 
     /// The cap an execution was made under (its label; the configured one for an execution made elsewhere).
@@ -790,20 +836,24 @@ struct CraftExchange: Sendable {
             limit: operation.request.labels[CraftLabels.ioCap].flatMap(Int.init) ?? craft.configuration.maxIOBytes)
     }
 
-    /// One output: a file as `application/octet-stream`, anything else as its JSON.
-    private func outputValue(
-        named name: String,
-        of outputs: [CraftMappings.MappedOutput],
-        executionID: String,
-        byEndpointName: Bool
-    ) throws -> RESTResponse {
+    /// One output of a finished execution, by its endpoint output name (`/endpoints/v1/…`) or its pipeline output
+    /// name (`/api/v1/executions/…`): a file as `application/octet-stream`, anything else as its JSON; one the
+    /// output mapping drops (`is_null`) is `null` by its pipeline name, as `get_pipeline_execution` lists it
+    /// (review 59, F12), and has no endpoint name. Its failure when it failed (``CraftStoredFailure``).
+    ///
+    /// The cap applies to the value read, not to the whole set (review 59, F11: one large output made a 1-byte
+    /// one unreadable); the whole-set reads keep the whole set's cap.
+    private func outputValue(named name: String, of operation: Operation, byEndpointName: Bool) throws -> RESTResponse {
+        let (outputs, _) = try mappedOutputs(operation)
         guard
             let output = outputs.first(where: {
-                $0.endpointOutputName != nil && (byEndpointName ? $0.endpointOutputName : $0.pipelineOutputName) == name
+                byEndpointName ? $0.endpointOutputName == name : $0.pipelineOutputName == name
             })
         else {
-            throw GatewayError(.notFound, "execution \(executionID) has no output \"\(name)\"")
+            throw GatewayError(.notFound, "execution \(operation.id) has no output \"\(name)\"")
         }
+        guard output.endpointOutputName != nil else { return valueResponse(.null) }
+        if let error = ioCap(of: operation).excess(of: output.value, named: name, what: "output") { throw error }
         return valueResponse(output.value)
     }
 
@@ -869,6 +919,17 @@ enum CraftAnswer {
         return response
     }
 
+    /// `error` as the Craft AI surface words it: the store's and the operation view's messages about execution
+    /// `id` say "operation <id> …" (`operation … not found`, `operation … was cancelled`), the gateway's noun on the
+    /// Instill surface; here they say "execution", as Craft AI and the rest of this surface do (review 59, F12).
+    /// Only a message that starts with that id is changed: a runner's own words stay as they are.
+    static func executionWording(_ error: GatewayError, id: String?) -> GatewayError {
+        guard let id, error.message.hasPrefix("operation \(id)") else { return error }
+        var error = error
+        error.message = "execution" + error.message.dropFirst("operation".count)
+        return error
+    }
+
     /// A failed execution read back (its outputs, one output, an endpoint's result): the error's `message` and
     /// `name` with its code's status, except that a status that means "the service is busy or unreachable,
     /// try again" (429, 502, 503, 504) or "your credentials" (401, 403) is 500. The execution failed and stays
@@ -913,8 +974,10 @@ enum CraftAnswer {
     /// `GET /api/v1/pipelines/{name}`: `parameters.inputs[]` with `name` and `data_type` (what `run_pipeline`
     /// reads), and `creation_info`, which `get_pipeline` must find (it sets `creation_info.last_execution_id`
     /// and, when waiting, loops while `creation_info.status` is `creation_pending`). A routed pipeline is
-    /// always `ready`: the gateway builds nothing.
-    static func pipeline(name: String, _ description: PipelineDescription) -> ValueObject {
+    /// always `ready`: the gateway builds nothing. The keys the SDK documents that the gateway has no value for are
+    /// null (review 59, F9: a script reading them got a KeyError); `created_at` is when the configuration was
+    /// loaded (``CraftSurface/loadedAt``).
+    static func pipeline(name: String, _ description: PipelineDescription, createdAt: Date) -> ValueObject {
         func list(_ parameters: [PipelineDescription.Parameter]) -> Value {
             .list(parameters.map { .object(["name": .string($0.name), "data_type": .string($0.dataType)]) })
         }
@@ -922,16 +985,29 @@ enum CraftAnswer {
             "name": .string(name),
             "parameters": .object([
                 "pipeline_name": .string(name),
+                "function_path": .null,
+                "function_name": .null,
+                "description": .null,
                 "inputs": list(description.inputs),
                 "outputs": list(description.outputs),
+                "container_config": .null,
             ]),
-            "creation_info": .object(["status": .string("ready"), "origin": .string("gateway")]),
+            "creation_info": .object([
+                "created_at": time(createdAt),
+                "created_by": .null,
+                "commit_id": .null,
+                "status": .string("ready"),
+                "origin": .string("gateway"),
+                "pipeline_template": .null,
+            ]),
         ]
     }
 
-    /// One `list_pipelines` item: `{pipeline_name, status}` (no `created_at`: a route has no creation time).
-    static func pipelineListItem(name: String) -> ValueObject {
-        ["pipeline_name": .string(name), "status": .string("ready")]
+    /// One `list_pipelines` item: `{pipeline_name, created_at, status}`. A route has no creation time of its own:
+    /// `created_at` is when the configuration that serves it was loaded (``CraftSurface/loadedAt``; the SDK sorts
+    /// by it, review 59, F9).
+    static func pipelineListItem(name: String, createdAt: Date) -> ValueObject {
+        ["pipeline_name": .string(name), "created_at": time(createdAt), "status": .string("ready")]
     }
 
     /// Craft AI's execution status (`EXECUTION_STATUS` of craft-ai-sdk 0.74.7) of an operation state. A
@@ -946,7 +1022,7 @@ enum CraftAnswer {
     }
 
     /// An RFC 3339 time (UTC, milliseconds), as stored.
-    private static func time(_ date: Date?) -> Value {
+    static func time(_ date: Date?) -> Value {
         date.map { .string(RFC3339.format(milliseconds: $0.storeMilliseconds)) } ?? .null
     }
 
@@ -1026,7 +1102,7 @@ enum CraftAnswer {
                 }
                 return .object(item)
             })
-        if let error = OperationView.error(operation) {
+        if let error = OperationView.error(operation).map({ executionWording($0, id: operation.id) }) {
             object["error"] = .object([
                 "message": .string(error.message), "name": .string(CraftAnswer.errorName(error)),
             ])
@@ -1048,7 +1124,17 @@ enum CraftAnswer {
     /// and `endpoint_url_path` (CLIENTS.md §3.5). A periodic deployment has no endpoint path; it shows its
     /// cron expression as `schedule` (Craft AI's field), with the zone and the schedule's name under
     /// `/v1beta/schedules`.
-    static func deployment(_ deployment: CraftDeploymentConfiguration, isEnabled: Bool) -> ValueObject {
+    ///
+    /// Review 59, F9: the keys the SDK documents are all there. `inputs_mapping` / `outputs_mapping` as configured
+    /// (``inputMappings(_:declared:showsConstants:)``), `created_at` and `updated_at` when the configuration was
+    /// loaded, and null for what the gateway has no value for (`created_by`, `updated_by`, `description`).
+    static func deployment(
+        _ deployment: CraftDeploymentConfiguration,
+        isEnabled: Bool,
+        createdAt: Date,
+        declared: CraftPipelineConfiguration?,
+        showsConstants: Bool
+    ) -> ValueObject {
         var pipeline: ValueObject = ["name": .string(deployment.pipeline)]
         if let release = deployment.release { pipeline["release"] = .string(release) }
         var object: ValueObject = [
@@ -1060,6 +1146,13 @@ enum CraftAnswer {
             // `get_deployment(wait_for_completion=True)`, which `create_deployment` calls by default, re-reads
             // the deployment until its status is final (`up`, ...): without one it would spin.
             "status": .string("up"),
+            "inputs_mapping": inputMappings(deployment, declared: declared, showsConstants: showsConstants),
+            "outputs_mapping": outputMappings(deployment, declared: declared),
+            "created_at": time(createdAt),
+            "created_by": .null,
+            "updated_at": time(createdAt),
+            "updated_by": .null,
+            "description": .null,
         ]
         if let path = deployment.endpointURLPath { object["endpoint_url_path"] = .string(path) }
         if deployment.executionRule == .endpoint {
@@ -1078,16 +1171,19 @@ enum CraftAnswer {
         return object
     }
 
-    /// One `list_deployments` item: `{name, pipeline_name, execution_rule, mode, is_enabled}` (no
-    /// `created_at`: a configured deployment has no creation time). `is_enabled` is false for a periodic
-    /// deployment whose schedule is paused.
-    static func deploymentListItem(_ deployment: CraftDeploymentConfiguration, isEnabled: Bool) -> ValueObject {
+    /// One `list_deployments` item: `{name, pipeline_name, execution_rule, mode, is_enabled, created_at}`.
+    /// `is_enabled` is false for a periodic deployment whose schedule is paused. A configured deployment has no
+    /// creation time of its own: `created_at` is when the configuration was loaded (review 59, F9).
+    static func deploymentListItem(
+        _ deployment: CraftDeploymentConfiguration, isEnabled: Bool, createdAt: Date
+    ) -> ValueObject {
         [
             "name": .string(deployment.name),
             "pipeline_name": .string(deployment.pipeline),
             "execution_rule": .string(deployment.executionRule.rawValue),
             "mode": .string("elastic"),
             "is_enabled": .bool(isEnabled),
+            "created_at": time(createdAt),
         ]
     }
 

@@ -144,6 +144,67 @@ struct CraftMappingsTests {
         #expect(error?.message == message)
     }
 
+    /// Diff review 59, M4: `a → b` with pipeline output `b` unmapped put two outputs under `b`, the last one
+    /// winning without a word (and `…/outputs/b` naming either).
+    @Test("an unmapped output whose name a mapping sends another output to is left out: the mapped one wins")
+    func shadowedOutput() {
+        let mappings = CraftMappings(outputs: [.init(pipelineOutputName: "a", destination: .endpointOutput("b"))])
+        for outputs: ValueObject in [
+            ["a": .number(1), "b": .number(2), "c": .number(3)], ["b": .number(2), "a": .number(1), "c": .number(3)],
+        ] {
+            let mapped = mappings.mappedOutputs(outputs)
+            #expect(mapped.map(\.pipelineOutputName).sorted() == ["a", "c"], "\(mapped)")
+            #expect(mapped.first { $0.endpointOutputName == "b" }?.value == .number(1), "\(mapped)")
+        }
+        // Swapped names, or the other output mapped too: nothing is shadowed.
+        let swapped = CraftMappings(outputs: [
+            .init(pipelineOutputName: "a", destination: .endpointOutput("b")),
+            .init(pipelineOutputName: "b", destination: .endpointOutput("a")),
+        ])
+        #expect(swapped.mappedOutputs(["a": .number(1), "b": .number(2)]).count == 2)
+    }
+
+    /// Diff review 59, M4: when the pipeline's outputs are declared (`craft.pipelines`), a run's mapping onto
+    /// the name of an output it leaves unmapped is refused when the execution is made.
+    @Test("a run's outputs_mapping onto a declared output's name that no mapping mentions is 400 naming both")
+    func runMappingShadowsDeclaredOutput() {
+        let declared = CraftPipelineConfiguration(
+            name: "p", outputs: [.init(name: "a", dataType: "json"), .init(name: "b", dataType: "json")])
+        let mappings = CraftMappings(outputs: [.init(pipelineOutputName: "a", destination: .endpointOutput("b"))])
+        let error = #expect(throws: GatewayError.self) {
+            _ = try CraftExecution.request(
+                ref: PipelineRef(namespace: "demo", pipeline: "p"), inputs: [:], mappings: mappings, deployment: nil,
+                cap: CraftIOCap(limit: 1000), principal: nil, requestID: "r", declared: declared)
+        }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message.contains(#"outputs_mapping"#) == true, "\(String(describing: error))")
+        #expect(error?.message.contains(#""a""#) == true && error?.message.contains(#""b""#) == true)
+    }
+
+    /// Review 59, F8: craft-ai-sdk puts names into URL paths unencoded, so it could not read these back.
+    @Test(
+        "a run's mapping naming an endpoint input or output the SDK cannot put into a URL path is 400",
+        arguments: [
+            (true, #"[{"pipeline_input_name":"x","endpoint_input_name":"a/b"}]"#, "a/b"),
+            (true, #"[{"pipeline_input_name":"x","endpoint_input_name":".."}]"#, ".."),
+            (false, #"[{"pipeline_output_name":"o","endpoint_output_name":"a?b"}]"#, "a?b"),
+            (false, #"[{"pipeline_output_name":"o","endpoint_output_name":"a#b"}]"#, "a#b"),
+            (false, #"[{"pipeline_output_name":"o","endpoint_output_name":"%"}]"#, "%"),
+            (false, #"[{"pipeline_output_name":"o","endpoint_output_name":"."}]"#, "."),
+        ])
+    func unreadableRunMappingNames(inputs: Bool, json: String, name: String) {
+        let error = #expect(throws: GatewayError.self) {
+            if inputs {
+                _ = try CraftMappings.inputMappings(json: ByteBuffer(string: json), limits: .defaults)
+            } else {
+                _ = try CraftMappings.outputMappings(json: ByteBuffer(string: json), limits: .defaults)
+            }
+        }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message.contains("\"\(name)\"") == true, "\(String(describing: error))")
+        #expect(error?.message.hasPrefix(inputs ? "inputs_mapping[0]" : "outputs_mapping[0]") == true)
+    }
+
     @Test("one source per input: a false constant, is_null false and null keys do not count as a second")
     func oneSource() throws {
         let inputs = try CraftMappings.inputMappings(

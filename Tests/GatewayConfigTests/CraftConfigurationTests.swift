@@ -244,6 +244,36 @@ struct CraftConfigurationTests {
                 "craft: {deployments: [{name: d, pipeline: p, output_mappings: [{pipeline_output_name: a, is_null: false}]}]}",
                 "craft.deployments[0].output_mappings[0].is_null"
             ),
+            // An output mapped onto the name of a declared output no mapping mentions (diff review 59, M4).
+            (
+                "craft: {pipelines: [{name: p, outputs: [{name: a, data_type: json}, {name: b, data_type: json}]}], deployments: [{name: d, pipeline: p, output_mappings: [{pipeline_output_name: a, endpoint_output_name: b}]}]}",
+                "craft.deployments[0].output_mappings[0].endpoint_output_name"
+            ),
+            // Names craft-ai-sdk puts into URL paths unencoded and so cannot read back (review 59, F8).
+            (
+                "craft: {pipelines: [{name: p, inputs: [{name: a/b, data_type: file}]}]}",
+                "craft.pipelines[0].inputs[0].name"
+            ),
+            (
+                "craft: {pipelines: [{name: p, outputs: [{name: \"a?b\", data_type: json}]}]}",
+                "craft.pipelines[0].outputs[0].name"
+            ),
+            (
+                "craft: {pipelines: [{name: p, outputs: [{name: .., data_type: json}]}]}",
+                "craft.pipelines[0].outputs[0].name"
+            ),
+            (
+                "craft: {deployments: [{name: d, pipeline: p, input_mappings: [{pipeline_input_name: a, endpoint_input_name: \"a#b\"}]}]}",
+                "craft.deployments[0].input_mappings[0].endpoint_input_name"
+            ),
+            (
+                "craft: {deployments: [{name: d, pipeline: p, output_mappings: [{pipeline_output_name: a, endpoint_output_name: \"%\"}]}]}",
+                "craft.deployments[0].output_mappings[0].endpoint_output_name"
+            ),
+            (
+                "craft: {deployments: [{name: d, pipeline: p, output_mappings: [{pipeline_output_name: a, endpoint_output_name: .}]}]}",
+                "craft.deployments[0].output_mappings[0].endpoint_output_name"
+            ),
         ])
     func invalid(yaml: String, path: String) {
         do {
@@ -252,6 +282,28 @@ struct CraftConfigurationTests {
         } catch {
             #expect(error.path == path, "\(error)")
         }
+    }
+
+    /// Diff review 59, M4 and review 59, F8: what the two checks still accept.
+    @Test("outputs mapped onto each other's names, names with spaces or other scripts, and runner names renamed load")
+    func namesThatLoad() throws {
+        let yaml = """
+            craft:
+              pipelines:
+                - {name: p, inputs: [{name: my file, data_type: file}], outputs: [{name: a, data_type: json}, {name: b, data_type: json}, {name: é名, data_type: json}]}
+              deployments:
+                - name: d
+                  pipeline: p
+                  input_mappings:
+                    - {pipeline_input_name: "x/y", endpoint_input_name: xy}
+                  output_mappings:
+                    - {pipeline_output_name: a, endpoint_output_name: b}
+                    - {pipeline_output_name: b, endpoint_output_name: a}
+                    - {pipeline_output_name: "c/d", endpoint_output_name: cd}
+            """
+        let craft = try GatewayConfiguration.parse(yaml: yaml, source: "ok.yaml").craft
+        #expect(craft.deployments?.first?.outputMappings?.count == 3)
+        #expect(craft.pipelines.first?.inputs.first?.name == "my file")
     }
 
     @Test("scripts/example-config.yaml parses, craft section included")

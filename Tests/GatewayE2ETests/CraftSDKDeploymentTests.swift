@@ -136,7 +136,7 @@ extension CraftSDKTests {
     /// craft-ai-sdk documents `create_deployment(...)["endpoint_token"]` as the token to trigger with: the key was
     /// missing (a KeyError in the script). The gateway hands out no token (endpoint tokens are configured
     /// secrets): null, which the SDK's `trigger_endpoint` takes as "no token" and triggers with the SDK token.
-    @Test("get_deployment shows endpoint_token null and no mappings; create_deployment's token triggers")
+    @Test("get_deployment shows endpoint_token null and the mappings; create_deployment's token triggers")
     func deploymentTokenAndMappings() async throws {
         let yaml = """
             craft:
@@ -160,17 +160,23 @@ extension CraftSDKTests {
                 ((value["triggered"] as? [String: Any])?["outputs"] as? [String: Any])?["a"] as? Int == 1, "\(answer)")
             #expect(count(answer, status: 200, pathContaining: "/api/v1/deployments/echo/executions") >= 1, "\(answer)")
 
-            // Mappings are not shown: a constant may be a secret (an API key the runner needs), and any token
-            // holder may read a deployment.
+            // The mappings the SDK documents (review 59, F9). A constant is shown to a caller that may trigger the
+            // deployment (anyone, with auth off), whose executions' inputs show it anyway; CraftReadBackTests
+            // covers the redaction for one that may not.
             answer = try await Peers.craft("get_deployment", port: gateway.port, ["shout"])
             let shout = try result(answer)
             #expect(shout.keys.contains("endpoint_token") && shout["endpoint_token"] is NSNull, "\(answer)")
-            #expect(shout["inputs_mapping"] == nil && shout["outputs_mapping"] == nil, "\(answer)")
-            #expect(!"\(answer)".contains("constant_value"), "\(answer)")
+            let inputs = try #require(shout["inputs_mapping"] as? [[String: Any]], "\(answer)")
+            #expect(inputs.map { $0["pipeline_input_name"] as? String } == ["prompt", "n"], "\(answer)")
+            #expect(inputs.first?["endpoint_input_name"] as? String == "text", "\(answer)")
+            #expect(inputs.last?["constant_value"] as? Int == 3, "\(answer)")
+            let outputs = try #require(shout["outputs_mapping"] as? [[String: Any]], "\(answer)")
+            #expect(outputs.first?["endpoint_output_name"] as? String == "text", "\(answer)")
 
             answer = try await Peers.craft("get_deployment", port: gateway.port, ["echo"])
             let echo = try result(answer)
-            #expect(echo["endpoint_token"] is NSNull && echo["inputs_mapping"] == nil, "\(answer)")
+            #expect(echo["endpoint_token"] is NSNull, "\(answer)")
+            #expect((echo["inputs_mapping"] as? [Any])?.isEmpty == true, "\(answer)")
             answer = try await Peers.craft("get_deployment", port: gateway.port, ["yearly"])
             #expect(try result(answer).keys.contains("endpoint_token") == false, "\(answer)")
         }
