@@ -8,12 +8,12 @@ extension CraftAnswer {
     /// `data_type` is what `craft.pipelines` declares (null when it does not); `description` is null.
     ///
     /// Secrets: an environment variable's value is never shown, here or in any read of an execution
-    /// (`TriggerRequest.hiddenInputNames`); its name is configuration and is. A constant or default is shown only when
-    /// `showsConstants` (the caller may trigger the deployment, and reads its executions' inputs, constants included,
-    /// anyway); otherwise its value is null and `constant_value_redacted` / `default_value_redacted` is true.
-    static func inputMappings(
-        _ deployment: CraftDeploymentConfiguration, declared: CraftPipelineConfiguration?, showsConstants: Bool
-    ) -> Value {
+    /// (`TriggerRequest.hiddenInputNames`); its name is configuration and is. A constant's or default's value is the
+    /// operator's too and no read shows it (security review 60, M4: executions no longer show them either): it is
+    /// null here, with `constant_value_redacted` / `default_value_redacted` true, to every caller.
+    static func inputMappings(_ deployment: CraftDeploymentConfiguration, declared: CraftPipelineConfiguration?)
+        -> Value
+    {
         .list(
             (deployment.inputMappings ?? []).map { mapping in
                 let name = mapping.pipelineInputName
@@ -22,18 +22,18 @@ extension CraftAnswer {
                     "data_type": declared?.inputs.first { $0.name == name }.map { .string($0.dataType) } ?? .null,
                     "description": .null,
                 ]
-                func configured(_ key: String, _ value: Value) {
-                    item[key] = showsConstants ? value : .null
-                    if !showsConstants { item[key + "_redacted"] = .bool(true) }
+                func redacted(_ key: String) {
+                    item[key] = .null
+                    item[key + "_redacted"] = .bool(true)
                 }
                 switch mapping.source {
                 case .endpointInput(let endpointName): item["endpoint_input_name"] = .string(endpointName)
-                case .constant(let value): configured("constant_value", value)
+                case .constant: redacted("constant_value")
                 case .environmentVariable(let variable): item["environment_variable_name"] = .string(variable)
                 case .null: item["is_null"] = .bool(true)
                 }
                 if mapping.isRequired { item["is_required"] = .bool(true) }
-                if let value = mapping.defaultValue { configured("default_value", value) }
+                if mapping.defaultValue != nil { redacted("default_value") }
                 return .object(item)
             })
     }

@@ -8394,7 +8394,7 @@ let openAPIDocumentJSON = #####"""
           },
           "inputs_mapping": {
             "type": "array",
-            "description": "The configured input mappings (empty for an implicit deployment), one per pipeline input: `pipeline_input_name`, `data_type` (what `craft.pipelines` declares, else null), `description` (null), and one of `endpoint_input_name`, `constant_value`, `environment_variable_name` (its name; its value is never shown) or `is_null`, with `is_required` and `default_value` when set. A constant or default is shown only to a caller that may trigger the deployment (whose executions show it anyway); to others it is null with `constant_value_redacted` / `default_value_redacted` true.",
+            "description": "The configured input mappings (empty for an implicit deployment), one per pipeline input: `pipeline_input_name`, `data_type` (what `craft.pipelines` declares, else null), `description` (null), and one of `endpoint_input_name`, `constant_value`, `environment_variable_name` (its name; its value is never shown) or `is_null`, with `is_required` and `default_value` when set. A constant's or default's value is the operator's: null with `constant_value_redacted` / `default_value_redacted` true, to every caller (executions' inputs leave it out too).",
             "items": {
               "type": "object",
               "required": [

@@ -348,12 +348,12 @@ struct CraftExchange: Sendable {
             }
             return CraftAnswer.list(items, requestID: requestID)
         case .createDeployment(let rule):
-            let principal = try await authenticate()
+            _ = try await authenticate()
             let request = try CraftDeploymentRequest(body ?? .json(ByteBuffer()), rule: rule, limits: limits)
             let deployment = try await createdDeployment(request)
-            return CraftAnswer.json(try await deploymentAnswer(deployment, principal: principal), requestID: requestID)
+            return CraftAnswer.json(try await deploymentAnswer(deployment), requestID: requestID)
         case .deployment(let name):
-            let principal = try await authenticate()
+            _ = try await authenticate()
             let deployment = try await existingDeployment(named: name)
             if method == "DELETE" {
                 throw GatewayError(
@@ -368,7 +368,7 @@ struct CraftExchange: Sendable {
                         + "the API: change its craft.deployments entry (or pause its schedule: POST "
                         + "/v1beta/schedules/{name}:pause) and reload the configuration")
             }
-            return CraftAnswer.json(try await deploymentAnswer(deployment, principal: principal), requestID: requestID)
+            return CraftAnswer.json(try await deploymentAnswer(deployment), requestID: requestID)
         case .latestExecution(let name):
             let principal = try await authenticate()
             let deployment = try await existingDeployment(named: name)
@@ -464,18 +464,14 @@ struct CraftExchange: Sendable {
         return pipelineNames().compactMap { craft.configuration.deployment(named: $0) }
     }
 
-    /// `get_deployment`'s answer (also `create_deployment`'s) for `principal`: the deployment's constants are shown
-    /// to a principal that may trigger it, whose executions' reads show them anyway, and redacted for others
-    /// (``CraftAnswer/inputMappings(_:declared:showsConstants:)``).
-    private func deploymentAnswer(
-        _ deployment: CraftDeploymentConfiguration, principal: String?
-    ) async throws -> ValueObject {
+    /// `get_deployment`'s answer (also `create_deployment`'s): its constants redacted for every caller
+    /// (``CraftAnswer/inputMappings(_:declared:)``).
+    private func deploymentAnswer(_ deployment: CraftDeploymentConfiguration) async throws -> ValueObject {
         CraftAnswer.deployment(
             deployment,
             isEnabled: try await isEnabled(deployment),
             createdAt: craft.loadedAt,
-            declared: craft.configuration.pipeline(named: deployment.pipeline),
-            showsConstants: (try? Self.checkMayTrigger(deployment, principal: principal)) != nil
+            declared: craft.configuration.pipeline(named: deployment.pipeline)
         )
     }
 
@@ -1126,14 +1122,13 @@ enum CraftAnswer {
     /// `/v1beta/schedules`.
     ///
     /// Review 59, F9: the keys the SDK documents are all there. `inputs_mapping` / `outputs_mapping` as configured
-    /// (``inputMappings(_:declared:showsConstants:)``), `created_at` and `updated_at` when the configuration was
+    /// (``inputMappings(_:declared:)``), `created_at` and `updated_at` when the configuration was
     /// loaded, and null for what the gateway has no value for (`created_by`, `updated_by`, `description`).
     static func deployment(
         _ deployment: CraftDeploymentConfiguration,
         isEnabled: Bool,
         createdAt: Date,
-        declared: CraftPipelineConfiguration?,
-        showsConstants: Bool
+        declared: CraftPipelineConfiguration?
     ) -> ValueObject {
         var pipeline: ValueObject = ["name": .string(deployment.pipeline)]
         if let release = deployment.release { pipeline["release"] = .string(release) }
@@ -1146,7 +1141,7 @@ enum CraftAnswer {
             // `get_deployment(wait_for_completion=True)`, which `create_deployment` calls by default, re-reads
             // the deployment until its status is final (`up`, ...): without one it would spin.
             "status": .string("up"),
-            "inputs_mapping": inputMappings(deployment, declared: declared, showsConstants: showsConstants),
+            "inputs_mapping": inputMappings(deployment, declared: declared),
             "outputs_mapping": outputMappings(deployment, declared: declared),
             "created_at": time(createdAt),
             "created_by": .null,

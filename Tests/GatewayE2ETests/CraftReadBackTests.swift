@@ -181,22 +181,25 @@ struct CraftReadBackTests {
             #expect(inputs.count == 2)
             #expect(inputs.first?["pipeline_input_name"] as? String == "k")
             #expect(inputs.first?["data_type"] as? String == "string")
-            #expect(inputs.first?["constant_value"] as? String == "visible")
+            // The operator's constant is no reader's (security review 60, M4), as in the executions' inputs.
+            #expect(inputs.first?["constant_value"] is NSNull, "\(open)")
+            #expect(inputs.first?["constant_value_redacted"] as? Bool == true, "\(open)")
             #expect(inputs.last?["environment_variable_name"] as? String == "HOME")
             #expect(inputs.last?["data_type"] is NSNull)
             let outputs = try #require(open["outputs_mapping"] as? [[String: Any]], "\(open)")
             #expect(outputs.first?["endpoint_output_name"] as? String == "K")
             #expect(outputs.last?["is_null"] as? Bool == true)
 
-            // A deployment whose tokens leave bob out: he reads its constants redacted, alice as configured.
-            var mapping = try #require((try await deployment("alices", bob))["inputs_mapping"] as? [[String: Any]])
-            #expect(mapping.first?["constant_value"] is NSNull, "\(mapping)")
-            #expect(mapping.first?["constant_value_redacted"] as? Bool == true, "\(mapping)")
-            #expect(mapping.last?["default_value"] is NSNull && mapping.last?["is_required"] as? Bool == true)
-            mapping = try #require((try await deployment("alices", alice))["inputs_mapping"] as? [[String: Any]])
-            #expect(mapping.first?["constant_value"] as? String == "for-alice", "\(mapping)")
-            #expect(mapping.first?["constant_value_redacted"] == nil)
-            #expect(mapping.last?["default_value"] as? String == "dflt", "\(mapping)")
+            // A deployment whose tokens leave bob out: both read its constants and defaults redacted, alice (who may
+            // trigger it) too: its executions no longer show them either (security review 60, M4).
+            for caller in [bob, alice] {
+                let mapping = try #require(
+                    (try await deployment("alices", caller))["inputs_mapping"] as? [[String: Any]])
+                #expect(mapping.first?["constant_value"] is NSNull, "\(mapping)")
+                #expect(mapping.first?["constant_value_redacted"] as? Bool == true, "\(mapping)")
+                #expect(mapping.last?["default_value"] is NSNull && mapping.last?["is_required"] as? Bool == true)
+                #expect(mapping.last?["default_value_redacted"] as? Bool == true, "\(mapping)")
+            }
         }
     }
 
