@@ -59,7 +59,11 @@ extension RESTRequestHead {
             limits.maxBodyBytes = min(limits.maxBodyBytes, CraftRoute.refreshBodyBytes)
         case .endpoint:
             var probe = exchange
-            do { _ = try probe.endpointPrincipal(target: target) } catch { return fail(gatewayError(from: error)) }
+            do { _ = try probe.endpointPrincipal(target: target) } catch {
+                var response = CraftAnswer.error(gatewayError(from: error), requestID: requestID)
+                CraftExchange.challenge(&response, for: route)
+                return .respond(response, closeConnection: false)
+            }
         default:
             if let refusal = craft.refusalBeforeBody(authorization: exchange.authorization) { return fail(refusal) }
         }
@@ -143,6 +147,15 @@ struct CraftExchange: Sendable {
     /// The principal the request authenticated as, once it did: for its record (``RequestNaming``).
     var principal: String? = nil
 
+    /// A 401 under `/endpoints/` challenges the schemes that work there (RFC 9110 §11.6.1): EndpointToken (what
+    /// the SDK sends, CLIENTS.md §3.5) and Bearer (`endpointPrincipal`); `?token=` has no scheme (review 59, F12).
+    /// Every 401 of the route, answered at its head (security review 60, H1) or after its body.
+    static func challenge(_ response: inout RESTResponse, for route: CraftRoute) {
+        guard response.status == 401, route.isEndpoint else { return }
+        response.headers.removeAll { $0.name == "www-authenticate" }
+        response.headers.append(("www-authenticate", "EndpointToken, Bearer"))
+    }
+
     func answer(_ route: CraftRoute, body: CraftRequestBody?) async -> RESTResponse {
         var exchange = self
         var response: RESTResponse
@@ -156,12 +169,7 @@ struct CraftExchange: Sendable {
             response = CraftAnswer.error(
                 CraftAnswer.executionWording(error, id: route.executionID), requestID: requestID)
         }
-        if response.status == 401, route.isEndpoint {
-            // RFC 9110 §11.6.1: the challenge names the schemes that work here, EndpointToken (what the SDK sends,
-            // CLIENTS.md §3.5) and Bearer (`endpointPrincipal`); `?token=` has no scheme (review 59, F12).
-            response.headers.removeAll { $0.name == "www-authenticate" }
-            response.headers.append(("www-authenticate", "EndpointToken, Bearer"))
-        }
+        Self.challenge(&response, for: route)
         // The pipeline was named from the path at the head; only the principal is learnt here, and the execution
         // (an async operation) the request created (`execute`) or named in its path (review 26 H2).
         let operationID = response.naming?.operationID ?? route.executionID

@@ -160,16 +160,16 @@ extension CraftSDKTests {
                 ((value["triggered"] as? [String: Any])?["outputs"] as? [String: Any])?["a"] as? Int == 1, "\(answer)")
             #expect(count(answer, status: 200, pathContaining: "/api/v1/deployments/echo/executions") >= 1, "\(answer)")
 
-            // The mappings the SDK documents (review 59, F9). A constant is shown to a caller that may trigger the
-            // deployment (anyone, with auth off), whose executions' inputs show it anyway; CraftReadBackTests
-            // covers the redaction for one that may not.
+            // The mappings the SDK documents (review 59, F9); a constant's value redacted for every caller, as the
+            // executions' inputs leave it out (security review 60, M4).
             answer = try await Peers.craft("get_deployment", port: gateway.port, ["shout"])
             let shout = try result(answer)
             #expect(shout.keys.contains("endpoint_token") && shout["endpoint_token"] is NSNull, "\(answer)")
             let inputs = try #require(shout["inputs_mapping"] as? [[String: Any]], "\(answer)")
             #expect(inputs.map { $0["pipeline_input_name"] as? String } == ["prompt", "n"], "\(answer)")
             #expect(inputs.first?["endpoint_input_name"] as? String == "text", "\(answer)")
-            #expect(inputs.last?["constant_value"] as? Int == 3, "\(answer)")
+            #expect(inputs.last?["constant_value"] is NSNull, "\(answer)")
+            #expect(inputs.last?["constant_value_redacted"] as? Bool == true, "\(answer)")
             let outputs = try #require(shout["outputs_mapping"] as? [[String: Any]], "\(answer)")
             #expect(outputs.first?["endpoint_output_name"] as? String == "text", "\(answer)")
 
