@@ -284,11 +284,8 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         do {
             let received = try collector.append(chunk)
             // The budget: at the first chunk, the declared length at once (one step), else in steps.
-            let budget = services.requestBuffer
-            if !bufferClaim.hold(received, from: budget) {
-                let error = FrontendServices.requestBufferFullError(limit: budget.limit)
-                services.refusedRequestBody(.requestBuffer, error: error, peer: peer)
-                throw error
+            if !bufferClaim.hold(received, from: services.bodyBudget(unauthenticated: collector.unauthenticated)) {
+                throw services.refusedForBudget(unauthenticated: collector.unauthenticated, peer: peer)
             }
             relay?.received(chunk)
         } catch {

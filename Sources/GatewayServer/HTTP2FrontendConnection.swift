@@ -391,11 +391,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             do {
                 let received = try reading.collector.append(data)
                 // The budget: at the first bytes, the declared length at once (one step), else in steps.
-                let budget = services.requestBuffer
-                if !reading.bufferClaim.hold(received, from: budget) {
-                    let error = FrontendServices.requestBufferFullError(limit: budget.limit)
-                    services.refusedRequestBody(.requestBuffer, error: error, peer: peer)
-                    throw error
+                let unauthenticated = reading.collector.unauthenticated
+                if !reading.bufferClaim.hold(received, from: services.bodyBudget(unauthenticated: unauthenticated)) {
+                    throw services.refusedForBudget(unauthenticated: unauthenticated, peer: peer)
                 }
                 requestBodyHolds(received, state)
             } catch {

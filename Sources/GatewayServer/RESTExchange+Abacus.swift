@@ -73,11 +73,13 @@ extension RESTRequestHead {
         // at once, as the Instill trigger's is, and a body that follows is discarded, not gathered (a body held
         // back for `100 Continue` closes the connection instead).
         var limits = services.limits
+        var keyless = false
         switch AbacusAPI.admission(request, services: abacus) {
         case .refused(let refusal):
             return .respond(Self.abacusAnswer(refusal, dispatcher, requestID), closeConnection: false)
         case .keyless:
             limits.maxBodyBytes = min(limits.maxBodyBytes, AbacusAPI.keylessBodyBytes)
+            keyless = true
         case .keyed:
             break
         }
@@ -87,6 +89,8 @@ extension RESTRequestHead {
             return .respond(RESTErrorFormat.abacus.response(error, requestID: requestID), closeConnection: true)
         }
         collector = .raw(limits: limits, expectedLength: declaredLength)
+        // A keyless call's body is read before (without) authentication: from a pool of its own.
+        collector.unauthenticated = keyless
         use = .use(
             .work(
                 RESTBodyWork(requestID: requestID, errorFormat: .abacus) { body in

@@ -102,6 +102,8 @@ extension RESTRequestHead {
             )
         }
         collector = bodyCollector
+        // `refresh` carries its credential in its body: read before authentication, from a pool of its own.
+        if case .refresh = route { collector.unauthenticated = true }
         use = .use(
             .work(
                 RESTBodyWork(requestID: requestID, errorFormat: .craft) { body in

@@ -205,6 +205,9 @@ struct RESTBodyCollector {
     /// data URIs with canonical base64 are kept as that text, not decoded (`RESTTriggerBody.decode(json:limits:
     /// keepCanonicalBase64:)`).
     var keepCanonicalBase64 = false
+    /// Read before its request is authenticated (Craft AI's `auth/refresh`, Abacus.AI's keyless calls): its bytes
+    /// come from ``RequestBufferBudget/unauthenticated``, not the budget authenticated bodies share.
+    var unauthenticated = false
     /// Addresses of the gathered JSON body's storage that `HTTP1BodyRelay` already found in base64's standard
     /// alphabet while relaying them (`checkedBase64(gatheredAddress:)`): the end-of-body parse does not check
     /// them again, so the runner's last bytes do not wait for a second pass over the blob (issue 12).

@@ -19,15 +19,40 @@ package final class RequestBufferBudget: Sendable {
     /// One warning per reason per 10 s at most, with how many were held back (refusals come in floods).
     let refusalLog = FailureLogLimiter(interval: .seconds(10))
 
+    /// The pool of the bodies read before their request is authenticated (``unauthenticated``); nil in that pool.
+    private let preAuthentication: RequestBufferBudget?
+
     /// `limit`: bytes; 0 is no budget (bytes are still counted, for the gauge).
     package init(limit: Int = 0) {
         limitBytes = Atomic(limit)
+        preAuthentication = RequestBufferBudget(preAuthenticationLimit: Self.unauthenticatedLimit(for: limit))
+    }
+
+    private init(preAuthenticationLimit limit: Int) {
+        limitBytes = Atomic(limit)
+        preAuthentication = nil
     }
 
     /// The bound in force, in bytes; 0: none.
     package var limit: Int {
         get { limitBytes.load(ordering: .relaxed) }
-        set { limitBytes.store(newValue, ordering: .relaxed) }
+        set {
+            limitBytes.store(newValue, ordering: .relaxed)
+            preAuthentication?.limit = Self.unauthenticatedLimit(for: newValue)
+        }
+    }
+
+    /// The bodies a route reads before its request is authenticated, because their credential is in them or the
+    /// call needs none (Craft AI's `auth/refresh`, Abacus.AI's `version` and `getApiEndpoint`; each capped at
+    /// 16 KiB): a pool of their own, so that bodies anyone may send cannot take the budget authenticated requests
+    /// need. A claim's first step is 16 KiB whatever its body's size, so 65 536 streams of one byte each took the
+    /// whole 1 GiB default for ~5 MB sent (diff review 60, H-1). When this pool is full only those routes are
+    /// refused (503). Its bound: 1/64 of the budget (16 MiB by default, 1 024 bodies at once), at least 1 MiB;
+    /// 16 MiB when the budget has no bound.
+    package var unauthenticated: RequestBufferBudget { preAuthentication ?? self }
+
+    private static func unauthenticatedLimit(for limit: Int) -> Int {
+        limit == 0 ? 16 << 20 : max(1 << 20, limit / 64)
     }
 
     /// Bytes claimed now, every request together (`trigger_gateway_request_buffer_bytes`).
@@ -124,6 +149,29 @@ extension FrontendServices {
             .requestBufferFull,
             "the gateway is holding its limit of \(limit) bytes of request bodies "
                 + "(limits.max_buffered_request_bytes); retry later")
+    }
+
+    /// The budget a body takes its bytes from: ``RequestBufferBudget/unauthenticated`` for one read before its
+    /// request is authenticated (`RESTBodyCollector.unauthenticated`), else the process's.
+    @inline(__always)
+    func bodyBudget(unauthenticated: Bool) -> RequestBufferBudget {
+        unauthenticated ? requestBuffer.unauthenticated : requestBuffer
+    }
+
+    /// A body refused for its budget (``bodyBudget(unauthenticated:)``): counted and logged
+    /// (``refusedRequestBody(_:error:peer:)``); the error to answer (503 / RESOURCE_EXHAUSTED).
+    func refusedForBudget(unauthenticated: Bool, peer: String?) -> GatewayError {
+        guard unauthenticated else {
+            let error = Self.requestBufferFullError(limit: requestBuffer.limit)
+            refusedRequestBody(.requestBuffer, error: error, peer: peer)
+            return error
+        }
+        let error = GatewayError(
+            .requestBufferFull,
+            "the gateway is holding its limit of \(requestBuffer.unauthenticated.limit) bytes of request bodies read "
+                + "before authentication (1/64 of limits.max_buffered_request_bytes); retry later")
+        refusedRequestBody(.unauthenticatedBuffer, error: error, peer: peer)
+        return error
     }
 
     /// A request body refused for `reason`: counted (`trigger_gateway_requests_refused_total{reason}`) and logged

@@ -174,6 +174,9 @@ package final class RequestBufferMetrics: Sendable {
         /// The process-wide budget, `limits.max_buffered_request_bytes`, had no room for the body (503 /
         /// RESOURCE_EXHAUSTED).
         case requestBuffer = "request_buffer"
+        /// The pool of bodies read before authentication (Craft AI's `auth/refresh`, Abacus.AI's keyless calls;
+        /// 1/64 of `limits.max_buffered_request_bytes`) had no room (503 / RESOURCE_EXHAUSTED).
+        case unauthenticatedBuffer = "unauthenticated_buffer"
     }
 
     private let refusals: [Refusal: Counter]

@@ -1,6 +1,9 @@
 import Foundation
+import GatewayApp
+import GatewayServer
 import GatewayTestSupport
 import NIOCore
+import Observability
 import Testing
 
 /// A request body is read only for a caller whose credential the head carries and the gateway takes (security
@@ -98,6 +101,40 @@ struct PreAuthBodyTests {
                 #expect(response.status == status, "\(target) \(size): \(response.bodyString.prefix(300))")
                 await client.close()
             }
+        }
+    }
+
+    /// Diff review 60, H-1: the bodies read before authentication (here `auth/refresh`, over HTTP/2 as the review
+    /// sent them) come from a pool of their own, 1/64 of `limits.max_buffered_request_bytes` and at least 1 MiB:
+    /// a claim's first step is 16 KiB whatever the body, so streams of one byte each filled the whole budget and
+    /// every authenticated body was 503. With a 1 MiB budget the pool holds 64 such streams; the 65th is refused
+    /// with `reason="unauthenticated_buffer"`, and a trigger's body is still served from the budget.
+    @Test("keyless bodies over HTTP/2 fill only their own pool: the 65th is 503, an authenticated trigger is served")
+    func unauthenticatedPool() async throws {
+        try await withTestGateway(yaml: "limits: {max_buffered_request_bytes: 1MiB}\n") { gateway in
+            let h2 = try await H2TestClient.connect(port: gateway.port)
+            let headers = [
+                (":method", "POST"), (":scheme", "http"), (":path", "/api/v1/auth/refresh"), (":authority", "gw"),
+                ("content-type", "application/json"),
+            ]
+            var streams: [Int32] = []
+            for _ in 0..<64 { streams.append(try await h2.request(headers, body: Array("{".utf8), endStream: false)) }
+            let pool = gateway.app.requestBuffer.unauthenticated
+            #expect(pool.limit == 1 << 20)
+            #expect(await eventually(within: .seconds(5)) { pool.bufferedBytes == 1 << 20 }, "\(pool.bufferedBytes)")
+            #expect(gateway.app.requestBuffer.bufferedBytes == 0)
+            let refused = try await h2.request(headers, body: Array("{".utf8), endStream: false)
+            let seen = try await h2.wait(timeout: .seconds(5)) { $0.streams[refused]?.status != nil }
+            #expect(seen.streams[refused]?.status == "503", "\(String(describing: seen.streams[refused]))")
+            #expect(streams.allSatisfy { seen.streams[$0]?.status == nil }, "the 64 wait for their bodies")
+            let metrics = String(decoding: gateway.app.metrics.scrape(), as: UTF8.self)
+            #expect(metrics.contains(#"trigger_gateway_requests_refused_total{reason="unauthenticated_buffer"} 1"#))
+            // The budget authenticated requests share is untouched: a 200 KB trigger body is served.
+            let (status, body) = try await RequestBufferTests.curlPost(
+                port: gateway.port, body: paddedBody(size: 200_000))
+            #expect(status == 200, "\(body.prefix(300))")
+            await h2.close()
+            #expect(await eventually(within: .seconds(10)) { pool.bufferedBytes == 0 })
         }
     }
 }

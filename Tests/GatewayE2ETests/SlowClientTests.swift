@@ -547,7 +547,9 @@ struct SlowClientTests {
     @Test(
         "h1: a body that stops on a surface's path gets its 408 in that surface's error shape",
         arguments: [
-            ("/api/v0/runPipeline", "abacus"), ("/api/v1/pipelines/echo/run", "craft"),
+            // `auth/refresh`: a Craft AI call whose body is read with no token (a run's needs one at its head since
+            // security review 60, H1, and this gateway has no tokens: the access token is still verified).
+            ("/api/v0/runPipeline", "abacus"), ("/api/v1/auth/refresh", "craft"),
             ("/endpoints/echo", "craft"), ("/v1beta/namespaces/demo/pipelines/echo/trigger", "instill"),
         ])
     func h1BodyProgressTimeoutShape(path: String, shape: String) async throws {
