@@ -39,7 +39,8 @@ package struct HTTP2EngineError: Error, Hashable, Sendable, CustomStringConverti
         package static let headerBlockTooLarge = Code(.headerBlockTooLarge)
         /// Server: request header blocks over ``HTTP2SessionConfiguration/maxHeaderListSize`` cost more than the
         /// engine decodes for a refusal: one decoded past ``HTTP2SessionConfiguration/headerListCeiling``, or more
-        /// than ``HTTP2SessionConfiguration/maxOversizedHeaderBlocks`` of them on the connection. HPACK lets one byte name a 4 KB table entry, so such blocks cost the gateway thousands of
+        /// than ``HTTP2SessionConfiguration/maxOversizedHeaderBlocks`` on the connection decoded past
+        /// ``HTTP2SessionConfiguration/headerListCeilingFactor`` times the limit. HPACK lets one byte name a 4 KB table entry, so such blocks cost the gateway thousands of
         /// times what they cost the sender (security review 60, M1); the connection ended with
         /// GOAWAY(ENHANCE_YOUR_CALM) (RFC 9113 §10.5.1).
         package static let excessiveHeaderLists = Code(.excessiveHeaderLists)

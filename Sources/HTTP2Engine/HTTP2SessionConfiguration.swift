@@ -33,23 +33,29 @@ package struct HTTP2SessionConfiguration: Hashable, Sendable {
     /// block's cost stays bounded, and ``requestHeaderTimeout`` bounds its time.
     package static let maxContinuationFrames = 64
     /// Server only: a request header block over ``maxHeaderListSize`` is decoded (for HPACK's state) and answered
-    /// on its stream while its decoded size, as RFC 9113 §6.5.2 counts it, stays within the larger of this many
-    /// times the limit and what ``maxContinuationFrames`` + 1 frames of 16 KiB hold (1040 KiB: a block of literal
-    /// fields decodes to about its own size, so every block a client can send whole is answered); past it the
-    /// connection ends (GOAWAY(ENHANCE_YOUR_CALM), ``HTTP2EngineError/Code/excessiveHeaderLists``). One byte of
-    /// HPACK names a dynamic-table entry of up to 4 KB: a 1 MiB block of such references decoded to ~4 GB, 1.6
-    /// CPU-seconds on one event loop, before any authentication (security review 60, M1).
+    /// on its stream (431 / RESOURCE_EXHAUSTED) while its decoded size, as RFC 9113 §6.5.2 counts it, stays within
+    /// ``headerListCeiling``; past it the connection ends (GOAWAY(ENHANCE_YOUR_CALM),
+    /// ``HTTP2EngineError/Code/excessiveHeaderLists``). One byte of HPACK names a dynamic-table entry of up to
+    /// 4 KB: a 1 MiB block of such references decoded to ~4 GB, 1.6 CPU-seconds on one event loop, before any
+    /// authentication (security review 60, M1). Blocks decoding past this many times the limit also count against
+    /// their connection (``maxOversizedHeaderBlocks``).
     package static let headerListCeilingFactor = 4
 
-    /// The decoded size past which a request header block ends the connection (``headerListCeilingFactor``).
+    /// The decoded size past which a request header block ends the connection: the larger of
+    /// ``headerListCeilingFactor`` times the limit and what ``maxContinuationFrames`` + 1 frames of 16 KiB hold
+    /// (1040 KiB), so that a block of literal fields that size, which decodes to about its own size plus 32 bytes
+    /// a field, is answered on its stream.
     package var headerListCeiling: Int {
         max(Self.headerListCeilingFactor * self.maxHeaderListSize, (Self.maxContinuationFrames + 1) * (16 << 10))
     }
 
-    /// Server only: request header blocks over ``maxHeaderListSize`` that one connection may send and have
-    /// answered on their streams (431 / RESOURCE_EXHAUSTED); the next ends the connection
-    /// (``HTTP2EngineError/Code/excessiveHeaderLists``). A new connection starts with an empty HPACK table, so
-    /// each oversized block a peer makes the gateway decode costs it a table entry's bytes again.
+    /// Server only: request header blocks decoding past ``headerListCeilingFactor`` times ``maxHeaderListSize``
+    /// (64 KiB by default) that one connection may send and have answered on their streams; the next ends the
+    /// connection (``HTTP2EngineError/Code/excessiveHeaderLists``). A new connection starts with an empty HPACK
+    /// table, so each such block a peer makes the gateway decode costs it a table entry's bytes again. Blocks
+    /// over the limit but under that line do not count: a proxy in front that allows 60-64 KiB of headers
+    /// multiplexes many clients on one connection, and one client's oversized headers must not end the others'
+    /// streams (diff review 60, M-3).
     package static let maxOversizedHeaderBlocks = 4
     /// Server only: whether the session expects the 24-byte client preface at the start of its input.
     /// `true` (the default) fits the gateway's sniffer, which re-fires the preface bytes it buffered; set it to

@@ -276,8 +276,9 @@ package final class ConnectionMetrics: Sendable {
         /// block): the connection ended with GOAWAY(COMPRESSION_ERROR), as RFC 9113 §4.3 requires.
         case compressionError = "compression_error"
         /// Blocks over `limits.max_header_bytes` past what the gateway decodes to refuse them: one decoded past
-        /// 1040 KiB (or 4× the limit, when larger), or a fifth on one connection (HPACK references of one byte
-        /// each naming a 4 KB entry; security review 60, M1): the connection ended with GOAWAY(ENHANCE_YOUR_CALM).
+        /// 1040 KiB (or 4× the limit, when larger), or a fifth decoded past 4× the limit on one connection (HPACK
+        /// references of one byte each naming a 4 KB entry; security review 60, M1): the connection ended with
+        /// GOAWAY(ENHANCE_YOUR_CALM).
         case excessiveHeaderLists = "excessive_header_lists"
     }
 
