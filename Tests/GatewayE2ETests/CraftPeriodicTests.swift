@@ -204,6 +204,54 @@ struct CraftPeriodicTests {
         }
     }
 
+    /// Security review 60, M2: a periodic deployment's schedule was paused and triggered by any token holder.
+    /// Before the fix eve's `:pause` and `:trigger` were 200.
+    @Test("operators: eve's :pause and :trigger of a periodic deployment's schedule are 403; alice's work")
+    func operatorsOnly() async throws {
+        let yaml = """
+            tokens:
+              - {name: alice, token: ALICE-SECRET-0123456789}
+              - {name: eve, token: EVE-SECRET-0123456789ab}
+            craft:
+              deployments:
+                - name: nap
+                  pipeline: sleep
+                  execution_rule: periodic
+                  schedule: "0 0 1 1 *"
+                  overlap: allow
+                  inputs: {ms: 30000}
+                  operators: [alice]
+            """
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await gateway.client()
+            let alice = CraftRESTTests.bearer(
+                try await CraftRESTTests.accessToken(client, sdkToken: "ALICE-SECRET-0123456789"))
+            let eve = CraftRESTTests.bearer(
+                try await CraftRESTTests.accessToken(client, sdkToken: "EVE-SECRET-0123456789ab"))
+            let aliceToken = [("authorization", "Bearer ALICE-SECRET-0123456789")]
+            let eveToken = [("authorization", "Bearer EVE-SECRET-0123456789ab")]
+
+            var response = try await client.request("POST", "/v1beta/schedules/craft.nap:pause", headers: eveToken)
+            #expect(response.status == 403, "\(response.bodyString)")
+            #expect(response.bodyString.contains("craft.deployments[].operators"), "\(response.bodyString)")
+            response = try await client.request("POST", "/v1beta/schedules/craft.nap:trigger", headers: eveToken)
+            #expect(response.status == 403, "\(response.bodyString)")
+
+            response = try await client.request("POST", "/v1beta/schedules/craft.nap:trigger", headers: aliceToken)
+            #expect(response.status == 200, "\(response.bodyString)")
+            let name = try #require((try json(response.body)["operation"] as? [String: Any])?["name"] as? String)
+            // Every token holder reads it.
+            for bearer in [alice, eve] {
+                response = try await client.request(
+                    "GET", "/api/v1/executions/\(name.dropFirst("operations/".count))", headers: bearer)
+                #expect(response.status == 200, "\(response.bodyString)")
+            }
+            response = try await client.request("POST", "/v1beta/\(name):cancel", headers: aliceToken)
+            #expect(response.status == 200, "\(response.bodyString)")
+            await client.close()
+        }
+    }
+
     @Test(
         "a real gateway: @every 1s ticks are the deployment's executions, read through the Craft API with outputs mapped"
     )
