@@ -26,7 +26,7 @@ let openAPIDocumentJSON = #####"""
     },
     {
       "name": "Operations",
-      "description": "Async operations; visible to the principal that created them (schedule runs to every principal)."
+      "description": "Async operations; visible to the principal that created them (schedule runs to every principal). A schedule's runs are cancelled only by its operators when tokens are required."
     },
     {
       "name": "Schedules",
@@ -1574,6 +1574,9 @@ let openAPIDocumentJSON = #####"""
           },
           "401": {
             "$ref": "#/components/responses/Unauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/PermissionDenied"
           },
           "404": {
             "$ref": "#/components/responses/NotFound"
@@ -8782,7 +8785,7 @@ let openAPIDocumentJSON = #####"""
         }
       },
       "PermissionDenied": {
-        "description": "PERMISSION_DENIED (7): with tokens required, the caller is not one of the schedule's operators (`schedules[].operators`, or `craft.deployments[].operators` for a periodic Craft AI deployment): only they may pause, resume or trigger it. The message names the key to set.",
+        "description": "PERMISSION_DENIED (7): with tokens required, the caller is not one of the schedule's operators (`schedules[].operators`, or `craft.deployments[].operators` for a periodic Craft AI deployment): only they may pause, resume or trigger it and cancel its runs. The message names the key to set.",
         "headers": {
           "Request-Id": {
             "$ref": "#/components/headers/RequestId"

@@ -589,12 +589,18 @@ struct CraftExchange: Sendable {
     ///   read CANCELLED rather than 404; a second delete removes it.
     ///
     /// 404 for an unknown id or another principal's execution. 403 PERMISSION_DENIED for deleting a finished run
-    /// of a schedule (a periodic deployment's), and one of no principal when the caller has one (auth on).
+    /// of a schedule (a periodic deployment's), and one of no principal when the caller has one (auth on); and,
+    /// before anything is cancelled, for an unfinished schedule's run the caller may not cancel (not one of the
+    /// schedule's operators, with tokens required: `Operation.checkMayCancel`; security review 60, M2: it was
+    /// cancelled, and only the second delete got the 403).
     private func deleteExecution(_ id: String, principal: String?) async throws -> RESTResponse {
         let operations = try operations
         let existing = try await visibleExecution(id, principal: principal)
         var finished = existing.state.isFinished
         if !finished {
+            try RESTOperations.checkMayCancel(
+                existing, principal: principal, authRequired: services.authenticator.authRequired,
+                scheduler: services.scheduler)
             do {
                 _ = try await operations.cancel(id: id)
             } catch let error as GatewayError where error.code == .failedPrecondition {

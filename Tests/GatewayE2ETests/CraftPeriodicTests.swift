@@ -204,9 +204,11 @@ struct CraftPeriodicTests {
         }
     }
 
-    /// Security review 60, M2: a periodic deployment's schedule was paused and triggered by any token holder.
-    /// Before the fix eve's `:pause` and `:trigger` were 200.
-    @Test("operators: eve's :pause and :trigger of a periodic deployment's schedule are 403; alice's work")
+    /// Security review 60, M2: a periodic deployment's schedule was paused and triggered by any token holder, and
+    /// `delete_pipeline_execution` cancelled its unfinished run before its 403 check (only the second delete was
+    /// refused); the 409 of `POST …/executions` sent every caller to the open `:trigger`. Before the fix eve's
+    /// `:pause` was 200 and her delete cancelled alice's run.
+    @Test("operators: eve's :pause and delete of a running periodic run are 403 (it keeps running); alice's work")
     func operatorsOnly() async throws {
         let yaml = """
             tokens:
@@ -240,14 +242,34 @@ struct CraftPeriodicTests {
             response = try await client.request("POST", "/v1beta/schedules/craft.nap:trigger", headers: aliceToken)
             #expect(response.status == 200, "\(response.bodyString)")
             let name = try #require((try json(response.body)["operation"] as? [String: Any])?["name"] as? String)
-            // Every token holder reads it.
-            for bearer in [alice, eve] {
-                response = try await client.request(
-                    "GET", "/api/v1/executions/\(name.dropFirst("operations/".count))", headers: bearer)
-                #expect(response.status == 200, "\(response.bodyString)")
+            let id = String(name.dropFirst("operations/".count))
+            func status() async throws -> String? {
+                let read = try await client.request("GET", "/api/v1/executions/\(id)", headers: eve)
+                return try json(read.body)["status"] as? String
             }
-            response = try await client.request("POST", "/v1beta/\(name):cancel", headers: aliceToken)
+            let running = try await eventually(within: .seconds(10), interval: .milliseconds(50)) {
+                try await status() == "Running"
+            }
+            #expect(running, "the run never started")
+
+            // Eve reads it, may not delete (cancel) it: 403 before anything changes; it is still running.
+            response = try await client.request("DELETE", "/api/v1/executions/\(id)", headers: eve)
+            #expect(response.status == 403, "\(response.bodyString)")
+            #expect(
+                (try json(response.body)["name"] as? String) == "PERMISSION_DENIED", "\(response.bodyString)")
+            #expect(response.bodyString.contains("craft.deployments[].operators"), "\(response.bodyString)")
+            #expect(try await status() == "Running")
+            response = try await client.request("POST", "/v1beta/operations/\(id):cancel", headers: eveToken)
+            #expect(response.status == 403, "\(response.bodyString)")
+            #expect(try await status() == "Running")
+
+            // Alice, an operator, stops it.
+            response = try await client.request("DELETE", "/api/v1/executions/\(id)", headers: alice)
             #expect(response.status == 200, "\(response.bodyString)")
+            let read = try await client.request("GET", "/v1beta/operations/\(id)", headers: eveToken)
+            #expect(
+                ((try json(read.body)["operation"] as? [String: Any])?.metadataState) == "cancelled",
+                "\(read.bodyString)")
             await client.close()
         }
     }

@@ -205,9 +205,10 @@ struct ScheduleE2ETests {
         }
     }
 
-    /// Security review 60, M2: `:pause`, `:resume` and `:trigger` authenticated the caller and discarded it. Before
-    /// the fix eve's calls below were all 200 (her :pause paused it, her :trigger made a run).
-    @Test("operators: alice pauses, resumes and triggers; eve (another token) gets 403 on each")
+    /// Security review 60, M2: `:pause`, `:resume` and `:trigger` authenticated the caller and discarded it, and a
+    /// schedule's run was cancelled by anyone who could see it (every token holder). Before the fix eve's calls
+    /// below were all 200, and her cancel ended alice's run.
+    @Test("operators: alice pauses, resumes, triggers and cancels a run; eve (another token) gets 403 on each")
     func operatorsOnly() async throws {
         let yaml =
             Self.pools + """
@@ -260,9 +261,35 @@ struct ScheduleE2ETests {
             answer = try await post("/v1beta/schedules/slow:trigger", alice)
             #expect(answer.0 == 200, "\(answer.1)")
             let name = try #require((answer.1["operation"] as? [String: Any])?["name"] as? String)
+            let running = try await eventually(within: .seconds(10), interval: .milliseconds(50)) {
+                let response = try await client.client.request("GET", "/v1beta/\(name)", headers: eve)
+                return (try json(response.body)["operation"] as? [String: Any])?.metadataState == "running"
+            }
+            #expect(running, "the run never started")
+
+            // Eve sees it but may not cancel it: 403, and it is still running.
+            expectDenied(try await post("/v1beta/\(name):cancel", eve), "eve :cancel")
+            var read = try await client.client.request("GET", "/v1beta/\(name)", headers: eve)
+            #expect(read.status == 200)
+            #expect(
+                (try json(read.body)["operation"] as? [String: Any])?.metadataState == "running", "\(read.bodyString)")
+            // The same over HTTP/2 (h2c prior knowledge): one rule for both frontends.
+            let h2 = try await H2TestClient.connect(port: gateway.port)
+            let stream = try await h2.request(
+                [
+                    (":method", "POST"), (":scheme", "http"), (":authority", "localhost"),
+                    (":path", "/v1beta/\(name):cancel"),
+                ] + eve,
+                body: [])
+            let snapshot = try await h2.wait(timeout: .seconds(10)) { $0.streams[stream]?.endStream == true }
+            #expect(snapshot.streams[stream]?.status == "403", "\(snapshot.streams[stream]?.bodyString ?? "")")
+            await h2.close()
+
             // Her operator cancels it.
             answer = try await post("/v1beta/\(name):cancel", alice)
             #expect(answer.0 == 200, "\(answer.1)")
+            read = try await client.client.request("GET", "/v1beta/\(name)", headers: eve)
+            #expect((try json(read.body)["operation"] as? [String: Any])?.metadataState == "cancelled")
         }
     }
 
