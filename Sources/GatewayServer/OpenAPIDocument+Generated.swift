@@ -5576,7 +5576,7 @@ let openAPIDocumentJSON = #####"""
         "tags": [
           "Craft AI"
         ],
-        "summary": "A new execution of the deployment",
+        "summary": "A new execution of the deployment (409 FAILED_PRECONDITION for a periodic one, which runs on its schedule only)",
         "security": [
           {},
           {

@@ -338,8 +338,8 @@ struct CraftExchange: Sendable {
                 throw GatewayError(
                     .unimplemented,
                     "deployment \"\(name)\" is part of the gateway's configuration and cannot be updated through "
-                        + "the API: change its craft.deployments entry (or pause its schedule: POST "
-                        + "/v1beta/schedules/{name}:pause) and reload the configuration")
+                        + "the API: change its craft.deployments entry and reload the configuration (a periodic one's "
+                        + "operators may pause its schedule: POST /v1beta/schedules/{name}:pause)")
             }
             return CraftAnswer.json(
                 CraftAnswer.deployment(deployment, isEnabled: try await isEnabled(deployment)), requestID: requestID)
@@ -358,12 +358,21 @@ struct CraftExchange: Sendable {
             try Self.checkMayTrigger(deployment, principal: principal)
             // A periodic deployment runs on its schedule only (README: it has no endpoint); a run from here would
             // bypass a pause and its `overlap` policy (review 59, F6). The SDK refuses it on its token path too.
+            // The schedule's routes are named to whom may use them (security review 60, M2: they were named to all).
             guard deployment.executionRule == .endpoint else {
                 let schedule = CraftDeploymentConfiguration.scheduleNamePrefix + name
+                let mayControl =
+                    deployment.schedule?.mayControl(
+                        principal: principal, authRequired: services.authenticator.authRequired) ?? false
+                let next =
+                    mayControl
+                    ? "as one of its operators, pause, resume or run it now with POST /v1beta/schedules/\(schedule)"
+                        + ":pause, :resume or :trigger"
+                    : "only its operators (craft.deployments[].operators) may pause, resume or run it now"
                 throw GatewayError(
                     .failedPrecondition,
                     "deployment \"\(name)\" is periodic: it runs on its schedule (\(schedule)) and cannot be "
-                        + "triggered; pause or resume the schedule at /v1beta/schedules/\(schedule)")
+                        + "triggered here; \(next)")
             }
             return try await execute(deployment, body: body, principal: principal)
         case .endpoint(let path):

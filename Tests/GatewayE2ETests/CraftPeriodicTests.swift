@@ -239,6 +239,19 @@ struct CraftPeriodicTests {
             response = try await client.request("POST", "/v1beta/schedules/craft.nap:trigger", headers: eveToken)
             #expect(response.status == 403, "\(response.bodyString)")
 
+            // The 409 names the schedule's routes only to an operator.
+            let body = ByteBuffer(string: #"{"ms":1}"#)
+            let jsonType = [("content-type", "application/json")]
+            response = try await client.request(
+                "POST", "/api/v1/deployments/nap/executions", headers: eve + jsonType, body: body)
+            #expect(response.status == 409, "\(response.bodyString)")
+            #expect(response.bodyString.contains("only its operators"), "\(response.bodyString)")
+            #expect(!response.bodyString.contains(":trigger"), "\(response.bodyString)")
+            response = try await client.request(
+                "POST", "/api/v1/deployments/nap/executions", headers: alice + jsonType, body: body)
+            #expect(response.status == 409, "\(response.bodyString)")
+            #expect(response.bodyString.contains("/v1beta/schedules/craft.nap:pause"), "\(response.bodyString)")
+
             response = try await client.request("POST", "/v1beta/schedules/craft.nap:trigger", headers: aliceToken)
             #expect(response.status == 200, "\(response.bodyString)")
             let name = try #require((try json(response.body)["operation"] as? [String: Any])?["name"] as? String)
