@@ -5,7 +5,7 @@ import Observability
 package import OperationStore
 import ServiceLifecycle
 import Synchronization
-import TriggerModel
+package import TriggerModel
 
 /// Fires the configured schedules (`schedules:`): each tick of a schedule's cron expression becomes one async
 /// operation, through the same store and dispatcher as `trigger-async`.
@@ -366,6 +366,15 @@ package final class Scheduler: Service {
         logger.info(
             "schedule triggered manually", metadata: ["schedule": "\(name)", "operation.id": "\(operation.id)"])
         return operation
+    }
+
+    /// Whether `principal` may `action` (`pause`, `resume`, `trigger`) the schedule `name`: its operators, or
+    /// anyone with auth off (`ScheduleConfiguration.mayControl`). Throws `.notFound` for a name no schedule has
+    /// (every caller may list the names), `.permissionDenied` naming the operators key.
+    package func checkMayControl(name: String, action: String, principal: String?, authRequired: Bool)
+        throws(GatewayError)
+    {
+        try configuration(name).checkMayControl(principal: principal, authRequired: authRequired, to: action)
     }
 
     private func configuration(_ name: String) throws(GatewayError) -> ScheduleConfiguration {

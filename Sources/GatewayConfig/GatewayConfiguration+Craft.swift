@@ -6,9 +6,11 @@ extension GatewayConfiguration {
     /// checked each on its own (`ConfigMistakes`; the ones with a mistake are left out).
     /// `maxWait`: `store.max_wait`, which bounds every held operation read, this surface's included.
     /// `tokens`, `maxWait`: nil when their section had a mistake, and the checks against them are skipped.
+    /// `authRequired`: a periodic deployment without `operators` is warned about (no caller may control it).
     static func readCraft(
         _ node: Node,
         tokens: [TokenConfiguration]?,
+        authRequired: Bool,
         maxWait: Duration?,
         _ reader: ConfigNodeReader
     ) throws(ConfigError) -> CraftConfiguration {
@@ -84,6 +86,7 @@ extension GatewayConfiguration {
                     at: "\(m.path("deployments"))[\(i)]",
                     namespace: craft.namespace,
                     tokens: tokens,
+                    authRequired: authRequired,
                     reader
                 )
                 if let first = deployments.firstIndex(where: { $0.name == deployment.name }) {
@@ -196,7 +199,9 @@ extension GatewayConfiguration {
     }
 
     /// The keys only a periodic deployment takes (its schedule), and those only an endpoint one takes.
-    static let periodicDeploymentKeys = ["schedule", "timezone", "inputs", "overlap", "catchup_window", "paused"]
+    static let periodicDeploymentKeys = [
+        "schedule", "timezone", "inputs", "overlap", "catchup_window", "paused", "operators",
+    ]
     static let endpointDeploymentKeys = ["endpoint_url_path", "tokens"]
 
     private static func readDeployment(
@@ -204,6 +209,7 @@ extension GatewayConfiguration {
         at path: String,
         namespace: String,
         tokens: [TokenConfiguration]?,
+        authRequired: Bool,
         _ reader: ConfigNodeReader
     ) throws(ConfigError) -> CraftDeploymentConfiguration {
         let m = try reader.mapping(
@@ -238,7 +244,8 @@ extension GatewayConfiguration {
         }
         if deployment.executionRule == .periodic {
             deployment.endpointURLPath = nil
-            deployment.schedule = try readDeploymentSchedule(m, deployment: deployment, namespace: namespace, reader)
+            deployment.schedule = try readDeploymentSchedule(
+                m, deployment: deployment, namespace: namespace, tokens: tokens, authRequired: authRequired, reader)
         } else if let key = periodicDeploymentKeys.first(where: m.has) {
             throw reader.error(m.path(key), m[key], "applies only to a deployment with execution_rule: periodic")
         }
@@ -327,18 +334,24 @@ extension GatewayConfiguration {
     }
 
     /// A periodic deployment's schedule (`schedule`, `timezone`, `inputs`, `overlap`, `catchup_window`,
-    /// `paused`, read as `schedules[]` reads them), named `craft.<deployment>`. Refuses the endpoint keys.
+    /// `paused`, `operators`, read as `schedules[]` reads them), named `craft.<deployment>`. Refuses the endpoint
+    /// keys: `tokens` names who may trigger an endpoint, which a periodic deployment has not; who may pause,
+    /// resume and trigger its schedule (and cancel its runs) is `operators`, the key `schedules[]` has.
     private static func readDeploymentSchedule(
         _ m: ConfigMapping,
         deployment: CraftDeploymentConfiguration,
         namespace: String,
+        tokens: [TokenConfiguration]?,
+        authRequired: Bool,
         _ reader: ConfigNodeReader
     ) throws(ConfigError) -> ScheduleConfiguration {
         if let key = endpointDeploymentKeys.first(where: m.has) {
+            let hint =
+                key == "tokens" ? "; the tokens that may pause, resume and trigger its schedule are operators" : ""
             throw reader.error(
                 m.path(key),
                 m[key],
-                "a periodic deployment has no endpoint: remove \(key) (or use execution_rule: endpoint)"
+                "a periodic deployment has no endpoint: remove \(key) (or use execution_rule: endpoint)\(hint)"
             )
         }
         let name = CraftDeploymentConfiguration.scheduleNamePrefix + deployment.name
@@ -364,7 +377,7 @@ extension GatewayConfiguration {
             }
             schedule.inputs = [TriggerInput(variables: inputs)]
         }
-        try readScheduleOptions(m, into: &schedule, reader)
+        try readScheduleOptions(m, into: &schedule, tokens: tokens, authRequired: authRequired, reader)
         return schedule
     }
 

@@ -39,7 +39,8 @@ extension GatewayConfiguration {
     /// What depends on what (a check is skipped when a mistake was recorded in what it reads, so the first
     /// mistake is reported and not its consequences): `routes[i].pool` on `pools`; the duplicate-route check
     /// and the "no routes" warning on `routes`; `schedules[i].route` (a route serves it) on `routes`, and
-    /// `schedules[i].inputs`' count on `limits`; `craft.deployments[i].tokens` on `tokens`;
+    /// `schedules[i].inputs`' count on `limits`; `craft.deployments[i].tokens`, `schedules[i].operators` and
+    /// `craft.deployments[i].operators` on `tokens`;
     /// `craft.long_poll_wait` ≤ `store.max_wait` on `store`; the periodic deployments' routes on `routes`
     /// (a deployment that failed to read is not there). An unknown top-level key (perhaps a misspelt `pools:`)
     /// suspends every such cross-section reference check. Duplicate names within a list are checked among the
@@ -120,7 +121,8 @@ extension GatewayConfiguration {
             let tokens = complete("tokens") ? config.tokens : nil
             let maxWait = complete("store") ? config.store.maxWait : nil
             mistakes.collect { () throws(ConfigError) in
-                config.craft = try readCraft(node, tokens: tokens, maxWait: maxWait, reader)
+                config.craft = try readCraft(
+                    node, tokens: tokens, authRequired: config.authRequired, maxWait: maxWait, reader)
             }
         }
         if top.has("pools") || top.has("routes") {
@@ -142,7 +144,8 @@ extension GatewayConfiguration {
         if let node = top["schedules"] {
             config.schedules = readSchedules(
                 node, routes: complete("routes") ? config.routes : nil,
-                maxBatch: complete("limits") ? config.limits.maxBatch : nil, reader)
+                maxBatch: complete("limits") ? config.limits.maxBatch : nil,
+                tokens: complete("tokens") ? config.tokens : nil, authRequired: config.authRequired, reader)
         }
         if complete("routes") {
             mistakes.collect { () throws(ConfigError) in try checkPeriodicDeployments(config, reader) }

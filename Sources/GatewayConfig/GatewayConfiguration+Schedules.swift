@@ -4,13 +4,16 @@ import Yams
 
 extension GatewayConfiguration {
     /// Reads `schedules:` (see `ScheduleConfiguration`), each item checked on its own (`ConfigMistakes`; the
-    /// ones with a mistake are left out). Run after routes and limits are read: a schedule must name a pipeline
-    /// one of `routes` serves, and its batch obeys `maxBatch` (`limits.max_batch`); either is nil when its
-    /// section had a mistake, and then that check is skipped.
+    /// ones with a mistake are left out). Run after routes, limits and tokens are read: a schedule must name a
+    /// pipeline one of `routes` serves, its batch obeys `maxBatch` (`limits.max_batch`), and its `operators` name
+    /// `tokens`; each is nil when its section had a mistake, and then that check is skipped. `authRequired`: a
+    /// schedule without `operators` is warned about (no caller may control it).
     static func readSchedules(
         _ node: Node,
         routes: [RouteConfiguration]?,
         maxBatch: Int?,
+        tokens: [TokenConfiguration]?,
+        authRequired: Bool,
         _ reader: ConfigNodeReader
     ) -> [ScheduleConfiguration] {
         var schedules: [ScheduleConfiguration] = []
@@ -18,7 +21,9 @@ extension GatewayConfiguration {
             let m = try reader.mapping(
                 item,
                 at: "schedules[\(i)]",
-                allowed: ["name", "cron", "timezone", "route", "inputs", "overlap", "catchup_window", "paused"]
+                allowed: [
+                    "name", "cron", "timezone", "route", "inputs", "overlap", "catchup_window", "paused", "operators",
+                ]
             )
             guard let nameNode = m["name"] else { throw reader.error(m.path("name"), m.node, "missing (required)") }
             let name = try reader.nonEmptyString(nameNode, at: m.path("name"))
@@ -64,7 +69,7 @@ extension GatewayConfiguration {
                     schedule.inputs.append(TriggerInput(variables: variables))
                 }
             }
-            try readScheduleOptions(m, into: &schedule, reader)
+            try readScheduleOptions(m, into: &schedule, tokens: tokens, authRequired: authRequired, reader)
             schedules.append(schedule)
         }
         return schedules
@@ -109,10 +114,14 @@ extension GatewayConfiguration {
         return (cron, timeZone, timeZoneName)
     }
 
-    /// The optional `overlap`, `catchup_window` and `paused` of a schedule-like mapping.
+    /// The optional `overlap`, `catchup_window`, `paused` and `operators` of a schedule-like mapping. Each of
+    /// `operators` must name one of `tokens` (not checked when nil: `tokens:` had a mistake), as a deployment's
+    /// `tokens` must; without the key, and with `authRequired`, a warning says that no caller may control it.
     static func readScheduleOptions(
         _ m: ConfigMapping,
         into schedule: inout ScheduleConfiguration,
+        tokens: [TokenConfiguration]?,
+        authRequired: Bool,
         _ reader: ConfigNodeReader
     ) throws(ConfigError) {
         if let n = m["overlap"] {
@@ -132,6 +141,25 @@ extension GatewayConfiguration {
             case "false": schedule.paused = false
             default: throw reader.error(m.path("paused"), n, "expected true or false, got \"\(text)\"")
             }
+        }
+        if let n = m["operators"] {
+            var operators: [String] = []
+            for (i, item) in try reader.sequence(n, at: m.path("operators")).enumerated() {
+                let path = "\(m.path("operators"))[\(i)]"
+                let name = try reader.nonEmptyString(item, at: path)
+                if let tokens, !tokens.contains(where: { $0.name == name }) {
+                    throw reader.error(path, item, "no token named \"\(name)\" in tokens")
+                }
+                if !operators.contains(name) { operators.append(name) }
+            }
+            schedule.operators = operators
+        } else if authRequired {
+            reader.warn(
+                m.path("operators"),
+                m.node,
+                "absent: with tokens required, no caller may pause, resume or trigger schedule \"\(schedule.name)\" "
+                    + "or cancel its runs (403); list the names of the tokens that may"
+            )
         }
     }
 

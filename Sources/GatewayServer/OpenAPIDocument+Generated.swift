@@ -26,10 +26,11 @@ let openAPIDocumentJSON = #####"""
     },
     {
       "name": "Operations",
-      "description": "Async operations; visible to the principal that created them (schedule runs to every principal)."
+      "description": "Async operations; visible to the principal that created them (schedule runs to every principal). A schedule's runs are cancelled only by its operators when tokens are required."
     },
     {
-      "name": "Schedules"
+      "name": "Schedules",
+      "description": "Every caller lists the schedules; with tokens required, only a schedule's operators (`schedules[].operators`, `craft.deployments[].operators`) pause, resume and trigger it (403 otherwise). With auth off every caller may."
     },
     {
       "name": "Health"
@@ -1574,6 +1575,9 @@ let openAPIDocumentJSON = #####"""
           "401": {
             "$ref": "#/components/responses/Unauthenticated"
           },
+          "403": {
+            "$ref": "#/components/responses/PermissionDenied"
+          },
           "404": {
             "$ref": "#/components/responses/NotFound"
           },
@@ -1690,6 +1694,9 @@ let openAPIDocumentJSON = #####"""
           "401": {
             "$ref": "#/components/responses/Unauthenticated"
           },
+          "403": {
+            "$ref": "#/components/responses/PermissionDenied"
+          },
           "414": {
             "$ref": "#/components/responses/UriTooLong"
           },
@@ -1756,6 +1763,9 @@ let openAPIDocumentJSON = #####"""
           "401": {
             "$ref": "#/components/responses/Unauthenticated"
           },
+          "403": {
+            "$ref": "#/components/responses/PermissionDenied"
+          },
           "414": {
             "$ref": "#/components/responses/UriTooLong"
           },
@@ -1821,6 +1831,9 @@ let openAPIDocumentJSON = #####"""
           },
           "401": {
             "$ref": "#/components/responses/Unauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/PermissionDenied"
           },
           "414": {
             "$ref": "#/components/responses/UriTooLong"
@@ -4666,7 +4679,7 @@ let openAPIDocumentJSON = #####"""
         "tags": [
           "Craft AI"
         ],
-        "summary": "`delete_pipeline_execution`: deletes a finished execution (succeeded, failed or cancelled) with its files, as retention does; cancels an unfinished one (as `POST /v1beta/operations/{id}:cancel`) and keeps it, so a second delete removes it; 409 FAILED_PRECONDITION while a finished one's completion webhook is not delivered yet; 403 for a finished run of a schedule (and, with tokens, of no principal); 404 for an unknown one or another principal's",
+        "summary": "`delete_pipeline_execution`: deletes a finished execution (succeeded, failed or cancelled) with its files, as retention does; cancels an unfinished one (as `POST /v1beta/operations/{id}:cancel`) and keeps it, so a second delete removes it; 409 FAILED_PRECONDITION while a finished one's completion webhook is not delivered yet; 403 for a finished run of a schedule (and, with tokens, of no principal), and, with tokens, for an unfinished run of a schedule whose operators do not list the caller (checked before anything is cancelled); 404 for an unknown one or another principal's",
         "security": [
           {},
           {
@@ -5564,7 +5577,7 @@ let openAPIDocumentJSON = #####"""
         "tags": [
           "Craft AI"
         ],
-        "summary": "A new execution of the deployment",
+        "summary": "A new execution of the deployment (409 FAILED_PRECONDITION for a periodic one, which runs on its schedule only)",
         "security": [
           {},
           {
@@ -8930,6 +8943,21 @@ let openAPIDocumentJSON = #####"""
               "type": "string"
             },
             "description": "`Bearer`"
+          }
+        },
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
+      },
+      "PermissionDenied": {
+        "description": "PERMISSION_DENIED (7): with tokens required, the caller is not one of the schedule's operators (`schedules[].operators`, or `craft.deployments[].operators` for a periodic Craft AI deployment): only they may pause, resume or trigger it and cancel its runs. The message names the key to set.",
+        "headers": {
+          "Request-Id": {
+            "$ref": "#/components/headers/RequestId"
           }
         },
         "content": {

@@ -375,8 +375,8 @@ struct CraftExchange: Sendable {
                 throw GatewayError(
                     .unimplemented,
                     "deployment \"\(name)\" is part of the gateway's configuration and cannot be updated through "
-                        + "the API: change its craft.deployments entry (or pause its schedule: POST "
-                        + "/v1beta/schedules/{name}:pause) and reload the configuration")
+                        + "the API: change its craft.deployments entry and reload the configuration (a periodic one's "
+                        + "operators may pause its schedule: POST /v1beta/schedules/{name}:pause)")
             }
             return CraftAnswer.json(try await deploymentAnswer(deployment), requestID: requestID)
         case .latestExecution(let name):
@@ -394,12 +394,21 @@ struct CraftExchange: Sendable {
             try Self.checkMayTrigger(deployment, principal: principal)
             // A periodic deployment runs on its schedule only (README: it has no endpoint); a run from here would
             // bypass a pause and its `overlap` policy (review 59, F6). The SDK refuses it on its token path too.
+            // The schedule's routes are named to whom may use them (security review 60, M2: they were named to all).
             guard deployment.executionRule == .endpoint else {
                 let schedule = CraftDeploymentConfiguration.scheduleNamePrefix + name
+                let mayControl =
+                    deployment.schedule?.mayControl(
+                        principal: principal, authRequired: services.authenticator.authRequired) ?? false
+                let next =
+                    mayControl
+                    ? "as one of its operators, pause, resume or run it now with POST /v1beta/schedules/\(schedule)"
+                        + ":pause, :resume or :trigger"
+                    : "only its operators (craft.deployments[].operators) may pause, resume or run it now"
                 throw GatewayError(
                     .failedPrecondition,
                     "deployment \"\(name)\" is periodic: it runs on its schedule (\(schedule)) and cannot be "
-                        + "triggered; pause or resume the schedule at /v1beta/schedules/\(schedule)")
+                        + "triggered here; \(next)")
             }
             return try await execute(deployment, body: body, principal: principal)
         case .endpoint(let path):
@@ -635,12 +644,18 @@ struct CraftExchange: Sendable {
     ///   read CANCELLED rather than 404; a second delete removes it.
     ///
     /// 404 for an unknown id or another principal's execution. 403 PERMISSION_DENIED for deleting a finished run
-    /// of a schedule (a periodic deployment's), and one of no principal when the caller has one (auth on).
+    /// of a schedule (a periodic deployment's), and one of no principal when the caller has one (auth on); and,
+    /// before anything is cancelled, for an unfinished schedule's run the caller may not cancel (not one of the
+    /// schedule's operators, with tokens required: `Operation.checkMayCancel`; security review 60, M2: it was
+    /// cancelled, and only the second delete got the 403).
     private func deleteExecution(_ id: String, principal: String?) async throws -> RESTResponse {
         let operations = try operations
         let existing = try await visibleExecution(id, principal: principal)
         var finished = existing.state.isFinished
         if !finished {
+            try RESTOperations.checkMayCancel(
+                existing, principal: principal, authRequired: services.authenticator.authRequired,
+                scheduler: services.scheduler)
             do {
                 _ = try await operations.cancel(id: id)
             } catch let error as GatewayError where error.code == .failedPrecondition {

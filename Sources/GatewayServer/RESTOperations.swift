@@ -13,7 +13,8 @@ import WireCodecs
 ///
 /// An operation is visible only to the principal that created it (a caller without one sees only operations
 /// made without one; a schedule's runs every caller): `Operation.isVisible(to:)`. Another gets 404, as for an
-/// id that does not exist.
+/// id that does not exist. Cancelling also needs `Operation.checkMayCancel`: a schedule's run only its operators
+/// may cancel (403 otherwise).
 extension RESTRequestHead {
     /// `principal` is set to the authenticated caller (for the request's record).
     func operationStart(
@@ -68,13 +69,16 @@ extension RESTRequestHead {
                     }
                 })
         case .cancelOperation(let id):
+            let authRequired = services.authenticator.authRequired
+            let scheduler = services.scheduler
             return .run(
                 RESTWork(requestID: requestID) {
                     await RESTOperations.answer(requestID: requestID, id: id) {
                         guard let existing = try await operations.store.get(id: id) else {
                             throw OperationStoreErrors.notFound(id)
                         }
-                        try RESTOperations.checkVisible(existing, to: principal)
+                        try RESTOperations.checkMayCancel(
+                            existing, principal: principal, authRequired: authRequired, scheduler: scheduler)
                         return try await operations.cancel(id: id)
                     }
                 })
@@ -231,6 +235,15 @@ enum RESTOperations {
 
     static func checkVisible(_ operation: Operation, to principal: String?) throws {
         guard isVisible(operation, to: principal) else { throw OperationStoreErrors.notFound(operation.id) }
+    }
+
+    /// `Operation.checkMayCancel`, the one rule of every cancel and delete path (404 for an operation the caller
+    /// may not see, 403 for a schedule's run it may not stop), with the schedules configured now.
+    static func checkMayCancel(
+        _ operation: Operation, principal: String?, authRequired: Bool, scheduler: Scheduler?
+    ) throws {
+        try operation.checkMayCancel(
+            principal: principal, authRequired: authRequired, schedules: scheduler?.configured ?? [])
     }
 }
 

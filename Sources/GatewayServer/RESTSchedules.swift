@@ -5,19 +5,31 @@ import TriggerModel
 
 /// The schedule endpoints (API.md §4c): `GET /v1beta/schedules` (each schedule with its state, next fire times
 /// and last run) and `POST /v1beta/schedules/{name}:pause`, `:resume`, `:trigger` (run now, answered like
-/// `trigger-async` with `{"operation":…}`). Authenticated like every other endpoint; any body is ignored.
+/// `trigger-async` with `{"operation":…}`). Authenticated like every other endpoint; any body is ignored. Every
+/// caller may list; with tokens required, only a schedule's `operators` may pause, resume or trigger it (403
+/// PERMISSION_DENIED naming the key otherwise; security review 60, M2).
 extension RESTRequestHead {
     func scheduleStart(_ path: RESTPath, services: FrontendServices, requestID: String) -> RESTStart {
         func fail(_ error: GatewayError) -> RESTStart {
             .respond(.error(error, requestID: requestID), closeConnection: false)
         }
+        let principal: String?
         do {
-            _ = try services.authenticator.authenticate(authorization: first("authorization"))
+            principal = try services.authenticator.authenticate(authorization: first("authorization"))
         } catch {
             return fail(gatewayError(from: error))
         }
         guard let scheduler = services.scheduler else {
             return fail(GatewayError(.unimplemented, "schedules are not available on this gateway (no async store)"))
+        }
+        if case .scheduleAction(let name, let action) = path {
+            do {
+                try scheduler.checkMayControl(
+                    name: name, action: action.rawValue, principal: principal,
+                    authRequired: services.authenticator.authRequired)
+            } catch {
+                return fail(error)
+            }
         }
         switch path {
         case .listSchedules:

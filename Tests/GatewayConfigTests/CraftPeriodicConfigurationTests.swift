@@ -153,4 +153,51 @@ struct CraftPeriodicConfigurationTests {
             "\(error)".hasPrefix("p.yaml: craft.deployments[0].name: a periodic deployment's name is at most 122 bytes")
         }
     }
+
+    /// Security review 60, M2: a periodic deployment's schedule was paused, resumed and triggered by any token
+    /// holder. Its operators are `operators`, the key `schedules[]` has; `tokens` stays refused (it names who may
+    /// trigger an endpoint, which a periodic deployment has not), and an endpoint deployment takes no `operators`.
+    @Test("operators on a periodic deployment: token names, checked; refused on an endpoint one; warned when absent")
+    func operators() throws {
+        func parse(_ item: String) throws -> GatewayConfiguration {
+            try GatewayConfiguration.parse(
+                yaml: """
+                    tokens: [{name: alice, token: alice-secret-0123456789}]
+                    craft:
+                      deployments:
+                        - \(item)
+                    """,
+                source: "p.yaml")
+        }
+        let periodic = "{name: tick, pipeline: echo, execution_rule: periodic, schedule: \"@daily\""
+        let config = try parse(periodic + ", operators: [alice]}")
+        #expect(config.craft.deployment(named: "tick")?.schedule?.operators == ["alice"])
+        #expect(config.warnings.isEmpty, "\(config.warnings)")
+        #expect(
+            try parse(periodic + "}").warnings.map(\.description) == [
+                "p.yaml: craft.deployments[0].operators: absent: with tokens required, no caller may pause, resume or "
+                    + "trigger schedule \"craft.tick\" or cancel its runs (403); list the names of the tokens that may"
+            ])
+        for (item, message) in [
+            (
+                periodic + ", operators: [eve]}",
+                "p.yaml: craft.deployments[0].operators[0]: no token named \"eve\" in tokens"
+            ),
+            (
+                "{name: hook, pipeline: echo, operators: [alice]}",
+                "p.yaml: craft.deployments[0].operators: applies only to a deployment with execution_rule: periodic"
+            ),
+            (
+                periodic + ", tokens: [alice]}",
+                "p.yaml: craft.deployments[0].tokens: a periodic deployment has no endpoint: remove tokens (or use "
+                    + "execution_rule: endpoint); the tokens that may pause, resume and trigger its schedule are operators"
+            ),
+        ] {
+            #expect {
+                _ = try parse(item)
+            } throws: { error in
+                "\(error)" == message
+            }
+        }
+    }
 }

@@ -193,4 +193,95 @@ struct ScheduleConfigurationTests {
                 """
         #expect(try GatewayConfiguration.parse(yaml: yaml, source: "s.yaml").schedules[0].catchupWindow == .seconds(1))
     }
+
+    /// Security review 60, M2: any token holder paused, resumed and triggered every schedule. `operators` names
+    /// who may; a name that is no token is a mistake, as in a deployment's `tokens`.
+    @Test("operators: token names, checked against tokens (an unknown one is refused at its path)")
+    func operators() throws {
+        func yaml(_ operators: String) -> String {
+            Self.routes + """
+                tokens:
+                  - {name: alice, token: alice-secret-0123456789}
+                  - {name: ci, token: ci-secret-0123456789abc}
+                schedules:
+                  - {name: a, cron: "@daily", route: {namespace: demo, pipeline: echo}\(operators)}
+                """
+        }
+        let config = try GatewayConfiguration.parse(yaml: yaml(", operators: [alice, ci, alice]"), source: "s.yaml")
+        #expect(config.schedules[0].operators == ["alice", "ci"])
+        #expect(config.warnings.isEmpty, "\(config.warnings)")
+        let none = try GatewayConfiguration.parse(yaml: yaml(", operators: []"), source: "s.yaml")
+        #expect(none.schedules[0].operators == [])
+        #expect(none.warnings.isEmpty, "an explicit empty list is a choice: \(none.warnings)")
+        #expect(try GatewayConfiguration.parse(yaml: yaml(""), source: "s.yaml").schedules[0].operators == nil)
+        for (operators, message) in [
+            (", operators: [alice, eve]", "s.yaml: schedules[0].operators[1]: no token named \"eve\" in tokens"),
+            (", operators: alice", "s.yaml: schedules[0].operators: expected a list"),
+            (", operators: [\"\"]", "s.yaml: schedules[0].operators[0]:"),
+        ] {
+            #expect {
+                _ = try GatewayConfiguration.parse(yaml: yaml(operators), source: "s.yaml")
+            } throws: { error in
+                "\(error)".hasPrefix(message)
+            }
+        }
+        // With no tokens at all, no name is a token's (auth is off, so operators would not be asked anyway).
+        #expect {
+            _ = try GatewayConfiguration.parse(
+                yaml: Self.routes
+                    + "schedules: [{name: a, cron: \"@daily\", route: {namespace: demo, pipeline: echo}, "
+                    + "operators: [alice]}]",
+                source: "s.yaml")
+        } throws: { error in
+            "\(error)" == "s.yaml: schedules[0].operators[0]: no token named \"alice\" in tokens"
+        }
+    }
+
+    /// Without `operators` and with tokens required, no caller may control the schedule any more (the reviewer's
+    /// default): a configuration written before the key loads, and says so at the key to set.
+    @Test("no operators with tokens required: a warning at schedules[i].operators; none with auth off")
+    func operatorsWarning() throws {
+        let schedule = "schedules: [{name: nightly, cron: \"@daily\", route: {namespace: demo, pipeline: echo}}]\n"
+        let tokens = "tokens: [{name: alice, token: alice-secret-0123456789}]\n"
+        let warned = try GatewayConfiguration.parse(yaml: Self.routes + tokens + schedule, source: "s.yaml")
+        #expect(
+            warned.warnings.map(\.description) == [
+                "s.yaml: schedules[0].operators: absent: with tokens required, no caller may pause, resume or trigger "
+                    + "schedule \"nightly\" or cancel its runs (403); list the names of the tokens that may"
+            ])
+        #expect(try GatewayConfiguration.parse(yaml: Self.routes + schedule, source: "s.yaml").warnings.isEmpty)
+        let authNone = try GatewayConfiguration.parse(
+            yaml: Self.routes + "auth: none\n" + tokens + schedule, source: "s.yaml")
+        #expect(authNone.warnings.isEmpty, "\(authNone.warnings)")
+    }
+
+    static func schedule(_ name: String, operators: [String]?) throws -> ScheduleConfiguration {
+        ScheduleConfiguration(
+            name: name, cron: try CronExpression(parsing: "@daily"),
+            ref: PipelineRef(namespace: "demo", pipeline: "echo"), operators: operators)
+    }
+
+    @Test("mayControl: operators with tokens required; anyone with auth off; a periodic deployment's key named")
+    func mayControl() throws {
+        let schedule = try Self.schedule("nightly", operators: ["ops", "ci"])
+        #expect(schedule.mayControl(principal: "ops", authRequired: true))
+        #expect(schedule.mayControl(principal: "ci", authRequired: true))
+        #expect(!schedule.mayControl(principal: "Ops", authRequired: true))
+        #expect(!schedule.mayControl(principal: nil, authRequired: true))
+        #expect(schedule.mayControl(principal: nil, authRequired: false))
+        #expect(try Self.schedule("n", operators: nil).mayControl(principal: "x", authRequired: false))
+        #expect(try !Self.schedule("n", operators: []).mayControl(principal: "ops", authRequired: true))
+        var periodic = try Self.schedule("craft.tick", operators: nil)
+        periodic.labels[TriggerRequest.deploymentLabel] = "tick"
+        do throws(GatewayError) {
+            try periodic.checkMayControl(principal: "eve", authRequired: true, to: "pause")
+            Issue.record("eve paused craft.tick")
+        } catch {
+            #expect(error.code == .permissionDenied)
+            #expect(
+                error.message
+                    == "this token may not pause schedule \"craft.tick\": only its operators may, and its "
+                    + "craft.deployments[].operators is not set")
+        }
+    }
 }

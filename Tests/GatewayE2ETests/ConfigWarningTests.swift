@@ -66,4 +66,42 @@ struct ConfigWarningTests {
         let checked = try await TestProcess.run(ProcessTests.gatewayPath, ["check-config", example])
         #expect(checked.status == 0 && !checked.stderr.contains("no route uses it"), "\(checked.stderr)")
     }
+
+    /// Security review 60, M2: with tokens, a schedule without `operators` may no longer be paused, resumed or
+    /// triggered by anyone, nor its runs cancelled. A file written before the key still loads, and says so; the
+    /// example config names its operators. Before the fix there was no key and no warning.
+    @Test("schedules and periodic deployments without operators, tokens required: check-config warns, serve logs")
+    func scheduleWithoutOperators() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-warn-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try """
+        tokens: [{name: alice, token: alice-secret-0123456789}]
+        schedules:
+          - {name: nightly, cron: "@daily", route: {namespace: demo, pipeline: echo}}
+          - {name: hourly, cron: "@hourly", route: {namespace: demo, pipeline: echo}, operators: [alice]}
+        craft:
+          deployments:
+            - {name: tick, pipeline: echo, execution_rule: periodic, schedule: "@daily"}
+        """.write(to: file, atomically: true, encoding: .utf8)
+        let out = try await TestProcess.run(ProcessTests.gatewayPath, ["check-config", file.path])
+        #expect(out.status == 0, "\(out.stderr)")
+        let tail = "or cancel its runs (403); list the names of the tokens that may\n"
+        #expect(
+            out.stderr
+                == "warning: \(file.path): craft.deployments[0].operators: absent: with tokens required, no caller may "
+                + "pause, resume or trigger schedule \"craft.tick\" \(tail)"
+                + "warning: \(file.path): schedules[0].operators: absent: with tokens required, no caller may pause, "
+                + "resume or trigger schedule \"nightly\" \(tail)",
+            "\(out.stderr)")
+        try await ProcessTests.withGatewayProcess(["--config", file.path]) { server in
+            #expect(await server.stopAndReadLog())
+            let warnings = server.logged.split(separator: "\n").filter { $0.contains("level=warning") }
+            #expect(warnings.contains { $0.contains("config.key=schedules[0].operators") }, "\(server.logged)")
+            #expect(warnings.contains { $0.contains("config.key=craft.deployments[0].operators") }, "\(server.logged)")
+            #expect(!warnings.contains { $0.contains("config.key=schedules[1]") }, "\(server.logged)")
+        }
+        let example = Peers.repositoryRoot.appendingPathComponent("scripts/example-config.yaml").path
+        let checked = try await TestProcess.run(ProcessTests.gatewayPath, ["check-config", example])
+        #expect(checked.status == 0 && !checked.stderr.contains("operators"), "\(checked.stderr)")
+    }
 }

@@ -207,6 +207,89 @@ struct CraftPeriodicTests {
         }
     }
 
+    /// Security review 60, M2: a periodic deployment's schedule was paused and triggered by any token holder, and
+    /// `delete_pipeline_execution` cancelled its unfinished run before its 403 check (only the second delete was
+    /// refused); the 409 of `POST …/executions` sent every caller to the open `:trigger`. Before the fix eve's
+    /// `:pause` was 200 and her delete cancelled alice's run.
+    @Test("operators: eve's :pause and delete of a running periodic run are 403 (it keeps running); alice's work")
+    func operatorsOnly() async throws {
+        let yaml = """
+            tokens:
+              - {name: alice, token: ALICE-SECRET-0123456789}
+              - {name: eve, token: EVE-SECRET-0123456789ab}
+            craft:
+              deployments:
+                - name: nap
+                  pipeline: sleep
+                  execution_rule: periodic
+                  schedule: "0 0 1 1 *"
+                  overlap: allow
+                  inputs: {ms: 30000}
+                  operators: [alice]
+            """
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await gateway.client()
+            let alice = CraftRESTTests.bearer(
+                try await CraftRESTTests.accessToken(client, sdkToken: "ALICE-SECRET-0123456789"))
+            let eve = CraftRESTTests.bearer(
+                try await CraftRESTTests.accessToken(client, sdkToken: "EVE-SECRET-0123456789ab"))
+            let aliceToken = [("authorization", "Bearer ALICE-SECRET-0123456789")]
+            let eveToken = [("authorization", "Bearer EVE-SECRET-0123456789ab")]
+
+            var response = try await client.request("POST", "/v1beta/schedules/craft.nap:pause", headers: eveToken)
+            #expect(response.status == 403, "\(response.bodyString)")
+            #expect(response.bodyString.contains("craft.deployments[].operators"), "\(response.bodyString)")
+            response = try await client.request("POST", "/v1beta/schedules/craft.nap:trigger", headers: eveToken)
+            #expect(response.status == 403, "\(response.bodyString)")
+
+            // The 409 names the schedule's routes only to an operator.
+            let body = ByteBuffer(string: #"{"ms":1}"#)
+            let jsonType = [("content-type", "application/json")]
+            response = try await client.request(
+                "POST", "/api/v1/deployments/nap/executions", headers: eve + jsonType, body: body)
+            #expect(response.status == 409, "\(response.bodyString)")
+            #expect(response.bodyString.contains("only its operators"), "\(response.bodyString)")
+            #expect(!response.bodyString.contains(":trigger"), "\(response.bodyString)")
+            response = try await client.request(
+                "POST", "/api/v1/deployments/nap/executions", headers: alice + jsonType, body: body)
+            #expect(response.status == 409, "\(response.bodyString)")
+            #expect(response.bodyString.contains("/v1beta/schedules/craft.nap:pause"), "\(response.bodyString)")
+
+            response = try await client.request("POST", "/v1beta/schedules/craft.nap:trigger", headers: aliceToken)
+            #expect(response.status == 200, "\(response.bodyString)")
+            let name = try #require((try json(response.body)["operation"] as? [String: Any])?["name"] as? String)
+            let id = String(name.dropFirst("operations/".count))
+            func status() async throws -> String? {
+                let read = try await client.request("GET", "/api/v1/executions/\(id)", headers: eve)
+                return try json(read.body)["status"] as? String
+            }
+            let running = try await eventually(within: .seconds(10), interval: .milliseconds(50)) {
+                try await status() == "Running"
+            }
+            #expect(running, "the run never started")
+
+            // Eve reads it, may not delete (cancel) it: 403 before anything changes; it is still running.
+            response = try await client.request("DELETE", "/api/v1/executions/\(id)", headers: eve)
+            #expect(response.status == 403, "\(response.bodyString)")
+            #expect(
+                (try json(response.body)["name"] as? String) == "PERMISSION_DENIED", "\(response.bodyString)")
+            #expect(response.bodyString.contains("craft.deployments[].operators"), "\(response.bodyString)")
+            #expect(try await status() == "Running")
+            response = try await client.request("POST", "/v1beta/operations/\(id):cancel", headers: eveToken)
+            #expect(response.status == 403, "\(response.bodyString)")
+            #expect(try await status() == "Running")
+
+            // Alice, an operator, stops it.
+            response = try await client.request("DELETE", "/api/v1/executions/\(id)", headers: alice)
+            #expect(response.status == 200, "\(response.bodyString)")
+            let read = try await client.request("GET", "/v1beta/operations/\(id)", headers: eveToken)
+            #expect(
+                ((try json(read.body)["operation"] as? [String: Any])?.metadataState) == "cancelled",
+                "\(read.bodyString)")
+            await client.close()
+        }
+    }
+
     @Test(
         "a real gateway: @every 1s ticks are the deployment's executions, read through the Craft API with outputs mapped"
     )

@@ -117,12 +117,14 @@ struct ScheduleE2ETests {
                     cron: "@every 1s"
                     route: {namespace: demo, pipeline: echo}
                     overlap: allow
+                    operators: [alice]
                   - name: nightly
                     cron: "30 2 * * *"
                     timezone: America/New_York
                     route: {namespace: demo, pipeline: upper}
                     catchup_window: 1h
                     paused: true
+                    operators: [alice]
                 """
         try await withTestGateway(yaml: yaml) { gateway in
             let client = try await AsyncClient.connect(port: gateway.port)
@@ -200,6 +202,118 @@ struct ScheduleE2ETests {
             let (forged, forgedBody) = try await client.trigger(
                 "echo", [:], headers: auth + [("idempotency-key", "schedule:heartbeat@2026-01-01T00:00:00Z")])
             #expect(forged == 400, "\(forgedBody)")
+        }
+    }
+
+    /// Security review 60, M2: `:pause`, `:resume` and `:trigger` authenticated the caller and discarded it, and a
+    /// schedule's run was cancelled by anyone who could see it (every token holder). Before the fix eve's calls
+    /// below were all 200, and her cancel ended alice's run.
+    @Test("operators: alice pauses, resumes, triggers and cancels a run; eve (another token) gets 403 on each")
+    func operatorsOnly() async throws {
+        let yaml =
+            Self.pools + """
+                tokens:
+                  - {name: alice, token: s3cret-alice-0123456789}
+                  - {name: eve, token: s3cret-eve-0123456789ab}
+                schedules:
+                  - name: slow
+                    cron: "0 0 1 1 *"
+                    route: {namespace: demo, pipeline: sleep}
+                    inputs: [{ms: 30000}]
+                    overlap: allow
+                    operators: [alice]
+                """
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            let alice = [("authorization", "Bearer s3cret-alice-0123456789")]
+            let eve = [("authorization", "Bearer s3cret-eve-0123456789ab")]
+            func post(_ path: String, _ headers: [(String, String)]) async throws -> (Int, [String: Any]) {
+                let response = try await client.client.request("POST", path, headers: headers)
+                return (response.status, try json(response.body))
+            }
+            func expectDenied(_ answer: (Int, [String: Any]), _ what: String) {
+                #expect(answer.0 == 403, "\(what): \(answer.1)")
+                #expect(answer.1["code"] as? Int == 7, "\(what): \(answer.1)")
+                #expect(
+                    (answer.1["message"] as? String)?.contains("schedules[].operators") == true, "\(what): \(answer.1)")
+            }
+
+            // Reading stays open to every token holder.
+            let listed = try await client.client.request("GET", "/v1beta/schedules", headers: eve)
+            #expect(listed.status == 200, "\(listed.bodyString)")
+
+            for verb in ["pause", "resume", "trigger"] {
+                expectDenied(try await post("/v1beta/schedules/slow:\(verb)", eve), "eve :\(verb)")
+            }
+            // An unknown schedule is 404 for her as for anyone.
+            #expect(try await post("/v1beta/schedules/nope:pause", eve).0 == 404)
+            let state = try json(try await client.client.request("GET", "/v1beta/schedules", headers: eve).body)
+            #expect(
+                ((state["schedules"] as? [[String: Any]])?.first?["state"] as? String) == "active",
+                "eve's :pause changed the schedule: \(state)")
+            #expect(try await Self.runs(client, pipeline: "demo/sleep", headers: alice).isEmpty)
+
+            // The operator may; her run sleeps for 30 s.
+            var answer = try await post("/v1beta/schedules/slow:pause", alice)
+            #expect(answer.0 == 200 && (answer.1["schedule"] as? [String: Any])?["state"] as? String == "paused")
+            answer = try await post("/v1beta/schedules/slow:resume", alice)
+            #expect(answer.0 == 200 && (answer.1["schedule"] as? [String: Any])?["state"] as? String == "active")
+            answer = try await post("/v1beta/schedules/slow:trigger", alice)
+            #expect(answer.0 == 200, "\(answer.1)")
+            let name = try #require((answer.1["operation"] as? [String: Any])?["name"] as? String)
+            let running = try await eventually(within: .seconds(10), interval: .milliseconds(50)) {
+                let response = try await client.client.request("GET", "/v1beta/\(name)", headers: eve)
+                return (try json(response.body)["operation"] as? [String: Any])?.metadataState == "running"
+            }
+            #expect(running, "the run never started")
+
+            // Eve sees it but may not cancel it: 403, and it is still running.
+            expectDenied(try await post("/v1beta/\(name):cancel", eve), "eve :cancel")
+            var read = try await client.client.request("GET", "/v1beta/\(name)", headers: eve)
+            #expect(read.status == 200)
+            #expect(
+                (try json(read.body)["operation"] as? [String: Any])?.metadataState == "running", "\(read.bodyString)")
+            // The same over HTTP/2 (h2c prior knowledge): one rule for both frontends.
+            let h2 = try await H2TestClient.connect(port: gateway.port)
+            let stream = try await h2.request(
+                [
+                    (":method", "POST"), (":scheme", "http"), (":authority", "localhost"),
+                    (":path", "/v1beta/\(name):cancel"),
+                ] + eve,
+                body: [])
+            let snapshot = try await h2.wait(timeout: .seconds(10)) { $0.streams[stream]?.endStream == true }
+            #expect(snapshot.streams[stream]?.status == "403", "\(snapshot.streams[stream]?.bodyString ?? "")")
+            await h2.close()
+
+            // Her operator cancels it.
+            answer = try await post("/v1beta/\(name):cancel", alice)
+            #expect(answer.0 == 200, "\(answer.1)")
+            read = try await client.client.request("GET", "/v1beta/\(name)", headers: eve)
+            #expect((try json(read.body)["operation"] as? [String: Any])?.metadataState == "cancelled")
+        }
+    }
+
+    /// With no tokens configured (loopback only) every caller may, as before the operators key.
+    @Test("auth off: any caller pauses, resumes, triggers and cancels a schedule's run, without operators")
+    func authOffAnyCaller() async throws {
+        let yaml =
+            Self.pools + """
+                schedules:
+                  - name: slow
+                    cron: "0 0 1 1 *"
+                    route: {namespace: demo, pipeline: sleep}
+                    inputs: [{ms: 30000}]
+                """
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            #expect(try await client.post("/v1beta/schedules/slow:pause").status == 200)
+            #expect(try await client.post("/v1beta/schedules/slow:resume").status == 200)
+            let (status, body) = try await client.post("/v1beta/schedules/slow:trigger")
+            #expect(status == 200, "\(body)")
+            let name = try #require(body.operationName)
+            let (cancelStatus, cancelled) = try await client.post("/v1beta/\(name):cancel")
+            #expect(cancelStatus == 200, "\(cancelled)")
+            #expect((cancelled["operation"] as? [String: Any])?.metadataState == "cancelled")
         }
     }
 
