@@ -147,10 +147,10 @@ package struct CraftMappings: Sendable, Equatable {
 
     /// The pipeline inputs a deployment's configuration fills rather than its caller: from the environment, from
     /// a `constant_value`, and from a `default_value` when the caller left the endpoint input out of `inputs`.
-    /// Their values are the operator's, which README says may be secrets (the reason `get_deployment` shows no
-    /// mappings), so no read shows them (``TriggerRequest/hiddenInputNames``): a periodic deployment's runs are
-    /// every token holder's to read (security review 60, M4: a constant was read back through executions,
-    /// Instill runs and Abacus versions).
+    /// Their values are the operator's, which README says may be secrets (`get_deployment` shows them redacted),
+    /// so no read shows them (``TriggerRequest/hiddenInputNames``): a periodic deployment's runs are every token
+    /// holder's to read (security review 60, M4: a constant was read back through executions, Instill runs and
+    /// Abacus versions). Recorded when an execution is made: one stored before this rule shows them still.
     package func operatorInputNames(given inputs: ValueObject) -> Set<String> {
         var names = environmentInputNames
         for mapping in self.inputs ?? [] {

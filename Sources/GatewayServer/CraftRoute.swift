@@ -82,12 +82,12 @@ enum CraftRoute: Equatable {
         }
     }
 
-    /// Whether a request with `method` on this route carries a body the route reads.
     /// The body cap of `POST /api/v1/auth/refresh`, whose credential is in its body (`{"refresh_token": …}`, a
     /// few hundred bytes from the SDK): anyone may send it, so it gets no share of the request buffer budget
-    /// worth holding (security review 60, H1).
+    /// worth holding (security review 60, H1; its bytes come from `RequestBufferBudget.unauthenticated`).
     static let refreshBodyBytes = 16 << 10
 
+    /// Whether a request with `method` on this route carries a body the route reads.
     func readsBody(method: String) -> Bool {
         switch self {
         case .refresh, .runPipeline, .executeDeployment, .endpoint, .createDeployment, .executionLogs, .pipelineLogs,

@@ -129,7 +129,7 @@ struct CraftReadBackTests {
 
     /// Review 59, F9: keys the SDK documents were missing (KeyError in scripts): `created_at` on the list items
     /// (which scripts sort by), the deployment's mappings, and the keys the gateway has no value for.
-    @Test("list items carry created_at; get_deployment its mappings (constants only for who may trigger) and nulls")
+    @Test("list items carry created_at; get_deployment its mappings (constants and defaults redacted) and nulls")
     func documentedKeys() async throws {
         let yaml = """
             tokens: [{name: alice, token: ALICE}, {name: bob, token: BOB}]
