@@ -120,22 +120,19 @@ package struct CraftAccessTokens: Sendable {
         }
     }
 
-    /// The grant of a valid token. Throws `Failure`.
-    package func verify(_ token: String) async throws(Failure) -> Grant {
-        // jwt-kit verifies with the key it holds whatever `alg` the header names, and decodes padded base64:
-        // both are refused here, before the signature is checked (finding I2 of the twenty-fourth review).
+    /// The grant of a valid token. Throws `Failure`. Synchronous, so a request's head can ask before its body is
+    /// read (security review 60, H1; diff review 60, M-2: a check of the signature alone let expired and revoked
+    /// tokens have their bodies read): jwt-kit parses (its key collection, an actor, cannot be asked without
+    /// waiting), swift-crypto's HMAC checks the signature in constant time, and the claims are checked here.
+    package func verify(_ token: String) throws(Failure) -> Grant {
+        // jwt-kit decodes padded base64 and would take whatever `alg` the header names: both are refused here,
+        // before the signature is checked (finding I2 of the twenty-fourth review).
         guard !token.utf8.contains(UInt8(ascii: "=")),
-            let header = try? DefaultJWTParser().parse(Array(token.utf8), as: Claims.self).header,
-            header.alg == Self.algorithm
+            let parsed = try? DefaultJWTParser().parse(Array(token.utf8), as: Claims.self),
+            parsed.header.alg == Self.algorithm
         else { throw .malformed }
-        let claims: Claims
-        do {
-            claims = try await keys().verify(token, as: Claims.self)
-        } catch let error as JWTError where error.errorType == .signatureVerificationFailed {
-            throw .badSignature
-        } catch {
-            throw .malformed
-        }
+        guard isSignedHere(token) else { throw .badSignature }
+        let claims = parsed.payload
         let current = now().timeIntervalSince1970
         let slack = Double(leeway.components.seconds)
         if claims.exp.value.timeIntervalSince1970 <= current { throw .expired }
@@ -145,10 +142,8 @@ package struct CraftAccessTokens: Sendable {
     }
 
     /// Whether `token` is a compact JWS (RFC 7515 §7.1) whose HS256 signature this key made over its first two
-    /// parts: ``verify(_:)``'s signature check alone, synchronous (swift-crypto's HMAC, compared in constant
-    /// time), for a request's head, which cannot wait for jwt-kit's actor (``CraftSurface/refusalBeforeBody``).
-    /// The claims are not read: ``verify(_:)`` still decides.
-    package func isSignedHere(_ token: String) -> Bool {
+    /// parts (swift-crypto's HMAC, compared in constant time).
+    private func isSignedHere(_ token: String) -> Bool {
         let bytes = Array(token.utf8)
         guard let dot = bytes.lastIndex(of: UInt8(ascii: ".")), bytes.firstIndex(of: UInt8(ascii: ".")) != dot
         else { return false }
@@ -166,8 +161,8 @@ package struct CraftAccessTokens: Sendable {
             mac, authenticating: bytes[..<dot], using: SymmetricKey(data: key))
     }
 
-    /// jwt-kit's key collection is an actor filled asynchronously; one per call keeps this type a plain value
-    /// that a synchronous configuration build can make (the cost is one HMAC key setup).
+    /// jwt-kit's key collection (for signing) is an actor filled asynchronously; one per call keeps this type a
+    /// plain value that a synchronous configuration build can make (the cost is one HMAC key setup).
     private func keys() async -> JWTKeyCollection {
         let keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: key), digestAlgorithm: .sha256)

@@ -67,11 +67,11 @@ package final class CraftSurface: Sendable {
     ///   older than the claim, during a rolling upgrade) is checked by its principal alone.
     package func principal(
         authorization: String?, connectionPrincipal: String?
-    ) async throws(GatewayError) -> String? {
+    ) throws(GatewayError) -> String? {
         let token = try Self.accessToken(in: authorization)
         let grant: CraftAccessTokens.Grant
         do {
-            grant = try await accessTokens.verify(token)
+            grant = try accessTokens.verify(token)
         } catch {
             throw GatewayError(.unauthenticated, error.description)
         }
@@ -87,16 +87,14 @@ package final class CraftSurface: Sendable {
         return grant.subject
     }
 
-    /// The refusal of a request whose `Authorization` holds no access token this gateway signed, nil when it
-    /// holds one: what ``principal(authorization:connectionPrincipal:)`` refuses first, checked synchronously at
-    /// a request's head so that a body is read only for a caller with a token (security review 60, H1: bodies of
-    /// up to 32 MiB were gathered before the token was looked at, and keyless ones filled
-    /// `limits.max_buffered_request_bytes`). The token's claims are checked when the request is answered.
+    /// The refusal of a request whose `Authorization` holds no access token ``principal(authorization:connectionPrincipal:)``
+    /// takes (the whole check: signature, expiry, and the principal and SDK token still configured), nil when it
+    /// holds one: asked at a request's head, so that a body is read only for a caller with a valid token
+    /// (security review 60, H1: bodies of up to 32 MiB were gathered before the token was looked at; diff review
+    /// 60, M-2: the signature alone let expired and revoked tokens' bodies be read).
     package func refusalBeforeBody(authorization: String?) -> GatewayError? {
         do {
-            guard accessTokens.isSignedHere(try Self.accessToken(in: authorization)) else {
-                return GatewayError(.unauthenticated, CraftAccessTokens.Failure.badSignature.description)
-            }
+            _ = try principal(authorization: authorization, connectionPrincipal: nil)
             return nil
         } catch {
             return error

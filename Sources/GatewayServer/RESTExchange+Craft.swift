@@ -184,7 +184,7 @@ struct CraftExchange: Sendable {
 
     /// The principal of the request's access token (`Authorization: Bearer`), kept for its record.
     private mutating func authenticate() async throws -> String? {
-        principal = try await craft.principal(
+        principal = try craft.principal(
             authorization: authorization, connectionPrincipal: services.authenticator.certificatePrincipal)
         return principal
     }

@@ -60,14 +60,14 @@ struct CraftAccessTokensTests {
         let tokens = CraftAccessTokens(key: key, lifetime: .seconds(600), now: { clock.now })
         let claims = #"{"sub":"alice","iat":1000000,"exp":1000600}"#
         #expect(
-            try await tokens.verify(try signed(header: #"{"alg":"HS256","typ":"JWT"}"#, claims: claims)).subject
+            try tokens.verify(try signed(header: #"{"alg":"HS256","typ":"JWT"}"#, claims: claims)).subject
                 == "alice")
         for alg in ["RS256", "HS512", "hs256", "none"] {
             let token = try signed(header: #"{"alg":"\#(alg)","typ":"JWT"}"#, claims: claims)
-            await #expect(throws: CraftAccessTokens.Failure.malformed, "\(alg)") { try await tokens.verify(token) }
+            #expect(throws: CraftAccessTokens.Failure.malformed, "\(alg)") { try tokens.verify(token) }
         }
         let noAlg = try signed(header: #"{"typ":"JWT"}"#, claims: claims)
-        await #expect(throws: CraftAccessTokens.Failure.malformed) { try await tokens.verify(noAlg) }
+        #expect(throws: CraftAccessTokens.Failure.malformed) { try tokens.verify(noAlg) }
     }
 
     @Test("base64url with = padding is refused (RFC 7515 §2); the same token unpadded is taken")
@@ -79,8 +79,8 @@ struct CraftAccessTokensTests {
         let header = #"{"alg":"HS256","typ":"JWT"}"#
         let padded = try signed(header: header, claims: claims, padded: true)
         #expect(padded.contains("="))
-        await #expect(throws: CraftAccessTokens.Failure.malformed) { try await tokens.verify(padded) }
-        #expect(try await tokens.verify(try signed(header: header, claims: claims)).subject == "alice")
+        #expect(throws: CraftAccessTokens.Failure.malformed) { try tokens.verify(padded) }
+        #expect(try tokens.verify(try signed(header: header, claims: claims)).subject == "alice")
     }
 
     @Test("nbf: accepted within the leeway, refused just past it, as iat")
@@ -91,11 +91,11 @@ struct CraftAccessTokensTests {
         func token(nbf: Int) throws -> String {
             try signed(header: header, claims: #"{"sub":"s","iat":2000000,"exp":2000600,"nbf":\#(nbf)}"#)
         }
-        #expect(try await tokens.verify(try token(nbf: 2_000_060)).subject == "s")  // nbf == now + 60: at the leeway
+        #expect(try tokens.verify(try token(nbf: 2_000_060)).subject == "s")  // nbf == now + 60: at the leeway
         let early = try token(nbf: 2_000_061)
-        await #expect(throws: CraftAccessTokens.Failure.notYetValid) { try await tokens.verify(early) }
+        #expect(throws: CraftAccessTokens.Failure.notYetValid) { try tokens.verify(early) }
         clock.advance(1)
-        #expect(try await tokens.verify(early).subject == "s")
+        #expect(try tokens.verify(early).subject == "s")
     }
 
     @Test("issued tokens carry sub and numeric iat/exp one lifetime apart, and verify to their subject")
@@ -107,7 +107,7 @@ struct CraftAccessTokensTests {
         #expect(c["sub"] as? String == "alice")
         #expect(c["iat"] as? Int == 1_700_000_000)
         #expect(c["exp"] as? Int == 1_700_003_600)
-        #expect(try await tokens.verify(token).subject == "alice")
+        #expect(try tokens.verify(token).subject == "alice")
     }
 
     @Test("tkb: the SDK token's binding is keyed, 16 bytes of unpadded base64url, and comes back from verify")
@@ -128,10 +128,10 @@ struct CraftAccessTokensTests {
 
         let bound = try await tokens.issue(subject: "alice", sdkTokenBinding: binding)
         #expect(try claims(bound)["tkb"] as? String == binding)
-        #expect(try await tokens.verify(bound) == .init(subject: "alice", sdkTokenBinding: binding))
+        #expect(try tokens.verify(bound) == .init(subject: "alice", sdkTokenBinding: binding))
         let unbound = try await tokens.issue(subject: "alice")
         #expect(try claims(unbound)["tkb"] == nil)
-        #expect(try await tokens.verify(unbound) == .init(subject: "alice"))
+        #expect(try tokens.verify(unbound) == .init(subject: "alice"))
     }
 
     @Test("expiry: valid one second before exp, refused at exp (RFC 7519 §4.1.4: on or after)")
@@ -140,9 +140,9 @@ struct CraftAccessTokensTests {
         let tokens = CraftAccessTokens(key: key, lifetime: .seconds(200), now: { clock.now })
         let token = try await tokens.issue(subject: "s")
         clock.advance(199)
-        #expect(try await tokens.verify(token).subject == "s")
+        #expect(try tokens.verify(token).subject == "s")
         clock.advance(1)
-        await #expect(throws: CraftAccessTokens.Failure.expired) { try await tokens.verify(token) }
+        #expect(throws: CraftAccessTokens.Failure.expired) { try tokens.verify(token) }
     }
 
     @Test("iat in the future: accepted within the leeway, refused just past it")
@@ -153,11 +153,11 @@ struct CraftAccessTokensTests {
         let verifying = CraftAccessTokens(
             key: key, lifetime: .seconds(600), leeway: .seconds(60), now: { verifierClock.now })
         let token = try await issuing.issue(subject: "s")
-        #expect(try await verifying.verify(token).subject == "s")  // iat == now + 60: at the leeway
+        #expect(try verifying.verify(token).subject == "s")  // iat == now + 60: at the leeway
         let later = ManualClock(2_000_061)
         let token2 = try await CraftAccessTokens(key: key, lifetime: .seconds(600), now: { later.now }).issue(
             subject: "s")
-        await #expect(throws: CraftAccessTokens.Failure.notYetValid) { try await verifying.verify(token2) }
+        #expect(throws: CraftAccessTokens.Failure.notYetValid) { try verifying.verify(token2) }
     }
 
     @Test("another key's token, a tampered payload, alg none and garbage are refused")
@@ -165,20 +165,20 @@ struct CraftAccessTokensTests {
         let tokens = CraftAccessTokens(key: key, lifetime: .seconds(600))
         let other = CraftAccessTokens(key: Array("another key, 32 bytes or longer!!".utf8), lifetime: .seconds(600))
         let foreign = try await other.issue(subject: "mallory")
-        await #expect(throws: CraftAccessTokens.Failure.badSignature) { try await tokens.verify(foreign) }
+        #expect(throws: CraftAccessTokens.Failure.badSignature) { try tokens.verify(foreign) }
 
         let genuine = try await tokens.issue(subject: "alice")
         let parts = genuine.split(separator: ".").map(String.init)
         let payload = Data(#"{"sub":"root","iat":1,"exp":99999999999}"#.utf8).base64EncodedString()
             .replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(
                 of: "/", with: "_")
-        await #expect(throws: CraftAccessTokens.Failure.badSignature) {
-            try await tokens.verify("\(parts[0]).\(payload).\(parts[2])")
+        #expect(throws: CraftAccessTokens.Failure.badSignature) {
+            try tokens.verify("\(parts[0]).\(payload).\(parts[2])")
         }
         let none = Data(#"{"alg":"none","typ":"JWT"}"#.utf8).base64EncodedString().replacingOccurrences(
             of: "=", with: "")
-        await #expect(throws: CraftAccessTokens.Failure.self) { try await tokens.verify("\(none).\(payload).") }
-        await #expect(throws: CraftAccessTokens.Failure.malformed) { try await tokens.verify("not-a-jwt") }
+        #expect(throws: CraftAccessTokens.Failure.self) { try tokens.verify("\(none).\(payload).") }
+        #expect(throws: CraftAccessTokens.Failure.malformed) { try tokens.verify("not-a-jwt") }
     }
 
     @Test("the signing key: generated once (0600) and read back; a configured file is used as is; short keys refused")
