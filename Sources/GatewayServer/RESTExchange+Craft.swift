@@ -57,9 +57,16 @@ extension RESTRequestHead {
         switch route {
         case .refresh:
             limits.maxBodyBytes = min(limits.maxBodyBytes, CraftRoute.refreshBodyBytes)
-        case .endpoint:
+        case .endpoint(let path):
+            // The token, and the deployment's `tokens` list when it has one (diff review 60, L-3: any gateway token
+            // had its body read before the 403).
             var probe = exchange
-            do { _ = try probe.endpointPrincipal(target: target) } catch {
+            do {
+                let principal = try probe.endpointPrincipal(target: target)
+                if let deployment = craft.configuration.deployment(endpointURLPath: path) {
+                    try CraftExchange.checkMayTrigger(deployment, principal: principal)
+                }
+            } catch {
                 var response = CraftAnswer.error(gatewayError(from: error), requestID: requestID)
                 CraftExchange.challenge(&response, for: route)
                 return .respond(response, closeConnection: false)

@@ -56,6 +56,35 @@ struct PreAuthBodyTests {
         }
     }
 
+    /// Diff review 60, L-3: an endpoint deployment's `tokens` list is checked at the head too: another gateway
+    /// token had its body read before its 403.
+    @Test(
+        "an endpoint deployment's tokens list is checked at the head: another token is 403 at once, the listed one read"
+    )
+    func deploymentTokensAtHead() async throws {
+        let yaml = """
+            tokens: [{name: alice, token: ALICE}, {name: bob, token: BOB}]
+            craft:
+              deployments:
+                - {name: alices, pipeline: echo, endpoint_url_path: alices, tokens: [alice]}
+            """
+        try await withTestGateway(yaml: yaml) { gateway in
+            var reply = try await RawTCPClient.exchange(
+                port: gateway.port,
+                sending: [Self.head("POST", "/endpoints/alices", ["authorization: EndpointToken BOB"])],
+                timeout: .seconds(10))
+            var text = String(decoding: reply, as: UTF8.self)
+            #expect(HTTPSemanticsTests.responses(reply).first?.status == 403, "\(text)")
+            #expect(!text.contains("100 Continue"), "\(text)")
+            reply = try await RawTCPClient.exchange(
+                port: gateway.port,
+                sending: [Self.head("POST", "/endpoints/alices", ["authorization: EndpointToken ALICE"])],
+                timeout: .seconds(10), until: { String(decoding: $0, as: UTF8.self).contains("\r\n\r\n") })
+            text = String(decoding: reply, as: UTF8.self)
+            #expect(HTTPSemanticsTests.responses(reply, bodiless: [100]).first?.status == 100, "\(text)")
+        }
+    }
+
     @Test("a forged access token, or one whose principal a reload removed, is refused at the head; a valid one is read")
     func forgedAccessToken() async throws {
         try await withTestGateway(yaml: Self.yaml) { gateway in
