@@ -71,6 +71,18 @@ extension RESTRequestHead {
                 CraftExchange.challenge(&response, for: route)
                 return .respond(response, closeConnection: false)
             }
+        case .executeDeployment(let name):
+            // The access token, and the deployment's `tokens` list (diff review 60, L-3, as on `/endpoints/`).
+            do {
+                let principal = try craft.principal(
+                    authorization: exchange.authorization,
+                    connectionPrincipal: services.authenticator.certificatePrincipal)
+                if let deployment = craft.configuration.deployment(named: name) {
+                    try CraftExchange.checkMayTrigger(deployment, principal: principal)
+                }
+            } catch {
+                return fail(gatewayError(from: error))
+            }
         default:
             if let refusal = craft.refusalBeforeBody(authorization: exchange.authorization) { return fail(refusal) }
         }

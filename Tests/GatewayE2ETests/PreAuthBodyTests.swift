@@ -82,6 +82,17 @@ struct PreAuthBodyTests {
                 timeout: .seconds(10), until: { String(decoding: $0, as: UTF8.self).contains("\r\n\r\n") })
             text = String(decoding: reply, as: UTF8.self)
             #expect(HTTPSemanticsTests.responses(reply, bodiless: [100]).first?.status == 100, "\(text)")
+            // The same deployment through trigger_endpoint's other path, with bob's access token.
+            let client = try await gateway.client()
+            let bob = try await CraftRESTTests.accessToken(client, sdkToken: "BOB")
+            await client.close()
+            reply = try await RawTCPClient.exchange(
+                port: gateway.port,
+                sending: [Self.head("POST", "/api/v1/deployments/alices/executions", ["authorization: Bearer \(bob)"])],
+                timeout: .seconds(10))
+            text = String(decoding: reply, as: UTF8.self)
+            #expect(HTTPSemanticsTests.responses(reply).first?.status == 403, "\(text)")
+            #expect(!text.contains("100 Continue"), "\(text)")
         }
     }
 
