@@ -64,7 +64,7 @@ package enum CraftExecution {
         environment: (String) -> String? = CraftExecution.processEnvironment
     ) throws(GatewayError) -> TriggerRequest {
         try cap.checkInputs(inputs)
-        let pipelineInputs = try mappings.pipelineInputs(from: inputs, environment: environment)
+        let (pipelineInputs, operatorFilled) = try mappings.mapped(from: inputs, environment: environment)
         if let declared {
             try checkDeclaredTypes(pipelineInputs, of: declared)
             // Diff review 59, M4 (a deployment's mapping was refused with the configuration already).
@@ -87,8 +87,7 @@ package enum CraftExecution {
         request.labels[CraftLabels.ioCap] = String(cap.limit)
         // A deployment's mappings are the operator's; a run's (`run_pipeline`'s `inputs_mapping`) its caller's,
         // whose constants are its own to read back (and which map no environment variable).
-        request.hiddenInputNames =
-            deployment == nil ? mappings.environmentInputNames : mappings.operatorInputNames(given: inputs)
+        request.hiddenInputNames = deployment == nil ? mappings.environmentInputNames : operatorFilled
         if let deployment { request.labels[CraftLabels.deployment] = deployment.name }
         if let outputs = mappings.outputsLabel { request.labels[CraftLabels.outputsMapping] = outputs }
         return request

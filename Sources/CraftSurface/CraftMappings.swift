@@ -102,9 +102,23 @@ package struct CraftMappings: Sendable, Equatable {
         from inputs: ValueObject,
         environment: (String) -> String?
     ) throws(GatewayError) -> ValueObject {
-        guard let mappings = self.inputs else { return inputs }
+        try mapped(from: inputs, environment: environment).inputs
+    }
+
+    /// ``pipelineInputs(from:environment:)``, and the pipeline inputs the mappings filled rather than the caller:
+    /// from the environment, a `constant_value`, or a `default_value` for an endpoint input left out. Their values
+    /// are the operator's, which README says may be secrets (`get_deployment` shows them redacted), so a
+    /// deployment's execution hides them from every read (``TriggerRequest/hiddenInputNames``; security review
+    /// 60, M4: a periodic deployment's runs are every token holder's to read). Decided here, where the value is
+    /// chosen, so the two cannot disagree (diff review 60, L-5).
+    package func mapped(
+        from inputs: ValueObject,
+        environment: (String) -> String?
+    ) throws(GatewayError) -> (inputs: ValueObject, operatorFilled: Set<String>) {
+        guard let mappings = self.inputs else { return (inputs, []) }
         var result: [(key: String, value: Value)] = []
         var consumed = Set<String>()
+        var operatorFilled = Set<String>()
         for mapping in mappings {
             consumed.insert(mapping.pipelineInputName)
             switch mapping.source {
@@ -114,11 +128,13 @@ package struct CraftMappings: Sendable, Equatable {
                     result.append((mapping.pipelineInputName, value))
                 } else if let value = mapping.defaultValue {
                     result.append((mapping.pipelineInputName, value))
+                    operatorFilled.insert(mapping.pipelineInputName)
                 } else if mapping.isRequired {
                     throw GatewayError(.invalidArgument, "input \"\(name)\" is required")
                 }
             case .constant(let value):
                 result.append((mapping.pipelineInputName, value))
+                operatorFilled.insert(mapping.pipelineInputName)
             case .environmentVariable(let name):
                 guard let value = environment(name) else {
                     throw GatewayError(
@@ -127,12 +143,13 @@ package struct CraftMappings: Sendable, Equatable {
                     )
                 }
                 result.append((mapping.pipelineInputName, .string(value)))
+                operatorFilled.insert(mapping.pipelineInputName)
             case .null:
                 break
             }
         }
         for entry in inputs where !consumed.contains(entry.key) { result.append((entry.key, entry.value)) }
-        return ValueObject(result)
+        return (ValueObject(result), operatorFilled)
     }
 
     /// The pipeline inputs filled from the gateway's environment (`environment_variable_name`): their values are
@@ -141,25 +158,6 @@ package struct CraftMappings: Sendable, Equatable {
         var names = Set<String>()
         for mapping in self.inputs ?? [] {
             if case .environmentVariable = mapping.source { names.insert(mapping.pipelineInputName) }
-        }
-        return names
-    }
-
-    /// The pipeline inputs a deployment's configuration fills rather than its caller: from the environment, from
-    /// a `constant_value`, and from a `default_value` when the caller left the endpoint input out of `inputs`.
-    /// Their values are the operator's, which README says may be secrets (`get_deployment` shows them redacted),
-    /// so no read shows them (``TriggerRequest/hiddenInputNames``): a periodic deployment's runs are every token
-    /// holder's to read (security review 60, M4: a constant was read back through executions, Instill runs and
-    /// Abacus versions). Recorded when an execution is made: one stored before this rule shows them still.
-    package func operatorInputNames(given inputs: ValueObject) -> Set<String> {
-        var names = environmentInputNames
-        for mapping in self.inputs ?? [] {
-            switch mapping.source {
-            case .constant: names.insert(mapping.pipelineInputName)
-            case .endpointInput(let name) where mapping.defaultValue != nil && inputs[name] == nil:
-                names.insert(mapping.pipelineInputName)
-            default: break
-            }
         }
         return names
     }

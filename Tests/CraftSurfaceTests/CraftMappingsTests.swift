@@ -44,8 +44,13 @@ struct CraftMappingsTests {
         // The operator's values, hidden from reads (security review 60, M4): the environment's, the constant, and
         // the default only when the caller left its input out.
         #expect(mappings.environmentInputNames == ["e"])
-        #expect(mappings.operatorInputNames(given: ["text": .string("hi")]) == ["e", "c", "n"])
-        #expect(mappings.operatorInputNames(given: ["text": .string("hi"), "count": .number(2)]) == ["e", "c"])
+        #expect(
+            try mappings.mapped(from: ["text": .string("hi")], environment: environment).operatorFilled == [
+                "e", "c", "n",
+            ])
+        #expect(
+            try mappings.mapped(from: ["text": .string("hi"), "count": .number(2)], environment: environment)
+                .operatorFilled == ["e", "c"])
     }
 
     @Test("output destinations: renamed, dropped by is_null, unmapped ones pass; the label round-trips")
