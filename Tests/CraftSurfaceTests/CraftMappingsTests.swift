@@ -110,6 +110,18 @@ struct CraftMappingsTests {
 
     /// Review 59, F10 and F2: the same mistakes `craft.deployments` refuses; before, the last entry or the first
     /// source won without a word.
+    /// What a run's `inputs_mapping` (`inputs`) or `outputs_mapping` of `json` is refused with; an issue when it is
+    /// taken.
+    static func refusal(inputs: Bool, json: String) -> GatewayError? {
+        #expect(throws: GatewayError.self) {
+            if inputs {
+                _ = try CraftMappings.inputMappings(json: ByteBuffer(string: json), limits: .defaults)
+            } else {
+                _ = try CraftMappings.outputMappings(json: ByteBuffer(string: json), limits: .defaults)
+            }
+        }
+    }
+
     @Test(
         "a run's mapping that maps one input twice, gives an input two sources, or sends two outputs to one name is refused",
         arguments: [
@@ -138,13 +150,7 @@ struct CraftMappingsTests {
             ),
         ])
     func ambiguousRunMappings(inputs: Bool, json: String, message: String) {
-        let error = #expect(throws: GatewayError.self) {
-            if inputs {
-                _ = try CraftMappings.inputMappings(json: ByteBuffer(string: json), limits: .defaults)
-            } else {
-                _ = try CraftMappings.outputMappings(json: ByteBuffer(string: json), limits: .defaults)
-            }
-        }
+        let error = Self.refusal(inputs: inputs, json: json)
         #expect(error?.code == .invalidArgument)
         #expect(error?.message == message)
     }
@@ -198,13 +204,7 @@ struct CraftMappingsTests {
             (false, #"[{"pipeline_output_name":"o","endpoint_output_name":"."}]"#, "."),
         ])
     func unreadableRunMappingNames(inputs: Bool, json: String, name: String) {
-        let error = #expect(throws: GatewayError.self) {
-            if inputs {
-                _ = try CraftMappings.inputMappings(json: ByteBuffer(string: json), limits: .defaults)
-            } else {
-                _ = try CraftMappings.outputMappings(json: ByteBuffer(string: json), limits: .defaults)
-            }
-        }
+        let error = Self.refusal(inputs: inputs, json: json)
         #expect(error?.code == .invalidArgument)
         #expect(error?.message.contains("\"\(name)\"") == true, "\(String(describing: error))")
         #expect(error?.message.hasPrefix(inputs ? "inputs_mapping[0]" : "outputs_mapping[0]") == true)
