@@ -236,8 +236,10 @@ package final class AsyncDispatcher: Service {
 
     /// A restart of this instance (same identity) ends the leases its previous process held: that process is
     /// gone (kill -9, a crash), so its running operations are claimed again now rather than when their leases
-    /// expire. Other instances' leases are untouched. A store that cannot be reached now only delays this to
-    /// the leases' expiry, as before.
+    /// expire. Other instances' leases are untouched, and so are this process's own (`instanceID/…`): the claim
+    /// loop starts beside this, so its first claims may come first (session 61: they were ended too, and claimed
+    /// again, one pipeline run twice). A store that cannot be reached now only delays this to the leases' expiry,
+    /// as before.
     private func takeBackEarlierLeases() async {
         guard let identity else { return }
         do {
@@ -254,7 +256,9 @@ package final class AsyncDispatcher: Service {
                     metadata: ["instance": "\(identity)"])
                 return
             }
-            let ended = try await store.expireLeases(ownerPrefix: "\(identity).", now: now())
+            // This process's own leases spared: its claims began beside this call and may have taken some already.
+            let ended = try await store.expireLeases(
+                ownerPrefix: "\(identity).", sparing: "\(instanceID)/", now: now())
             if ended > 0 {
                 logger.info(
                     "took back the leases of this instance's previous run",

@@ -150,8 +150,10 @@ package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
         }
     }
 
-    package func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
-        try await measure("expire_leases") { try await base.expireLeases(ownerPrefix: ownerPrefix, now: now) }
+    package func expireLeases(ownerPrefix: String, sparing: String?, now: Date) async throws -> Int {
+        try await measure("expire_leases") {
+            try await base.expireLeases(ownerPrefix: ownerPrefix, sparing: sparing, now: now)
+        }
     }
 
     package func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {

@@ -114,8 +114,8 @@ package final class ReplaceableOperationStore: OperationStore {
             id: id, owner: owner, attempts: attempts, nextAttemptAt: nextAttemptAt)
     }
 
-    package func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
-        try await current().expireLeases(ownerPrefix: ownerPrefix, now: now)
+    package func expireLeases(ownerPrefix: String, sparing: String?, now: Date) async throws -> Int {
+        try await current().expireLeases(ownerPrefix: ownerPrefix, sparing: sparing, now: now)
     }
 
     package func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {

@@ -63,10 +63,16 @@ package protocol OperationStore: Sendable {
     func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool
 
     /// Ends at once every lease whose owner starts with `ownerPrefix` (a restarted instance's earlier runs, which
-    /// died with its previous process), so the next `claim` takes those operations without waiting for the
-    /// leases to expire. Returns how many leases it ended. Pending webhook deliveries reserved for such owners
-    /// are freed too (not counted), so the next `claimWebhooks` takes them when due.
-    func expireLeases(ownerPrefix: String, now: Date) async throws -> Int
+    /// died with its previous process) but not with `sparing` (nil: none spared), so the next `claim` takes those
+    /// operations without waiting for the leases to expire. Returns how many leases it ended. Pending webhook
+    /// deliveries reserved for such owners are freed too (not counted), so the next `claimWebhooks` takes them
+    /// when due.
+    ///
+    /// `sparing` is the running process's own owner prefix: its claims start beside the take-back, so a lease it
+    /// took a moment before must not be ended with its predecessor's (the run went on, the next claim took the
+    /// operation again: an attempt counted twice, or the pipeline run twice; session 61, a CI failure of
+    /// `AsyncDurabilityTests.twoInstancesPostgres`).
+    func expireLeases(ownerPrefix: String, sparing: String?, now: Date) async throws -> Int
 
     /// Whether another live process writes `instance`'s heartbeat (`probe`) besides this store: a copy of the
     /// data directory, whose `instance-id` it shares, running on another host. A restarted instance asks before

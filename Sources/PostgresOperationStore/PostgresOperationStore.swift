@@ -592,14 +592,15 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    package func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
+    package func expireLeases(ownerPrefix: String, sparing: String?, now: Date) async throws -> Int {
         guard !ownerPrefix.isEmpty else { return 0 }
         let nowMS = leaseMilliseconds(now)
         return try await bounded("expireLeases") { [self] in
             let ended = try await client.query(
                 """
                 UPDATE \(unescaped: operations) SET lease_expires_at = \(nowMS) \
-                WHERE state = 'running' AND starts_with(lease_owner, \(ownerPrefix)) RETURNING seq
+                WHERE state = 'running' AND starts_with(lease_owner, \(ownerPrefix)) \
+                AND (\(sparing)::text IS NULL OR NOT starts_with(lease_owner, \(sparing))) RETURNING seq
                 """,
                 logger: logger
             ).collect().count
@@ -607,7 +608,8 @@ package final class PostgresOperationStore: OperationStore {
             _ = try await client.query(
                 """
                 UPDATE \(unescaped: operations) SET webhook_owner = NULL \
-                WHERE webhook_due IS NOT NULL AND starts_with(webhook_owner, \(ownerPrefix))
+                WHERE webhook_due IS NOT NULL AND starts_with(webhook_owner, \(ownerPrefix)) \
+                AND (\(sparing)::text IS NULL OR NOT starts_with(webhook_owner, \(sparing)))
                 """,
                 logger: logger
             ).collect()

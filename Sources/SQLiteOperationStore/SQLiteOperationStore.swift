@@ -682,23 +682,26 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
-    package func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
+    package func expireLeases(ownerPrefix: String, sparing: String?, now: Date) async throws -> Int {
         guard !ownerPrefix.isEmpty else { return 0 }
+        let spared: SQLiteData = sparing.map { .text($0) } ?? .null
         return try await serialized {
             let ended = try await query(
                 """
                 UPDATE operations SET lease_expires_at = ?1 \
-                WHERE state = 'running' AND substr(lease_owner, 1, length(?2)) = ?2 RETURNING seq
+                WHERE state = 'running' AND substr(lease_owner, 1, length(?2)) = ?2 \
+                AND (?3 IS NULL OR substr(lease_owner, 1, length(?3)) <> ?3) RETURNING seq
                 """,
-                [.integer(Int(now.storeMilliseconds)), .text(ownerPrefix)]
+                [.integer(Int(now.storeMilliseconds)), .text(ownerPrefix), spared]
             ).count
             // Deliveries the earlier run held: claimable when due (`claimWebhooks`).
             try await query(
                 """
                 UPDATE operations SET webhook_owner = NULL \
-                WHERE webhook_due IS NOT NULL AND substr(webhook_owner, 1, length(?1)) = ?1
+                WHERE webhook_due IS NOT NULL AND substr(webhook_owner, 1, length(?1)) = ?1 \
+                AND (?2 IS NULL OR substr(webhook_owner, 1, length(?2)) <> ?2)
                 """,
-                [.text(ownerPrefix)])
+                [.text(ownerPrefix), spared])
             return ended
         }
     }

@@ -154,6 +154,8 @@ final class RecordingStore: OperationStore {
         (claims: [Claim], renewals: [Renewal], failures: [Failure], completions: [Completion], releases: [Release])
     >(([], [], [], [], []))
     private let claimHook = Mutex<(@Sendable ([Operation]) async -> Void)?>(nil)
+    private let instanceProbeHook = Mutex<(@Sendable () async -> Void)?>(nil)
+    private let expirations = Mutex<[(ownerPrefix: String, sparing: String?, ended: Int)]>([])
     private let failHook = Mutex<(@Sendable (_ stored: Bool) async -> Void)?>(nil)
 
     init(_ base: any OperationStore) { self.base = base }
@@ -161,6 +163,13 @@ final class RecordingStore: OperationStore {
     /// `body` is called with what each claim took, once it is committed and before it is answered (to hold an
     /// answer back while the test moves the dispatcher's other tasks).
     func onClaim(_ body: @escaping @Sendable ([Operation]) async -> Void) { claimHook.withLock { $0 = body } }
+
+    /// `body` is awaited before each `instanceInUseElsewhere` (a restart's take-back of its earlier leases waits
+    /// for it), to order the take-back after the dispatcher's first claims.
+    func onInstanceProbe(_ body: @escaping @Sendable () async -> Void) { instanceProbeHook.withLock { $0 = body } }
+
+    /// Each `expireLeases` call: its prefixes and how many leases it ended.
+    var leaseExpirations: [(ownerPrefix: String, sparing: String?, ended: Int)] { expirations.withLock { $0 } }
 
     /// `body` is called with whether each `fail` was stored, once it is committed and before it is answered.
     func onFail(_ body: @escaping @Sendable (_ stored: Bool) async -> Void) { failHook.withLock { $0 = body } }
@@ -293,11 +302,13 @@ final class RecordingStore: OperationStore {
         return held
     }
 
-    func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
+    func expireLeases(ownerPrefix: String, sparing: String?, now: Date) async throws -> Int {
         let call = trackCall()
         defer { call.end() }
         try checkReachable()
-        return try await base.expireLeases(ownerPrefix: ownerPrefix, now: now)
+        let ended = try await base.expireLeases(ownerPrefix: ownerPrefix, sparing: sparing, now: now)
+        expirations.withLock { $0.append((ownerPrefix, sparing, ended)) }
+        return ended
     }
 
     func complete(id: String, owner: String, result: TriggerResult, now: Date, webhook: Bool) async throws -> Bool {
@@ -369,7 +380,8 @@ final class RecordingStore: OperationStore {
     func probe(instance: String, now: Date) async throws { try await base.probe(instance: instance, now: now) }
 
     func instanceInUseElsewhere(instance: String, probeInterval: Duration) async throws -> Bool {
-        try await base.instanceInUseElsewhere(instance: instance, probeInterval: probeInterval)
+        await instanceProbeHook.withLock { $0 }?()
+        return try await base.instanceInUseElsewhere(instance: instance, probeInterval: probeInterval)
     }
 
     func close() async throws { try await base.close() }
@@ -444,7 +456,8 @@ struct DispatcherInstance {
 
     /// `requestTimeout`: the pool's, which bounds each attempt; its timer runs on `clock`'s loop. `metrics`: with
     /// them the dispatcher also counts the queue (one more sleeper, `queueCountLoop`). `claimWatch`: with it the
-    /// dispatcher watches its claim loop (one more sleeper, `watchClaimLoop`).
+    /// dispatcher watches its claim loop (one more sleeper, `watchClaimLoop`). `identity`: the instance's id kept
+    /// across restarts (a data directory's), with which it takes back its earlier processes' leases at start.
     init(
         store: any OperationStore,
         settings: StoreConfiguration,
@@ -455,7 +468,8 @@ struct DispatcherInstance {
         outcomeRetryLimit: Duration = .seconds(600),
         metrics: GatewayMetrics? = nil,
         log: RecordedLog? = nil,
-        claimWatch: ClaimLoopWatch? = nil
+        claimWatch: ClaimLoopWatch? = nil,
+        identity: String? = nil
     ) {
         let operations = AsyncOperations(store: store, settings: settings, metrics: metrics)
         self.operations = operations
@@ -474,6 +488,7 @@ struct DispatcherInstance {
             dispatcher: TriggerDispatcher(routes: routes, pools: ["local": pool]),
             shutdownGrace: .zero,
             logger: logger,
+            identity: identity,
             clock: clock,
             now: now,
             outcomeRetryLimit: outcomeRetryLimit,

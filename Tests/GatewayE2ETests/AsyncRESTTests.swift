@@ -458,7 +458,7 @@ final class UnavailableStore: OperationStore {
     func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {
         throw unavailable()
     }
-    func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
+    func expireLeases(ownerPrefix: String, sparing: String?, now: Date) async throws -> Int {
         throw unavailable()
     }
     func complete(id: String, owner: String, result: TriggerResult, now: Date, webhook: Bool) async throws -> Bool {

@@ -466,8 +466,16 @@ struct CraftSDKTests {
             #expect(await eventually(within: .seconds(20)) { !warnings().isEmpty }, "\(log.lines)")
             #expect(warnings().first?.metadata["backend.pool"] == "runner", "\(warnings())")
             #expect(warnings().first?.metadata["error"]?.contains("connection refused") == true, "\(warnings())")
-            var answer = try await Peers.craft("get_execution", port: gateway.port, [ids[0]])
-            var execution = try result(answer)
+            // The dispatcher probes the runner with one claim per back-off (100–200 ms here): a read while that claim
+            // is under way shows it Running for that moment (a session-60 flake), so the read is repeated until it
+            // lands between probes. Never Pending, it fails.
+            var answer: [String: Any] = [:]
+            var execution: [String: Any] = [:]
+            for _ in 0..<10 {
+                answer = try await Peers.craft("get_execution", port: gateway.port, [ids[0]])
+                execution = try result(answer)
+                if execution["status"] as? String != "Running" { break }
+            }
             #expect(execution["status"] as? String == "Pending", "\(answer)")
             #expect(execution["start_date"] is NSNull, "\(answer)")
             #expect((execution["steps"] as? [[String: Any]])?.first?["start_date"] is NSNull, "\(answer)")

@@ -443,9 +443,9 @@ final class WriteFailingStore: OperationStore {
         try check()
         return try await base.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now, webhook: webhook)
     }
-    func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
+    func expireLeases(ownerPrefix: String, sparing: String?, now: Date) async throws -> Int {
         try check()
-        return try await base.expireLeases(ownerPrefix: ownerPrefix, now: now)
+        return try await base.expireLeases(ownerPrefix: ownerPrefix, sparing: sparing, now: now)
     }
     func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {
         try check()

@@ -466,12 +466,13 @@ struct OperationStoreContractTests {
     }
 
     @Test(
-        "a restarted instance ends its earlier leases at once; other owners' leases stay",
+        "a restarted instance ends its earlier leases at once; other owners' leases stay, and so do those the new process took already",
         arguments: StoreKind.allCases)
     func expireOwnLeases(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { _, store in
             let mine = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
             let theirs = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
+            let current = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
             let t0 = Fixtures.now() + 1
             #expect(
                 try await store.claim(owner: "gw1.boot1/3", leaseDuration: .seconds(30), limit: 1, now: t0).map(\.id)
@@ -479,16 +480,25 @@ struct OperationStoreContractTests {
             #expect(
                 try await store.claim(owner: "gw10.boot9/1", leaseDuration: .seconds(30), limit: 1, now: t0).map(\.id)
                     == [theirs])
-            #expect(try await store.expireLeases(ownerPrefix: "gw1.", now: t0 + 1) == 1)
+            // The new process (boot2) claimed before its take-back ran: spared.
+            #expect(
+                try await store.claim(owner: "gw1.boot2/1", leaseDuration: .seconds(30), limit: 1, now: t0).map(\.id)
+                    == [current])
+            #expect(try await store.expireLeases(ownerPrefix: "gw1.", sparing: "gw1.boot2/", now: t0 + 1) == 1)
+            #expect(
+                try await store.renewLease(id: current, owner: "gw1.boot2/1", leaseDuration: .seconds(30), now: t0 + 1),
+                "the new process's own lease is still held")
             let retaken = try await store.claim(
-                owner: "gw1.boot2/1", leaseDuration: .seconds(30), limit: 5, now: t0 + 1)
+                owner: "gw1.boot2/2", leaseDuration: .seconds(30), limit: 5, now: t0 + 1)
             #expect(retaken.map(\.id) == [mine], "taken back at once, long before its lease would end")
             #expect(retaken.first?.attempts == 2)
             #expect(retaken.first?.takenOverFrom == "gw1.boot1/3", "the earlier process's run is taken over")
             #expect(
                 !(try await store.renewLease(id: mine, owner: "gw1.boot1/3", leaseDuration: .seconds(30), now: t0 + 2)))
             #expect(try await store.get(id: theirs)?.leaseOwner == "gw10.boot9/1")
-            #expect(try await store.expireLeases(ownerPrefix: "nobody.", now: t0 + 2) == 0)
+            #expect(try await store.expireLeases(ownerPrefix: "nobody.", sparing: nil, now: t0 + 2) == 0)
+            // Without `sparing` every lease of the prefix ends, the new process's too.
+            #expect(try await store.expireLeases(ownerPrefix: "gw1.", sparing: nil, now: t0 + 2) == 2)
         }
     }
 
