@@ -211,7 +211,7 @@ let package = Package(
         .target(
             name: "CraftSurface",
             dependencies: [
-                "TriggerModel", "GatewayConfig", "WireCodecs", nioCore, crypto,
+                "TriggerModel", "GatewayConfig", "WireCodecs", "Routing", nioCore, crypto,
                 .product(name: "JWTKit", package: "jwt-kit"),
             ],
             swiftSettings: swiftSettings

@@ -1,5 +1,6 @@
 package import FoundationEssentials
 package import GatewayConfig
+import Routing
 import Synchronization
 package import TriggerModel
 
@@ -108,13 +109,10 @@ package final class CraftSurface: Sendable {
             throw GatewayError(
                 .unauthenticated, "missing Authorization: Bearer <access token>; get one from /api/v1/auth/refresh")
         }
-        let value = authorization.drop { $0 == " " }
-        guard value.prefix(7).lowercased() == "bearer " else {
+        guard let token = TokenAuthenticator.credential(in: authorization, scheme: "bearer") else {
             throw GatewayError(.unauthenticated, "the Authorization header must be Bearer <access token>")
         }
-        var token = Substring(value.dropFirst(7)).drop { $0 == " " || $0 == "\t" }
-        while let last = token.last, last == " " || last == "\t" { token = token.dropLast() }
-        return String(token)
+        return token
     }
 
     /// The cap of a deployment (its own, else the surface's).

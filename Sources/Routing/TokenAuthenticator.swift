@@ -77,15 +77,27 @@ package struct TokenAuthenticator: Sendable {
         return principal
     }
 
-    /// Strips a `Bearer` / `EndpointToken` scheme and surrounding spaces; anything else is a bare token.
+    /// Strips a `Bearer` / `EndpointToken` scheme and surrounding spaces; anything else is a bare token (Instill
+    /// clients send one; security review 60, I2).
     static func credential(in header: String) -> String {
-        let value = trimmed(Substring(header))
-        for scheme in ["bearer", "endpointtoken"] where value.prefix(scheme.count).lowercased() == scheme {
-            let rest = value.dropFirst(scheme.count)
-            if rest.isEmpty { return "" }
-            if let first = rest.first, first == " " || first == "\t" { return String(trimmed(rest)) }
+        for scheme in ["bearer", "endpointtoken"] {
+            if let credential = credential(in: header, scheme: scheme) { return credential }
         }
-        return String(value)
+        return String(trimmed(Substring(header)))
+    }
+
+    /// The credential of an `Authorization` value of `scheme` (lowercase; schemes are case-insensitive, RFC 9110
+    /// §11.1): what follows the scheme and its spaces, spaces and tabs around the value dropped; "" for the scheme
+    /// alone; nil for another scheme or none. The one scheme parser: the gateway's tokens (`credential(in:)`) and
+    /// Craft AI's access tokens (`Bearer` only) read the header alike (diff review 60, L-5: two parsers trimmed
+    /// differently).
+    package static func credential(in header: String, scheme: String) -> String? {
+        let value = trimmed(Substring(header))
+        guard value.prefix(scheme.count).lowercased() == scheme else { return nil }
+        let rest = value.dropFirst(scheme.count)
+        if rest.isEmpty { return "" }
+        guard let first = rest.first, first == " " || first == "\t" else { return nil }
+        return String(trimmed(rest))
     }
 
     private static func trimmed(_ s: Substring) -> Substring {

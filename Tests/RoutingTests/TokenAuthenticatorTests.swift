@@ -50,6 +50,16 @@ struct TokenAuthenticatorTests {
         #expect(error?.code.httpStatus == 401)
     }
 
+    @Test(
+        "one scheme parser: credential(in:scheme:) reads a scheme case-insensitively, trims spaces and tabs, and answers nil for another scheme",
+        arguments: [
+            ("Bearer abc", "abc"), ("bearer abc", "abc"), ("BEARER\tabc\t", "abc"), ("  Bearer   abc  ", "abc"),
+            ("Bearer", ""), ("Bearer  ", ""), ("Bearerabc", nil), ("Basic dXNlcg==", nil), ("abc", nil), ("", nil),
+        ] as [(String, String?)])
+    func schemeCredential(header: String, credential: String?) {
+        #expect(TokenAuthenticator.credential(in: header, scheme: "bearer") == credential)
+    }
+
     @Test("with auth off every request passes and has no principal")
     func authOff() throws {
         let off = TokenAuthenticator(tokens: [(name: "alice", token: "s3cret")], authRequired: false)
