@@ -130,7 +130,10 @@ package final class GatewayApp: Sendable {
         // other collectors hold (the health registry).
         collectors.append(
             metrics.addCollector { [requestBuffer, gauges = metrics.requestBuffer] in
-                gauges.set(bufferedBytes: requestBuffer.bufferedBytes, limit: requestBuffer.limit)
+                let unauthenticated = requestBuffer.unauthenticated
+                gauges.set(
+                    bufferedBytes: requestBuffer.bufferedBytes, limit: requestBuffer.limit,
+                    unauthenticatedBytes: unauthenticated.bufferedBytes, unauthenticatedLimit: unauthenticated.limit)
             })
         self.configStatus = ConfigStatus(digest: digest, metrics: metrics.config)
         let (pools, poolFailures) = Self.makePools(

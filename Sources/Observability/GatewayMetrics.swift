@@ -164,8 +164,9 @@ package enum MetricBuckets {
 }
 
 /// What request bodies make the gateway hold (review 24, H2 and M1): `trigger_gateway_requests_refused_total{reason}`
-/// and `trigger_gateway_request_buffer_bytes` / `_limit_bytes`, the process-wide budget's count and bound, set at
-/// scrape time (never per request).
+/// and `trigger_gateway_request_buffer_bytes` / `_limit_bytes`, the process-wide budget's count and bound, with
+/// `trigger_gateway_request_buffer_unauthenticated_bytes` / `_limit_bytes` for the pool of bodies read before
+/// authentication (diff review 60: a pool that fills had no gauge), set at scrape time (never per request).
 package final class RequestBufferMetrics: Sendable {
     /// Why a request's body was refused for its size in memory.
     package enum Refusal: String, Sendable, CaseIterable {
@@ -183,6 +184,8 @@ package final class RequestBufferMetrics: Sendable {
     private let connectionHolds: Counter
     private let buffered: Gauge
     private let limit: Gauge
+    private let unauthenticatedBuffered: Gauge
+    private let unauthenticatedLimit: Gauge
 
     init(registry: PrometheusCollectorRegistry) {
         refusals = registry.counters(
@@ -207,6 +210,18 @@ package final class RequestBufferMetrics: Sendable {
             name: "trigger_gateway_request_buffer_limit_bytes",
             help: "limits.max_buffered_request_bytes in force (0: no budget)."
         )
+        unauthenticatedBuffered = registry.gauge(
+            name: "trigger_gateway_request_buffer_unauthenticated_bytes",
+            help: "Request-body bytes held now by the bodies read before their request is authenticated (Craft AI's "
+                + "auth/refresh, Abacus.AI's keyless calls), a pool apart from "
+                + "trigger_gateway_request_buffer_bytes."
+        )
+        unauthenticatedLimit = registry.gauge(
+            name: "trigger_gateway_request_buffer_unauthenticated_limit_bytes",
+            help: "The bound of the pool of bodies read before authentication: 1/64 of "
+                + "limits.max_buffered_request_bytes, at least 1 MiB (16 MiB without a budget); past it those calls "
+                + "are refused (reason=\"unauthenticated_buffer\")."
+        )
     }
 
     /// A body was refused for `reason`.
@@ -215,10 +230,12 @@ package final class RequestBufferMetrics: Sendable {
     /// An HTTP/2 connection reached its bound on buffered request bodies and began holding its streams' windows.
     package func connectionHeld() { connectionHolds.increment() }
 
-    /// Scrape time: the budget's count and bound.
-    package func set(bufferedBytes: Int, limit: Int) {
+    /// Scrape time: the budget's count and bound, and those of its pool of bodies read before authentication.
+    package func set(bufferedBytes: Int, limit: Int, unauthenticatedBytes: Int, unauthenticatedLimit: Int) {
         buffered.set(to: Double(bufferedBytes))
         self.limit.set(to: Double(limit))
+        unauthenticatedBuffered.set(to: Double(unauthenticatedBytes))
+        self.unauthenticatedLimit.set(to: Double(unauthenticatedLimit))
     }
 }
 

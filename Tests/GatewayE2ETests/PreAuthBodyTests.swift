@@ -180,6 +180,10 @@ struct PreAuthBodyTests {
             #expect(streams.allSatisfy { seen.streams[$0]?.status == nil }, "the 64 wait for their bodies")
             let metrics = String(decoding: gateway.app.metrics.scrape(), as: UTF8.self)
             #expect(metrics.contains(#"trigger_gateway_requests_refused_total{reason="unauthenticated_buffer"} 1"#))
+            let samples = Exposition(metrics).samples
+            #expect(samples["trigger_gateway_request_buffer_unauthenticated_bytes"] == Double(1 << 20), "\(samples)")
+            #expect(samples["trigger_gateway_request_buffer_unauthenticated_limit_bytes"] == Double(1 << 20))
+            #expect(samples["trigger_gateway_request_buffer_bytes"] == 0)
             // The budget authenticated requests share is untouched: a 200 KB trigger body is served.
             let (status, body) = try await RequestBufferTests.curlPost(
                 port: gateway.port, body: paddedBody(size: 200_000))
