@@ -760,7 +760,9 @@ struct SlowClientTests {
 
     @Test("h2 SSE → in-process flood: a client that reads slowly but steadily gets the whole stream")
     func h2SlowReaderServed() async throws {
-        try await withTestGateway(yaml: "timeouts: {write_progress: 300ms}") { gateway in
+        // 1 s, ten of the reader's steps: at 300 ms, as the cut tests use, one step late by 200 ms on a loaded
+        // machine was a CANCEL (a session-60 flake). What is tested is that a steady reader is never cut.
+        try await withTestGateway(yaml: "timeouts: {write_progress: 1s}") { gateway in
             let client = try await H2TestClient.connect(port: gateway.port)
             let stream = try await client.request(Self.sseHeaders, body: Array(Self.floodBody(bytes: 512 << 10).utf8))
             var last = client.snapshot
@@ -797,7 +799,9 @@ struct SlowClientTests {
 
     @Test("gRPC stream → in-process flood: a client that reads slowly but steadily gets every message and OK")
     func grpcSlowReaderServed() async throws {
-        try await withTestGateway(yaml: "timeouts: {write_progress: 300ms}") { gateway in
+        // 1 s, ten of the reader's steps: at 300 ms, as the cut tests use, one step late by 200 ms on a loaded
+        // machine was a CANCEL (a session-60 flake). What is tested is that a steady reader is never cut.
+        try await withTestGateway(yaml: "timeouts: {write_progress: 1s}") { gateway in
             let client = try await H2TestClient.connect(port: gateway.port)
             let stream = try await client.request(Self.grpcHeaders, body: Self.grpcFloodRequest(bytes: 512 << 10))
             var last = client.snapshot
