@@ -100,4 +100,64 @@ struct LostInputTests {
             _ = try await client.request("POST", "/v1beta/operations/\(holder):cancel")
         }
     }
+    /// Security review 60, L1: one succeeded operation whose stored result file is gone made every list answer 500
+    /// DATA_LOSS, for every principal, and the operation could not be deleted (the delete reads it first).
+    @Test(
+        "a succeeded operation whose result file is gone: the list shows it with DATA_LOSS and the others whole; GET too; Craft's delete removes it"
+    )
+    func lostResultListedAndDeleted() async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            defer { Task { await client.close() } }
+            func trigger(_ variables: String) async throws -> String {
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger-async", headers: jsonHeaders,
+                    body: ByteBuffer(string: #"{"data":[{"variable":\#(variables)}]}"#))
+                let name = (try json(response.body)["operation"] as? [String: Any])?["name"] as? String
+                return String(try #require(name, "\(response.bodyString)").dropFirst("operations/".count))
+            }
+            // 100 KB of bytes, echoed: the result holds it too, over the 64 KiB inline limit, so a file `r…`.
+            let payload = Data((0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }).base64EncodedString()
+            let broken = try await trigger(#"{"file":"data:application/octet-stream;base64,\#(payload)"}"#)
+            let intact = try await trigger(#"{"n":1}"#)
+            for id in [broken, intact] {
+                _ = try await eventually(within: .seconds(20), interval: .milliseconds(20)) {
+                    Self.state(try await Self.operation(client, id).body) == "succeeded"
+                }
+            }
+            let directory = "\(gateway.configuration.dataDir)/blobs/\(broken)"
+            let results = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("r") }
+            #expect(results.count == 1, "\(results)")
+            for file in results { try FileManager.default.removeItem(atPath: "\(directory)/\(file)") }
+
+            let list = try await client.request("GET", "/v1beta/operations?page_size=10")
+            #expect(list.status == 200, "\(list.bodyString)")
+            let listed = try #require(try json(list.body)["operations"] as? [[String: Any]], "\(list.bodyString)")
+            let byID = Dictionary(
+                listed.compactMap { entry in
+                    (entry["name"] as? String).map { (String($0.dropFirst("operations/".count)), entry) }
+                }, uniquingKeysWith: { first, _ in first })
+            #expect(Set(byID.keys) == [broken, intact], "\(list.bodyString)")
+            let error = byID[broken]?["error"] as? [String: Any]
+            #expect(error?["code"] as? Int == 15, "\(list.bodyString)")  // DATA_LOSS
+            #expect((error?["message"] as? String)?.contains("is missing") == true, "\(list.bodyString)")
+            #expect(byID[broken]?["response"] == nil, "\(list.bodyString)")
+            #expect(byID[intact]?["error"] == nil, "\(list.bodyString)")
+            #expect(byID[intact]?["response"] != nil, "\(list.bodyString)")
+
+            let read = try await Self.operation(client, broken)
+            #expect(read.status == 200, "\(read.body)")
+            #expect(
+                ((read.body["operation"] as? [String: Any])?["error"] as? [String: Any])?["code"] as? Int == 15,
+                "\(read.body)")
+
+            let token = try await CraftRESTTests.accessToken(client)
+            let deleted = try await client.request(
+                "DELETE", "/api/v1/executions/\(broken)", headers: CraftRESTTests.bearer(token))
+            #expect(deleted.status == 200, "\(deleted.bodyString)")
+            #expect(try await Self.operation(client, broken).status == 404)
+            #expect(!FileManager.default.fileExists(atPath: directory))
+            #expect(try await Self.operation(client, intact).status == 200)
+        }
+    }
 }
