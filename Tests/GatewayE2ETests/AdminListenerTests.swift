@@ -185,6 +185,47 @@ struct AdminListenerTests {
         }
     }
 
+    /// The admin listener stops after the serving listener has drained: a probe during the drain reads 503, not a
+    /// refused connection; then the process exits 0 with both stopped.
+    @Test(
+        "SIGTERM with a call in flight: the admin port answers /readyz 503 while the serving port drains, then closes")
+    func readinessDuringTheDrain() async throws {
+        try await Self.withAdminGateway("timeouts: {shutdown_grace: 20s}\nadmin: {listen: \"127.0.0.1:0\"}\n") {
+            server, _ in
+            let adminPort = try #require(server.adminPort)
+            let admin = try await TestHTTPClient.connect(port: adminPort)
+            let serving = try await TestHTTPClient.connect(port: server.port)
+            let call = Task {
+                try await serving.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/sleep/trigger", headers: jsonHeaders,
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"ms":1500}}]}"#))
+            }
+            // The call holds a slot of its pool: the drain will wait for it.
+            #expect(
+                try await eventually(within: .seconds(10)) {
+                    let metrics = Exposition(try await admin.request("GET", "/metrics").bodyString)
+                    return metrics.samples[#"trigger_gateway_pool_in_flight{pool="local"}"#] == 1
+                })
+            server.signal(SIGTERM)
+            // A new admin connection during the drain: accepted, and not ready.
+            #expect(
+                try await eventually(within: .seconds(5)) {
+                    guard let probe = try? await TestHTTPClient.connect(port: adminPort) else { return false }
+                    let status = (try? await probe.request("GET", "/readyz"))?.status
+                    await probe.close()
+                    return status == 503
+                })
+            #expect(try await call.value.status == 200)
+            await admin.close()
+            #expect(await server.stopAndReadLog())
+            #expect(server.process.terminationStatus == 0)
+            #expect(server.logged.contains("msg=\"admin listener stopped\""), "\(server.logged)")
+            let stopped = try #require(server.logged.range(of: "msg=\"listener stopped\""), "\(server.logged)")
+            let adminStopped = try #require(server.logged.range(of: "msg=\"admin listener stopped\""))
+            #expect(stopped.lowerBound < adminStopped.lowerBound, "the admin listener stops after the drain")
+        }
+    }
+
     @Test("check-config: a bad admin address, the serving listener's address, an unknown key are clear errors")
     func configErrors() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-admin-\(UUID().uuidString).yaml")
