@@ -301,6 +301,21 @@ struct AdminListenerTests {
         }
     }
 
+    @Test("SIGHUP adding admin: 'restart required', and /metrics stays on the serving port until an admin port runs")
+    func reloadAddingAdmin() async throws {
+        try await Self.withAdminGateway("") { server, file in
+            #expect(server.adminPort == nil)
+            try (Self.routes + "admin: {listen: \"127.0.0.1:0\", metrics_on_serving_port: false}\n").write(
+                to: file, atomically: true, encoding: .utf8)
+            server.signal(SIGHUP)
+            #expect(await server.logOccurrences(of: "restart required", timeout: .seconds(10)) == 1)
+            #expect(server.logged.contains("config.keys=admin\n"), "\(server.logged)")
+            let serving = try await TestHTTPClient.connect(port: server.port)
+            #expect(try await serving.request("GET", "/metrics").status == 200)
+            await serving.close()
+        }
+    }
+
     @Test("SIGHUP: a new admin.listen is 'restart required'; metrics_on_serving_port is applied")
     func reload() async throws {
         try await Self.withAdminGateway("admin: {listen: \"127.0.0.1:0\"}\n") { server, file in
