@@ -2,7 +2,8 @@
 # Runs the built trigger-gateway and demo-runner (http and grpc transports) as an unprivileged user and
 # drives REST (curl), gRPC (grpcurl), an http backend and a grpc backend through them, plus an async trigger
 # (the SQLite store writes into a data dir that user owns), a SIGHUP reload, sd_notify to a notify socket root bound,
-# and TLS (the listener's, and a pool's client certificate for TLS to backends) with a key only that user can read.
+# the admin listener (its own port for /metrics and the probes, bound by the user), and TLS (the listener's, and a
+# pool's client certificate for TLS to backends) with a key only that user can read.
 #
 # CI and sessions run as root, which hides permission bugs: a socket option that needs CAP_NET_ADMIN once
 # made every accepted connection fail for anyone else. Usage: scripts/unprivileged-smoke.sh [BIN_DIR]
@@ -61,6 +62,7 @@ routes:
   - {namespace: demo, pipeline: "*", pool: local}
   - {namespace: viahttp, pipeline: "*", pool: web}
   - {namespace: viagrpc, pipeline: "*", pool: rpc}
+admin: {listen: "127.0.0.1:0", metrics_on_serving_port: false}
 YAML
 chmod 644 "$work/gateway.yaml"
 # systemd's notify socket (Type=notify, sd_notify(3)) as the service manager binds it: by root, writable by all; the
@@ -82,6 +84,8 @@ start "$work/gateway.log" env NOTIFY_SOCKET="$work/notify" "$work/trigger-gatewa
 port=$started_port
 gateway_pid=$started_pid
 base="http://127.0.0.1:$port/v1beta/namespaces"
+# Printed before the ready line: `admin listener on HOST:PORT`.
+admin_port=$(sed -n 's/^admin listener on [^ ]*:\([0-9]*\)$/\1/p' "$work/gateway.log" | head -1)
 
 fail() { echo "unprivileged-smoke: FAILED: $*" >&2; echo "--- gateway log" >&2; cat "$work/gateway.log" >&2; exit 1; }
 expect() { # expect NAME NEEDLE OUTPUT
@@ -110,6 +114,17 @@ expect "async accepted into a store in the user's data dir" '"operations/' "$out
 op=$(printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["operation"]["name"])')
 out=$(curl -sS --max-time 15 "http://127.0.0.1:$port/v1beta/$op?wait=10s")
 expect "async operation finished" 'HELLO' "$out"
+
+# The admin listener, bound by the user: /metrics and the probes there; /metrics off the serving port (404).
+[ -n "$admin_port" ] || fail "no 'admin listener on' line"
+out=$(curl -sS --max-time 10 "http://127.0.0.1:$admin_port/readyz") || fail "admin /readyz"
+expect "admin listener: /readyz" '"status":"SERVING"' "$out"
+out=$(curl -sS --max-time 10 "http://127.0.0.1:$admin_port/metrics") || fail "admin /metrics"
+expect "admin listener: /metrics" 'trigger_gateway_requests_total' "$out"
+out=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/metrics")
+expect "metrics_on_serving_port: false: the serving port's /metrics is 404" '404' "$out"
+out=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin_port/openapi.json")
+expect "admin listener: any other path is 404" '404' "$out"
 
 # The Craft AI surface: its access-token key is generated into the user's data dir (0600) and signs the JWT.
 out=$(curl -sS --max-time 10 -H 'content-type: application/json' -d '{"refresh_token":"sdk"}' \
@@ -147,6 +162,13 @@ if [ "$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start 2>/dev/null || echo 10
     expect "a privileged port says how to fix it" \
         "cannot listen on 127.0.0.1:80: permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE" "$out"
     case "$out" in *"bind(descriptor"*) fail "a syscall signature in the listen error: $out";; esac
+    # The admin listener's the same way, naming its key.
+    if out=$(timeout 20 "${as_user[@]}" "$work/trigger-gateway" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:81 \
+        --data-dir "$work/state/data81" 2>&1); then
+        fail "serve with the admin listener on port 81 as the user started: $out"
+    fi
+    expect "a privileged admin port says how to fix it" \
+        "cannot listen on 127.0.0.1:81 (admin.listen): permission denied: ports below 1024 need root" "$out"
 fi
 
 # SIGHUP reloads as the user too (the file is readable, the signal is the user's own process).

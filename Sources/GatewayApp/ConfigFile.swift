@@ -15,7 +15,9 @@ package enum ConfigFile {
 
     /// The validated configuration in `path` and its digest (`sha256:<64 hex>`). `listen` overrides the
     /// file's address (`--listen`) before the listen policy is checked; `dataDir` likewise. `checkingDataDir`
-    /// (`check-config`): also refuse a `data_dir` that `serve` could not make or write.
+    /// (`check-config`): also refuse a `data_dir` that `serve` could not make or write. `adminListen`
+    /// (`--admin-listen`) overrides `admin.listen`, or adds an admin listener to a file without one, before the
+    /// admin address is checked against the serving one (`validateAdminListen`).
     ///
     /// Throws the same path-precise `ConfigError` that `check-config` prints, with every independent mistake
     /// of the file (`ConfigMistakes`): the document's, then those of the files and URLs it names. Each of those
@@ -34,7 +36,8 @@ package enum ConfigFile {
         listen: ListenAddress? = nil,
         inheritedListen: ListenAddress? = nil,
         dataDir: String? = nil,
-        checkingDataDir: Bool = false
+        checkingDataDir: Bool = false,
+        adminListen: ListenAddress? = nil
     ) throws(ConfigError) -> (configuration: GatewayConfiguration, digest: String) {
         let bytes: Data
         do {
@@ -57,6 +60,7 @@ package enum ConfigFile {
             configuration.listen = inheritedListen
         }
         if let dataDir { configuration.dataDir = dataDir }
+        if let adminListen { configuration.applyAdminListen(adminListen) }
         /// Runs `check` unless one of `sections` had a mistake; records what it throws.
         func check(after sections: String..., run check: () throws(ConfigError) -> Void) {
             guard !sections.contains(where: mistakes.any(under:)) else { return }
@@ -69,6 +73,16 @@ package enum ConfigFile {
                 // Named as it was set, as `--data-dir` is below: the flag's address, not the file's `listen:`.
                 var refusal = error
                 if listen != nil, inheritedListen == nil { refusal.path = "--listen" }
+                throw refusal
+            }
+        }
+        // The addresses in force, overrides applied: the admin port must not be the serving one.
+        check(after: "listen", "admin") { () throws(ConfigError) in
+            do throws(ConfigError) {
+                try configuration.validateAdminListen()
+            } catch {
+                var refusal = error
+                if adminListen != nil { refusal.path = "--admin-listen" }
                 throw refusal
             }
         }

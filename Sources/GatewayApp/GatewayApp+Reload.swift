@@ -9,7 +9,7 @@ extension GatewayApp {
     /// refused with one log line whose `config.error` is `check-config`'s message (every mistake of the file,
     /// then their count, as `ConfigError.description` joins them: the log format escapes the newlines), and
     /// the running configuration stays.
-    /// `listen`/`dataDir`/`logFormat`/`logLevel`/`listenReusePort` are the command line's overrides, applied as at start-up: a
+    /// `listen`/`dataDir`/`logFormat`/`logLevel`/`listenReusePort`/`adminListen` are the command line's overrides, applied as at start-up: a
     /// key the command line sets is the command line's, so a file without it (or with another value) is no
     /// "restart required" change (review 12, finding 5: `--log-format json` warned at every reload).
     /// `inheritedListen`: the inherited socket's address, which the listener keeps serving whatever the file
@@ -24,13 +24,16 @@ extension GatewayApp {
         dataDir: String? = nil,
         logFormat: LogConfiguration.Format? = nil,
         logLevel: LogConfiguration.Level? = nil,
-        listenReusePort: Bool? = nil
+        listenReusePort: Bool? = nil,
+        adminListen: ListenAddress? = nil
     ) -> ConfigStatus.ReloadOutcome {
         let now = Date().timeIntervalSince1970
         var loaded: (configuration: GatewayConfiguration, digest: String)
         let report: ReloadReport
         do {
-            loaded = try ConfigFile.load(path: path, listen: listen, inheritedListen: inheritedListen, dataDir: dataDir)
+            loaded = try ConfigFile.load(
+                path: path, listen: listen, inheritedListen: inheritedListen, dataDir: dataDir, adminListen: adminListen
+            )
             if let logFormat { loaded.configuration.log.format = logFormat }
             if let logLevel { loaded.configuration.log.level = logLevel }
             if let listenReusePort { loaded.configuration.listenReusePort = listenReusePort }

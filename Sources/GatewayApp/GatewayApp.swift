@@ -30,6 +30,8 @@ import WireCodecs
 /// required" and keeps them as they are.
 package final class GatewayApp: Sendable {
     package let server: GatewayServer
+    /// The admin listener (`admin:`); nil when the configuration has none.
+    package let admin: AdminServer?
     /// Async mode: present when the app was given an operation store.
     package let operations: AsyncOperations?
     package let asyncDispatcher: AsyncDispatcher?
@@ -64,6 +66,8 @@ package final class GatewayApp: Sendable {
     private let inProcessRunner: any TriggerRunner
     /// Told of every finished request, in order (`FrontendServices.requestObservers`), in every generation.
     private let requestObservers: RequestObservers
+    /// What hears of the admin listener's requests: the access log alone (see `AdminServer`).
+    private let adminObservers: RequestObservers
     let logger: Logger
     /// The process's log level, when its handlers follow one (`serve`): a reload applies `log.level` to it. Nil (an
     /// in-process test's handler): `log.level` keeps its running value until a restart.
@@ -118,6 +122,8 @@ package final class GatewayApp: Sendable {
         self.requestObservers = RequestObservers(
             accessLog: AccessLog(logger: accessLogger ?? logger, enabled: accessLog), metrics: metrics.requests,
             others: requestObservers)
+        let adminObservers = RequestObservers(accessLog: AccessLog(logger: accessLogger ?? logger, enabled: accessLog))
+        self.adminObservers = adminObservers
         self.logger = logger
         self.metrics = metrics
         var collectors: [CollectorToken] = []
@@ -174,6 +180,27 @@ package final class GatewayApp: Sendable {
         metrics.setListenerCertificateExpiry(tls?.notValidAfter.timeIntervalSince1970)
         let scheduler = Self.makeScheduler(config, operations: operations, logger: logger)
         self.scheduler = scheduler
+        let servingServices = Self.makeFrontendServices(
+            config,
+            requestBuffer: requestBuffer,
+            connectionErrorLog: connectionErrorLog,
+            dispatcher: dispatcher,
+            operations: operations,
+            configStatus: configStatus,
+            health: health,
+            tls: tls,
+            logger: logger,
+            scheduler: scheduler,
+            requestObservers: self.requestObservers,
+            metrics: metrics
+        )
+        self.admin = config.admin.map { admin in
+            AdminServer(
+                configuration: .init(
+                    host: admin.listen.host, port: admin.listen.port, maxConnections: admin.maxConnections,
+                    shutdownGrace: TimeAmount(config.timeouts.shutdownGrace)),
+                services: servingServices.forAdminListener(observers: adminObservers), group: group)
+        }
         let server = GatewayServer(
             configuration: .init(
                 host: config.listenHost,
@@ -184,20 +211,7 @@ package final class GatewayApp: Sendable {
                 inherited: inheritedListener,
                 reusePort: config.listenReusePort
             ),
-            services: Self.makeFrontendServices(
-                config,
-                requestBuffer: requestBuffer,
-                connectionErrorLog: connectionErrorLog,
-                dispatcher: dispatcher,
-                operations: operations,
-                configStatus: configStatus,
-                health: health,
-                tls: tls,
-                logger: logger,
-                scheduler: scheduler,
-                requestObservers: self.requestObservers,
-                metrics: metrics
-            ),
+            services: servingServices,
             group: group
         )
         scheduler?.setStartGate(Self.listenerBound(server))
@@ -414,6 +428,29 @@ package final class GatewayApp: Sendable {
             restartRequired.append("limits.max_connections")
             applied.limits.maxConnections = old.limits.maxConnections
         }
+        // The admin listener is bound at start-up, as `listen` is: adding, removing or moving it, or its cap, waits
+        // for a restart; `metrics_on_serving_port` applies now, but only while an admin listener runs (a file that
+        // adds `admin:` must not hide the serving port's /metrics before the admin port exists).
+        switch (old.admin, new.admin) {
+        case (nil, nil):
+            break
+        case (nil, _?):
+            restartRequired.append("admin")
+            applied.admin = nil
+        case (let running?, nil):
+            restartRequired.append("admin")
+            applied.admin = running
+            applied.admin?.metricsOnServingPort = true
+        case (let running?, let wanted?):
+            if wanted.listen != running.listen {
+                restartRequired.append("admin.listen")
+                applied.admin?.listen = running.listen
+            }
+            if wanted.maxConnections != running.maxConnections {
+                restartRequired.append("admin.max_connections")
+                applied.admin?.maxConnections = running.maxConnections
+            }
+        }
         if new.log.format != old.log.format {
             // The process's log handler is installed once, at start-up, with its format.
             restartRequired.append("log.format")
@@ -478,22 +515,23 @@ package final class GatewayApp: Sendable {
         operations?.queueBounds.limit(Self.asyncQueueLimits(applied))
         scheduler?.use(Self.schedules(of: applied, logger: logger))
         requestBuffer.limit = applied.limits.maxBufferedRequestBytes
-        server.currentServices.replace(
-            with: Self.makeFrontendServices(
-                applied,
-                requestBuffer: requestBuffer,
-                connectionErrorLog: connectionErrorLog,
-                dispatcher: dispatcher,
-                operations: operations,
-                configStatus: configStatus,
-                health: health,
-                tls: tls,
-                logger: logger,
-                scheduler: scheduler,
-                requestObservers: requestObservers,
-                metrics: metrics
-            )
+        let servingServices = Self.makeFrontendServices(
+            applied,
+            requestBuffer: requestBuffer,
+            connectionErrorLog: connectionErrorLog,
+            dispatcher: dispatcher,
+            operations: operations,
+            configStatus: configStatus,
+            health: health,
+            tls: tls,
+            logger: logger,
+            scheduler: scheduler,
+            requestObservers: requestObservers,
+            metrics: metrics
         )
+        server.currentServices.replace(with: servingServices)
+        // The admin listener's requests from now on see the new timeouts (its address and cap wait for a restart).
+        admin?.currentServices.replace(with: servingServices.forAdminListener(observers: adminObservers))
         var retired: [String] = []
         for (name, pool) in oldPools where pools[name] !== pool {
             pool.retire()
@@ -599,12 +637,14 @@ package final class GatewayApp: Sendable {
         services.craft = makeCraftSurface(config, dispatcher: dispatcher, logger: logger)
         services.namespaces = NamespaceDirectory(configuration: config)
         services.requestObservers = requestObservers
+        services.servesMetrics = config.admin?.metricsOnServingPort ?? true
         return services
     }
 }
 
 extension GatewayApp {
-    /// The services to run, in start order: the store, its health probe, the webhook client, then the async
+    /// The services to run, in start order: the store, its health probe, the webhook client, the admin listener
+    /// (when configured), then the async
     /// dispatcher, the scheduler and the listener as one ``SharedGraceServices``. A `ServiceGroup` stops them in
     /// reverse: the listener drains while the dispatcher stops claiming and lets its running calls finish (queued
     /// work stays stored), both within the one `timeouts.shutdown_grace` counted from the signal; then webhook
@@ -614,6 +654,8 @@ extension GatewayApp {
         if let storeService { services.append(storeService) }
         if let storeHealth { services.append(storeHealth) }
         if let webhookService { services.append(webhookService) }
+        // Before the listener, so it stops after the listener drained: probes read `/readyz` 503 meanwhile.
+        if let admin { services.append(admin) }
         var work: [any Service] = []
         if let asyncDispatcher { work.append(asyncDispatcher) }
         if let scheduler { work.append(scheduler) }

@@ -82,6 +82,9 @@ extension GatewayConfiguration {
                 }
             }
         }
+        if let node = top["admin"] {
+            mistakes.collect { () throws(ConfigError) in config.admin = try readAdmin(node, reader) }
+        }
         if let node = top["listen_reuse_port"] {
             mistakes.collect { () throws(ConfigError) in
                 config.listenReusePort = try reader.bool(node, at: "listen_reuse_port")
@@ -156,7 +159,7 @@ extension GatewayConfiguration {
 
     static let topLevelKeys = [
         "listen", "listen_reuse_port", "data_dir", "auth", "tokens", "limits", "timeouts", "pools", "routes", "store",
-        "abacus", "tls", "schedules", "craft", "namespaces", "log",
+        "abacus", "tls", "schedules", "craft", "namespaces", "log", "admin",
     ]
 
     /// Tokens shorter than this many bytes get a warning (never their value).

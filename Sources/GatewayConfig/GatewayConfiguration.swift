@@ -44,6 +44,8 @@ package struct GatewayConfiguration: Sendable, Equatable {
     package var namespaces: [NamespaceConfiguration] = []
     /// The log's format and level (`log:`); read at start-up.
     package var log: LogConfiguration = .defaults
+    /// The admin listener (`admin:`); nil: none, `/metrics` and the probes on the serving port only.
+    package var admin: AdminConfiguration? = nil
     /// What the file says that is valid but likely not meant (pools and no routes; an SI size suffix), located
     /// as an error is: `check-config` prints each as `warning: <file>: <path>: <message>` and still succeeds,
     /// `serve` and a reload log each at warning level (review 10, findings 5 and 8).

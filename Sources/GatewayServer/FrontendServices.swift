@@ -69,6 +69,10 @@ package struct FrontendServices: Sendable {
     /// before its streams' windows are held back (HTTP2FrontendConnection+RequestWindow.swift); 0: no bound.
     /// A reload applies to an open connection from its next stream (its services are refreshed then).
     package var maxBufferedRequestBytesPerConnection = 64 << 20
+    /// Whether `GET /metrics` is answered (`admin.metrics_on_serving_port`, true without an admin listener); false:
+    /// 404, as an unknown path, in the client's protocol. Always true on the admin listener's services
+    /// (``forAdminListener(observers:)``).
+    package var servesMetrics = true
 
     package init(
         dispatcher: TriggerDispatcher,

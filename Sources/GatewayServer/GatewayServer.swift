@@ -57,8 +57,7 @@ package final class GatewayServer: Service {
     package let currentServices: CurrentFrontendServices
     private let group: any EventLoopGroup
     /// Set once: the bound address, or why binding failed (so `localAddress()` never waits forever).
-    private let boundAddress = Mutex<Result<SocketAddress, any Error>?>(nil)
-    private let listening = Mutex<[CheckedContinuation<SocketAddress, any Error>]>([])
+    private let boundAddress = BoundAddress()
     private let connections = ConnectionTracker()
     private let requestsCut = Atomic(0)
     /// The requests the last drain cut at `timeouts.shutdown_grace` (0 until a drain ended), for the stop's summary.
@@ -93,17 +92,7 @@ package final class GatewayServer: Service {
     package func waitUntilDrainNoticeSent() async { await connections.waitUntilQuiesceSent() }
 
     /// The address actually bound (useful with port 0); waits until the listener is up.
-    package func localAddress() async throws -> SocketAddress {
-        if let outcome = boundAddress.withLock({ $0 }) { return try outcome.get() }
-        return try await withCheckedThrowingContinuation { continuation in
-            let ready: Result<SocketAddress, any Error>? = boundAddress.withLock { outcome in
-                if let outcome { return outcome }
-                listening.withLock { $0.append(continuation) }
-                return nil
-            }
-            if let ready { continuation.resume(with: ready) }
-        }
-    }
+    package func localAddress() async throws -> SocketAddress { try await boundAddress.value() }
 
     package func run() async throws {
         let current = self.currentServices
@@ -192,25 +181,13 @@ package final class GatewayServer: Service {
                 host: address?.host ?? configuration.host, port: address?.port ?? configuration.port, error: error)
             services.logger.error(
                 "cannot listen", metadata: ["listen.address": "\(error.address)", "error": "\(error.reason)"])
-            let waiters: [CheckedContinuation<SocketAddress, any Error>] = boundAddress.withLock { outcome in
-                outcome = .failure(error)
-                return listening.withLock { w in
-                    defer { w = [] }; return w
-                }
-            }
-            for waiter in waiters { waiter.resume(throwing: error) }
+            boundAddress.set(.failure(error))
             throw error
         }
         let address = serverChannel.localAddress!
         // Ready before anyone learns the address, so a first readiness probe never sees "starting".
         services.health.set(.gateway, .serving)
-        let waiters: [CheckedContinuation<SocketAddress, any Error>] = boundAddress.withLock { bound in
-            bound = .success(address)
-            return listening.withLock { w in
-                defer { w = [] }; return w
-            }
-        }
-        for waiter in waiters { waiter.resume(returning: address) }
+        boundAddress.set(.success(address))
         var listenMetadata: Logger.Metadata = ["listen.address": "\(address.hostPort)"]
         if let inherited = configuration.inherited {
             // Whose socket this is: a restart keeps its queue, `listen` was not bound.
@@ -451,7 +428,7 @@ package final class GatewayServer: Service {
             try sync.addHandler(
                 HTTP1FrontendHandler(
                     services: current, peer: channel.remoteAddress?.hostPort,
-                    refusal: GatewayError(.invalidArgument, text)))
+                    gate: .refusal(GatewayError(.invalidArgument, text))))
         case .http1:
             countOpen(channel, .http1, tls: secure, metrics: services.metrics)
             try sync.addHandler(ReadIdleHandler(timeout: services.idleTimeout))

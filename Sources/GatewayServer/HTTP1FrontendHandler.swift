@@ -148,19 +148,29 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     /// When the armed timeout is due; nil when none is armed.
     var due: NIODeadline?
 
-    /// Set on a cleartext connection to a port that requires TLS (`ProtocolSniffer`'s `.plaintextRefused`): its
-    /// request is answered with this error in its surface's shape (Instill, Craft AI, Abacus.AI: `RESTErrorFormat`),
-    /// then the connection closes, as the h2c refusal answers each stream in its protocol (review 17, finding 5:
-    /// craft-ai-sdk and abacusai could not read the `text/plain` 400 it used to be).
-    private let refusal: GatewayError?
+    /// What every request of the connection meets before the request rules and routing; nil on a serving port's
+    /// connection (the usual case: one check of an optional per request, as the refusal alone was).
+    enum Gate {
+        /// A cleartext connection to a port that requires TLS (`ProtocolSniffer`'s `.plaintextRefused`): its
+        /// request is answered with this error in its surface's shape (Instill, Craft AI, Abacus.AI:
+        /// `RESTErrorFormat`), then the connection closes, as the h2c refusal answers each stream in its protocol
+        /// (review 17, finding 5: craft-ai-sdk and abacusai could not read the `text/plain` 400 it used to be).
+        case refusal(GatewayError)
+        /// The admin listener's connection (``AdminServer``): only `/metrics` and the probes are routed; any
+        /// other path is 404, as an unknown path is on the serving port, whatever it names there.
+        case admin
+    }
+
+    /// See ``Gate``.
+    private let gate: Gate?
 
     /// `peer`: the client's `host:port`, for every request's record (the access log's `peer.address`).
-    /// `refusal`: see ``refusal``.
+    /// `gate`: see ``Gate``.
     init(
         services current: CurrentFrontendServices, secure: Bool = false, clientPrincipal: String? = nil,
-        peer: String? = nil, refusal: GatewayError? = nil
+        peer: String? = nil, gate: Gate? = nil
     ) {
-        self.refusal = refusal
+        self.gate = gate
         self.peer = peer
         self.secure = secure
         self.currentServices = current
@@ -215,9 +225,15 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
                 httpVersion: "HTTP/1.1", method: method, path: Self.pathOnly(uri), peer: peer))
         if let userAgentField { open.record.userAgent = RequestRecord.userAgent(userAgentField) }
         let target: String
-        let rules =
-            refusal.map { .reject($0, closeConnection: true) }
-            ?? HTTP1RequestRules.check(minorVersion: head.minorVersion, target: uri, headers: fields)
+        let rules: HTTP1RequestRules.Outcome
+        switch gate {
+        case nil: rules = HTTP1RequestRules.check(minorVersion: head.minorVersion, target: uri, headers: fields)
+        case .refusal(let error): rules = .reject(error, closeConnection: true)
+        case .admin:
+            rules = Self.adminRules(
+                HTTP1RequestRules.check(minorVersion: head.minorVersion, target: uri, headers: fields),
+                method: method)
+        }
         switch rules {
         case .serve(let originForm, let authority):
             target = originForm
@@ -275,6 +291,22 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
                             minorVersion: head.minorVersion, allocator: context.channel.allocator)),
                     promise: nil)
             }
+        }
+    }
+
+    /// The request rules' outcome on the admin listener: a request to serve stays one only for `/metrics`,
+    /// `/healthz`, `/readyz` and Instill's `/v1beta/__liveness` and `/v1beta/__readiness` (any method: the route
+    /// answers 405 to one they do not take); any other path, a malformed one included, is 404.
+    static func adminRules(_ outcome: HTTP1RequestRules.Outcome, method: String) -> HTTP1RequestRules.Outcome {
+        guard case .serve(let target, _) = outcome else { return outcome }
+        switch try? RESTPath.parse(target) {
+        case .metrics?, .liveness?, .readiness?:
+            return outcome
+        default:
+            let path = pathOnly(target)
+            let message =
+                "no endpoint at \(method.prefix(40)) \(path): the admin listener serves /metrics, /healthz and /readyz"
+            return .reject(GatewayError(.notFound, message), closeConnection: false)
         }
     }
 

@@ -8,8 +8,11 @@ import NIOCore
 package struct ListenFailure: Error, CustomStringConvertible {
     package var address: String
     package var reason: String
+    /// The configuration key of the address when it is not `listen` (`admin.listen`), named in the message.
+    package var key: String?
 
-    init(host: String, port: Int, error: any Error) {
+    init(host: String, port: Int, error: any Error, key: String? = nil) {
+        self.key = key
         self.address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         if let error = error as? IOError {
             self.reason = String(cString: strerror(error.errnoCode)).lowercased()
@@ -28,5 +31,5 @@ package struct ListenFailure: Error, CustomStringConvertible {
         }
     }
 
-    package var description: String { "cannot listen on \(address): \(reason)" }
+    package var description: String { "cannot listen on \(address)\(key.map { " (\($0))" } ?? ""): \(reason)" }
 }

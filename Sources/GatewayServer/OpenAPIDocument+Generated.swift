@@ -2022,7 +2022,7 @@ let openAPIDocumentJSON = #####"""
         "security": [
           {}
         ],
-        "summary": "Prometheus metrics, text exposition format 0.0.4",
+        "summary": "Prometheus metrics, text exposition format 0.0.4 (404 when `admin.metrics_on_serving_port` is false: then only the admin listener serves them)",
         "responses": {
           "200": {
             "description": "The gateway's metrics (`text/plain; version=0.0.4`): every family with its `# HELP` and `# TYPE` line, all named `trigger_gateway_…`; README.md \"Operating\" lists them.",
@@ -2033,6 +2033,9 @@ let openAPIDocumentJSON = #####"""
                 }
               }
             }
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
           }
         }
       }

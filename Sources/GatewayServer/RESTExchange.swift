@@ -466,6 +466,10 @@ extension RESTRequestHead {
             )
         }
         let grpcContentType = GRPCContentType(header: first("content-type"))
+        /// The answer to an unknown path, for `/metrics` where it is not served (``FrontendServices/servesMetrics``).
+        func metricsHidden() -> RESTStart {
+            fail(GatewayError(.notFound, RESTErrors.noEndpoint(method, pathOnly, grpc: grpcContentType)))
+        }
         if case .lookalike(let type) = grpcContentType {
             return fail(
                 GatewayError(
@@ -509,6 +513,8 @@ extension RESTRequestHead {
         }
         record.operation = path.operationID(method: method, target: target)
         guard path.allows(method) || path.answersEveryMethod else {
+            // A hidden /metrics is an unknown path for every method: a 405 would say it is there.
+            if case .metrics = path, !services.servesMetrics { return metricsHidden() }
             let allow = path.allowedMethods.joined(separator: ", ")
             var response = RESTErrorFormat(path: target).response(
                 // An unregistered method too (RFC 9110 §9.1 would have 501): 405 with Allow is what OpenAPI tooling
@@ -546,6 +552,9 @@ extension RESTRequestHead {
                 closeConnection: false
             )
         case .metrics:
+            // `admin.metrics_on_serving_port: false`: the metrics are the admin listener's alone (security review
+            // 60, I4), and this port answers as for a path it does not have.
+            guard services.servesMetrics else { return metricsHidden() }
             // The Prometheus text exposition of the gateway's registry (GatewayMetrics).
             var response = RESTResponse.text(status: 200, "", contentType: GatewayMetrics.contentType)
             response.body = ByteBuffer(bytes: services.metrics?.scrape() ?? [])

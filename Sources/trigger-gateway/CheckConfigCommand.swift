@@ -3,7 +3,7 @@ import Foundation
 import GatewayApp
 import GatewayConfig
 
-/// `check-config FILE [--listen HOST:PORT] [--data-dir DIR]`: validates and exits non-zero with every mistake of the
+/// `check-config FILE [--listen HOST:PORT] [--admin-listen HOST:PORT] [--data-dir DIR]`: validates and exits non-zero with every mistake of the
 /// file, one path-precise line each in file order, then their count when there is more than one
 /// (`ConfigError.description`). `--listen` and `--data-dir` override the file as `serve`'s do, so a unit's
 /// `ExecStartPre=` given `ExecStart=`'s flags checks what `serve` will run: the listen policy against the address
@@ -20,14 +20,20 @@ struct CheckConfigCommand: ParsableCommand {
     @Option(help: "Address serve will listen on, HOST:PORT (as serve's --listen: overrides the file).")
     var listen: String?
 
+    @Option(help: "Address serve's admin listener will use, HOST:PORT (as serve's --admin-listen).")
+    var adminListen: String?
+
     @Option(help: "Directory serve will use for its store and blobs (as serve's --data-dir: overrides the file).")
     var dataDir: String?
 
     func run() throws {
         do {
-            let listenOverride = try listen.map(ListenAddress.init(parsingFlag:))
+            let listenOverride = try listen.map { text throws(ConfigError) in try ListenAddress(parsingFlag: text) }
+            let adminOverride = try adminListen.map { text throws(ConfigError) in
+                try ListenAddress(parsingFlag: text, flag: "--admin-listen")
+            }
             let (configuration, digest) = try ConfigFile.load(
-                path: file, listen: listenOverride, dataDir: dataDir, checkingDataDir: true)
+                path: file, listen: listenOverride, dataDir: dataDir, checkingDataDir: true, adminListen: adminOverride)
             let periodic = configuration.craft.deployments?.filter { $0.schedule != nil }.count ?? 0
             /// "1 pool", "2 pools".
             func count(_ n: Int, _ noun: String) -> String { n == 1 ? "1 \(noun)" : "\(n) \(noun)s" }
@@ -47,13 +53,13 @@ struct CheckConfigCommand: ParsableCommand {
 }
 
 extension ListenAddress {
-    /// `--listen`'s value (serve, check-config), its error naming the flag and the value given (the parser's own
-    /// message says what is missing, not where it came from).
-    init(parsingFlag text: String) throws(ConfigError) {
+    /// `--listen`'s (or `flag`'s: `--admin-listen`) value (serve, check-config), its error naming the flag and the
+    /// value given (the parser's own message says what is missing, not where it came from).
+    init(parsingFlag text: String, flag: String = "--listen") throws(ConfigError) {
         do {
             try self.init(parsing: text)
         } catch {
-            throw ConfigError(source: "--listen \(text)", path: "", message: "\(error)")
+            throw ConfigError(source: "\(flag) \(text)", path: "", message: "\(error)")
         }
     }
 }

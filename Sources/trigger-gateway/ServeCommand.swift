@@ -13,7 +13,7 @@ import ServiceLifecycle
 import TriggerModel
 import UnixSignals
 
-/// `serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--log-format logfmt|json] [--log-level LEVEL]`
+/// `serve [--config FILE] [--listen HOST:PORT] [--admin-listen HOST:PORT] [--data-dir DIR] [--log-format logfmt|json] [--log-level LEVEL]`
 /// (API.md §6).
 struct ServeCommand: AsyncParsableCommand {
     /// How long past `timeouts.shutdown_grace` a stop may take before it is cancelled (see `run`).
@@ -31,6 +31,13 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: "Address to listen on, HOST:PORT (overrides the file; port 0 picks a free one).")
     var listen: String?
+
+    @Option(
+        help: """
+            Address of the admin listener (/metrics, /healthz, /readyz), HOST:PORT (overrides the file's \
+            admin.listen, or adds one; port 0 picks a free one).
+            """)
+    var adminListen: String?
 
     @Flag(
         help: """
@@ -77,11 +84,16 @@ struct ServeCommand: AsyncParsableCommand {
         var configuration: GatewayConfiguration
         var digest = ConfigFile.embeddedDigest
         let listenOverride: ListenAddress?
+        let adminListenOverride: ListenAddress?
         do throws(ConfigError) {
-            listenOverride = try listen.map(ListenAddress.init(parsingFlag:))
+            listenOverride = try listen.map { text throws(ConfigError) in try ListenAddress(parsingFlag: text) }
+            adminListenOverride = try adminListen.map { text throws(ConfigError) in
+                try ListenAddress(parsingFlag: text, flag: "--admin-listen")
+            }
             if let config {
                 (configuration, digest) = try ConfigFile.load(
-                    path: config, listen: listenOverride, inheritedListen: inheritedListen, dataDir: dataDir)
+                    path: config, listen: listenOverride, inheritedListen: inheritedListen, dataDir: dataDir,
+                    adminListen: adminListenOverride)
             } else {
                 configuration = .defaults
                 if let listenOverride { configuration.listen = listenOverride }
@@ -93,6 +105,16 @@ struct ServeCommand: AsyncParsableCommand {
                     configuration.listen = inheritedListen
                 }
                 if let dataDir { configuration.dataDir = dataDir }
+                if let adminListenOverride {
+                    configuration.applyAdminListen(adminListenOverride)
+                    do throws(ConfigError) {
+                        try configuration.validateAdminListen()
+                    } catch {
+                        var refusal = error
+                        refusal.source = "--admin-listen"
+                        throw refusal
+                    }
+                }
                 do throws(ConfigError) {
                     try configuration.validateListenPolicy()
                 } catch {
@@ -208,7 +230,15 @@ struct ServeCommand: AsyncParsableCommand {
                 "gateway.version": "\(GatewayBuild.version)",
                 "gateway.revision": "\(GatewayBuild.revision)",
             ])
-        var services = app.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+        var services = app.services.map { service in
+            // An admin listener that cannot bind stops the gateway gracefully: the serving listener, bound by then,
+            // drains. Cancelled instead (the default), it kept waiting on its channel past the group's cancellation
+            // deadline, and the process died of ServiceGroup's fatal error rather than exit 1 with the reason.
+            service is AdminServer
+                ? ServiceGroupConfiguration.ServiceConfiguration(
+                    service: service, failureTerminationBehavior: .gracefullyShutdownGroup)
+                : ServiceGroupConfiguration.ServiceConfiguration(service: service)
+        }
         let configPath = self.config
         let reusePortOverride: Bool? = listenReusePort ? true : nil
         let dataDir = self.dataDir
@@ -224,7 +254,7 @@ struct ServeCommand: AsyncParsableCommand {
                         let outcome = app.reload(
                             fromFile: configPath, listen: listenOverride, inheritedListen: inheritedListen,
                             dataDir: dataDir, logFormat: logFormat, logLevel: logLevel,
-                            listenReusePort: reusePortOverride)
+                            listenReusePort: reusePortOverride, adminListen: adminListenOverride)
                         // Refused or applied, the gateway serves (the running configuration stays when refused).
                         return outcome == .applied
                             ? "configuration reloaded" : "configuration reload refused; the running configuration stays"
@@ -267,6 +297,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         defer { stopWatch.cancel() }
         let listenHost = configuration.listenHost
+        let adminHost = configuration.admin?.listen.host
         do {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
@@ -274,6 +305,15 @@ struct ServeCommand: AsyncParsableCommand {
                     // Tests and scripts start us on port 0 and read the port from this line.
                     let address = try await app.server.localAddress()
                     let listening = ListenAddress(host: address.ipAddress ?? listenHost, port: address.port ?? 0)
+                    // The admin port first, on a line of its own that says `admin listener on` (never `listening
+                    // on`, which scripts read as the serving port): known to whoever reads the ready line.
+                    var adminListening: ListenAddress?
+                    if let admin = app.admin, let host = adminHost {
+                        // Its bind failure is not thrown here: that would cancel the group, whose listener does not
+                        // end on cancellation; the group stops gracefully and throws it instead (see `services`).
+                        guard let bound = try? await admin.localAddress() else { return }
+                        adminListening = ListenAddress(host: bound.ipAddress ?? host, port: bound.port ?? 0)
+                    }
                     if format == .json {
                         // `serve --log-format json 2>&1 | jq` must read every line as JSON (review 9, finding 6):
                         // the same words, as a log line of the chosen format on stdout.
@@ -281,9 +321,14 @@ struct ServeCommand: AsyncParsableCommand {
                             LineLogHandler(label: $0, format: .json, fileDescriptor: 1)
                         }
                         stdout.logLevel = .info
+                        if let adminListening {
+                            stdout.info(
+                                "admin listener on \(adminListening)", metadata: ["admin.address": "\(adminListening)"])
+                        }
                         stdout.info("listening on \(listening)", metadata: ["listen.address": "\(listening)"])
                     } else {
-                        FileHandle.standardOutput.write(Data("listening on \(listening)\n".utf8))
+                        let admin = adminListening.map { "admin listener on \($0)\n" } ?? ""
+                        FileHandle.standardOutput.write(Data("\(admin)listening on \(listening)\n".utf8))
                     }
                     notifier?.ready(status: "listening on \(listening)")
                 }
@@ -292,8 +337,20 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             // One line naming the address and the reason, then a non-zero exit (what systemd shows).
             var failure = error
-            do { _ = try await app.server.localAddress() } catch let listen as ListenFailure { failure = listen } catch
-            {}
+            // The admin listener's failure first: when it is what failed, the serving listener may never have bound
+            // (its address would never be set).
+            var adminFailed = false
+            if let admin = app.admin {
+                do { _ = try await admin.localAddress() } catch let listen as ListenFailure {
+                    failure = listen
+                    adminFailed = true
+                } catch {}
+            }
+            if !adminFailed {
+                do { _ = try await app.server.localAddress() } catch let listen as ListenFailure {
+                    failure = listen
+                } catch {}
+            }
             throw Self.fatal(["\(failure)"], exitCode: 1, format: log.format)
         }
         dataDirectoryLock.release()

@@ -67,6 +67,9 @@ package enum TestProcess {
         package let port: Int
         /// The stdout line the port was read from (`listening on 127.0.0.1:PORT`, or its JSON log line).
         package let readyLine: String
+        /// The admin listener's port, from the `admin listener on HOST:PORT` line printed before the ready line;
+        /// nil when the gateway has no admin listener.
+        package let adminPort: Int?
         private let stderrPipe: Pipe
 
         /// Everything the child printed on stdout after its `listening on` line (it is drained continuously).
@@ -75,7 +78,8 @@ package enum TestProcess {
         /// under this lock, so that holding it, a byte the child wrote is either still in the pipe or here.
         private let errors = Mutex("")
 
-        private init(process: Process, port: Int, readyLine: String, stderrPipe: Pipe) {
+        private init(process: Process, port: Int, readyLine: String, adminPort: Int?, stderrPipe: Pipe) {
+            self.adminPort = adminPort
             self.process = process
             self.port = port
             self.readyLine = readyLine
@@ -121,7 +125,7 @@ package enum TestProcess {
             process.standardOutput = out
             process.standardError = err
             try process.run()
-            let (port, readyLine): (Int, String) = try await blocking {
+            let (port, readyLine, adminPort): (Int, String, Int?) = try await blocking {
                 var seen = Data()
                 while true {
                     let chunk = out.fileHandleForReading.availableData
@@ -138,13 +142,17 @@ package enum TestProcess {
                         if let colon = address.lastIndex(of: ":"),
                             let port = Int(address[address.index(after: colon)...])
                         {
-                            return (port, String(text[(lineStart ?? text.startIndex)..<newline]))
+                            return (
+                                port, String(text[(lineStart ?? text.startIndex)..<newline]),
+                                Self.port(after: "admin listener on ", in: text[..<range.lowerBound])
+                            )
                         }
                     }
                 }
             }
             // Keep draining stdout so the child never blocks on a full pipe.
-            let server = Server(process: process, port: port, readyLine: readyLine, stderrPipe: err)
+            let server = Server(
+                process: process, port: port, readyLine: readyLine, adminPort: adminPort, stderrPipe: err)
             out.fileHandleForReading.readabilityHandler = { [weak server] handle in
                 let data = handle.availableData
                 guard let server, !data.isEmpty else { return }
@@ -160,6 +168,15 @@ package enum TestProcess {
                 if ended { handle.readabilityHandler = nil }
             }
             return server
+        }
+
+        /// The port of the first `<prefix>HOST:PORT` in `text` (plain, or inside a JSON log line).
+        static func port(after prefix: String, in text: Substring) -> Int? {
+            guard let range = text.range(of: prefix) else { return nil }
+            let rest = text[range.upperBound...]
+            let address = rest.prefix { $0 != "\n" && $0 != " " && $0 != "\"" }
+            guard let colon = address.lastIndex(of: ":") else { return nil }
+            return Int(address[address.index(after: colon)...])
         }
 
         package var pid: Int32 { process.processIdentifier }
