@@ -418,9 +418,7 @@ package enum AbacusAPI {
         _ services: AbacusServices
     ) async throws -> [Operation] {
         guard let operations = services.operations else { return [] }
-        // Only `principal`'s and the schedules' runs are read (security review 60, M3).
-        let filter = OperationFilter(
-            pipeline: OperationFilter.pipelineKey(ref), viewer: OperationFilter.Viewer(principal: principal))
+        let filter = OperationFilter(pipeline: OperationFilter.pipelineKey(ref))
         let page = try await operations.list(filter: filter, pageSize: limit, pageToken: nil)
         return page.operations.filter { $0.isVisible(to: principal) }
     }

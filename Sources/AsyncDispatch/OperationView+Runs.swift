@@ -62,9 +62,6 @@ package enum PipelineRuns {
     /// `list` is the store's `list` for the pipeline's filter: it is called with the store's largest page size,
     /// newest first, until the history or the scan limit ends, so one call reads at most
     /// ``PipelineRunPage/scanLimit`` operations and keeps only the page's.
-    /// ``AsyncOperations/pipelineRuns(_:visibleTo:namespaceOfUID:)`` lists with `principal` as the filter's viewer, so
-    /// the store reads only the operations `principal` may see (security review 60, M3) and the scan limit counts
-    /// those; the filter here is then the same rule again.
     package static func page(
         _ query: PipelineRunQuery,
         visibleTo principal: String?,
@@ -98,8 +95,7 @@ extension AsyncOperations {
     package func pipelineRuns(
         _ query: PipelineRunQuery, visibleTo principal: String?, namespaceOfUID: (String) -> String? = { _ in nil }
     ) async throws -> PipelineRunPage {
-        let filter = OperationFilter(
-            pipeline: OperationFilter.pipelineKey(query.ref), viewer: OperationFilter.Viewer(principal: principal))
+        let filter = OperationFilter(pipeline: OperationFilter.pipelineKey(query.ref))
         return try await PipelineRuns.page(query, visibleTo: principal, namespaceOfUID: namespaceOfUID) {
             pageSize, pageToken in
             try await list(filter: filter, pageSize: pageSize, pageToken: pageToken)

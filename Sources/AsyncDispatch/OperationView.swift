@@ -11,11 +11,9 @@ package enum OperationView {
         RESTOperationBody(operation).metadata
     }
 
-    /// The error a finished-but-unsuccessful operation reports (google.rpc code + message); for one whose stored
-    /// result file is lost (`Operation.lostResult`), that DATA_LOSS in place of the result (security review 60, L1).
+    /// The error a finished-but-unsuccessful operation reports (google.rpc code + message).
     package static func error(_ operation: Operation) -> GatewayError? {
-        if let lost = operation.lostResult { return lost }
-        return switch operation.state {
+        switch operation.state {
         case .failed: operation.error ?? GatewayError(.internalError, "operation \(operation.id) failed")
         case .cancelled: GatewayError(.cancelled, "operation \(operation.id) was cancelled")
         default: nil

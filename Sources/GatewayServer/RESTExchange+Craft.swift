@@ -747,8 +747,8 @@ struct CraftExchange: Sendable {
     /// endpoint has no paging parameters; the whole history is under `/v1beta/operations`, paged).
     static let executionListLimit = 1000
 
-    /// At most this many of a pipeline's newest executions that the caller may see are looked through (ten of the
-    /// store's largest pages): a read costs the store bounded work however long its history.
+    /// At most this many of a pipeline's newest executions are looked through for those the caller may see
+    /// (ten of the store's largest pages): a read costs the store bounded work however long its history.
     static let executionScanLimit = 10 * OperationPaging.maximumPageSize
 
     /// The newest executions `filter` matches (a pipeline's, any release and deployment; or a deployment's) that
@@ -760,10 +760,6 @@ struct CraftExchange: Sendable {
         where belongs: (Operation) -> Bool = { _ in true }
     ) async throws -> [Operation] {
         let operations = try operations
-        // The store reads only the executions `principal` may see (security review 60, M3), so the scan limit
-        // counts those; `isVisible` below is the same rule again.
-        var filter = filter
-        filter.viewer = OperationFilter.Viewer(principal: principal)
         var found: [Operation] = []
         var token: String? = nil
         var scanned = 0

@@ -84,9 +84,7 @@ extension RESTRequestHead {
                 })
         case .listOperations:
             if let refusal = RESTOperations.checkListParameters(query) { return fail(refusal) }
-            // The store lists only what the caller may see (security review 60, M3); `isVisible` below is the same
-            // rule, kept as the one every surface applies to what it shows.
-            var filter = OperationFilter(viewer: OperationFilter.Viewer(principal: principal))
+            var filter = OperationFilter()
             var pageSize = 0
             if let pipeline = query["pipeline"], !pipeline.isEmpty {
                 let parts = pipeline.split(separator: "/", omittingEmptySubsequences: false)

@@ -42,12 +42,6 @@ package struct Operation: Sendable, Equatable {
     /// dispatcher that claims it fails it with this error instead of calling a runner (review 27, H1: one such row
     /// made every claim fail, and so stopped the whole queue).
     package var lostInput: GatewayError?
-    /// Only in a store's answer, never stored: set when the operation's stored result file is missing (SQLite's
-    /// blob directory, as for `lostInput`: `.dataLoss`, naming the file). `result` is then nil: a result without its
-    /// binaries would be wrong data, so clients read this error in its place (`OperationView.error`), and the
-    /// operation can still be shown, listed and deleted (security review 60, L1: one such file made every list
-    /// answer DATA_LOSS for every principal, and the operation could not be deleted).
-    package var lostResult: GatewayError?
     /// A queued operation is not claimed before this instant (retry backoff).
     package var notBefore: Date
     package var idempotencyKey: String?

@@ -11,46 +11,11 @@ package struct OperationFilter: Sendable, Equatable {
     /// executions of a deployment are found without reading the other deployments' (operations stored by a
     /// gateway before this filter existed have no value there and are not found by it).
     package var deployment: String?
-    /// Only the operations this caller may see (``Viewer``), when set: the store applies the rule in its query and
-    /// never decodes (nor reads the blobs of) another principal's operations. Nil: every operation (the stores'
-    /// own tests, tools). Security review 60, M3: the surfaces listed every principal's operations and dropped the
-    /// ones the caller may not see afterwards, so a `page_size=1` list by one principal read another's blob files
-    /// (~570 MB) inside SQLite's serial gate, and every enqueue waited for it (2 ms became 1.3 s).
-    ///
-    /// Not part of a page token's tag (``OperationPaging/makeToken(afterID:filter:)``): it is who asks, not what
-    /// the client filtered by, and tokens made before it existed stay good.
-    package var viewer: Viewer?
 
-    package init(
-        pipeline: String? = nil, state: OperationState? = nil, deployment: String? = nil, viewer: Viewer? = nil
-    ) {
+    package init(pipeline: String? = nil, state: OperationState? = nil, deployment: String? = nil) {
         self.pipeline = pipeline
         self.state = state
         self.deployment = deployment
-        self.viewer = viewer
-    }
-
-    /// The caller a list is for, and the one rule of which operations it may see (`Operation.isVisible(to:)` is
-    /// this rule): its own (made with its principal; nil is "anonymous", a principal of its own), and every
-    /// schedule's runs (no principal, and an idempotency key that ``ScheduleRunKey`` parses).
-    package struct Viewer: Sendable, Equatable {
-        package var principal: String?
-
-        package init(principal: String?) {
-            self.principal = principal
-        }
-
-        /// Whether this caller sees an operation made with `owner` (its request's principal) under `idempotencyKey`.
-        package func sees(owner: String?, idempotencyKey: String?) -> Bool {
-            owner == principal || (owner == nil && idempotencyKey.flatMap(ScheduleRunKey.init(parsing:)) != nil)
-        }
-
-        /// The value of the stores' `principal` column for an operation made with `principal` (``NewOperation``):
-        /// the principal, or "" for none. NULL there is an operation an earlier gateway stored, whose principal
-        /// only its stored request tells (``OperationRow/storedOwner``).
-        package static func column(_ principal: String?) -> String {
-            principal ?? ""
-        }
     }
 
     /// The key stores index operations by, for `ref`.

@@ -62,77 +62,58 @@ package struct OperationRow: Sendable {
     ///   when its next attempt is due (milliseconds; NULL: none pending), the attempts made, and the instance's
     ///   claim that holds it. An earlier gateway never sets them (it delivers from memory only), and a row it
     ///   finishes has none pending.
-    /// - `principal`: whose operation it is (`OperationFilter.Viewer.column`: the request's principal, "" for
-    ///   none), what a list for a caller matches (`OperationFilter.viewer`, security review 60, M3). NULL for the
-    ///   operations an earlier gateway stored (before this column, or sharing the PostgreSQL database during a
-    ///   rolling upgrade, since it does not write it): a list takes those by their stored request's principal
-    ///   (``storedOwner``), decoded without reading any blob, so they are listed as before. Not backfilled at
-    ///   migration: an earlier instance may go on adding such rows until the upgrade ends, and their number
-    ///   only shrinks as retention purges them.
     package static let addedColumns: [(name: String, definition: String)] = [
         ("cut_runs", "INTEGER NOT NULL DEFAULT 0"),
         ("deployment", "TEXT"),
         ("webhook_due", "BIGINT"),
         ("webhook_attempts", "INTEGER NOT NULL DEFAULT 0"),
         ("webhook_owner", "TEXT"),
-        ("principal", "TEXT"),
     ]
-
-    /// The principal this row's stored request was made with (nil: none), for a row whose `principal` column is
-    /// NULL (``addedColumns``). Decodes the request without reading its blobs (each is taken as lost, so no file
-    /// or blob row is read); nil `decoded` when the request cannot be decoded, which no caller may see.
-    package var storedOwner: (decoded: Bool, principal: String?) {
-        var lost: GatewayError?
-        let request = try? OperationPayloadCodec.decodeRequest(
-            request, resolveBlob: { _ in throw GatewayError(.dataLoss, "not read") }, toleratingLostBlobs: true,
-            lost: &lost)
-        return (request != nil, request?.principal)
-    }
-
-    /// Whether `viewer` sees this row (``OperationFilter/Viewer/sees(owner:idempotencyKey:)``), whose `principal`
-    /// column is `principalColumn` (NULL: ``storedOwner`` says). Every row when `viewer` is nil.
-    package func isVisible(to viewer: OperationFilter.Viewer?, principalColumn: String?) -> Bool {
-        guard let viewer else { return true }
-        let owner: String?
-        if let principalColumn {
-            owner = principalColumn.isEmpty ? nil : principalColumn
-        } else {
-            let stored = storedOwner
-            guard stored.decoded else { return false }
-            owner = stored.principal
-        }
-        return viewer.sees(owner: owner, idempotencyKey: idempotencyKey)
-    }
 
     /// Decodes the payloads; `resolveBlob` gives a spilled blob of this operation by name.
     ///
-    /// A blob `resolveBlob` reports lost (a `GatewayError` with code `.dataLoss`) does not fail the row, so that one
-    /// lost file fails its own operation, not every read, list and claim that returns it: a lost request blob
-    /// makes the request with that blob empty and sets `lostInput`; a lost result blob leaves `result` nil and sets
-    /// `lostResult`, which clients read as the operation's error (a result shown without its binaries would be
-    /// wrong data, not a missing one; security review 60, L1: it threw, and failed every list that met it).
+    /// A request blob `resolveBlob` reports lost (a `GatewayError` with code `.dataLoss`) does not fail the row:
+    /// the request is made with that blob empty and the operation's `lostInput` set, so that one lost file fails
+    /// its own operation, not every read and claim that returns it. A lost result blob still throws: a result
+    /// shown without its binaries would be wrong data, not a missing one.
     package func makeOperation(resolveBlob: @escaping (String) throws -> ByteBuffer) throws -> Operation {
+        try makeOperation(resolveBlob: resolveBlob, decodingResult: true)
+    }
+
+    /// The row's pending webhook delivery (``OperationStore/claimWebhooks(owner:leaseDuration:limit:now:)``), with
+    /// `attempts` made. A result blob `resolveBlob` reports lost does not fail the claim's batch: the delivery comes
+    /// back with no result and `lostResult` set, for the dispatcher to drop it alone (its body would be the result
+    /// without its binaries). Other errors throw as ``makeOperation(resolveBlob:)``'s.
+    package func makePendingWebhook(attempts: Int, resolveBlob: @escaping (String) throws -> ByteBuffer) throws
+        -> PendingWebhook
+    {
+        do {
+            return PendingWebhook(operation: try makeOperation(resolveBlob: resolveBlob), attempts: attempts)
+        } catch let error as GatewayError where error.code == .dataLoss {
+            // Request blobs that are lost are tolerated (`lostInput`), so this one is the result's.
+            var pending = PendingWebhook(
+                operation: try makeOperation(resolveBlob: resolveBlob, decodingResult: false), attempts: attempts)
+            pending.lostResult = error
+            return pending
+        }
+    }
+
+    private func makeOperation(resolveBlob: @escaping (String) throws -> ByteBuffer, decodingResult: Bool) throws
+        -> Operation
+    {
         guard let state = OperationState(rawValue: state) else {
             throw GatewayError(.internalError, "operation \(id) has an unknown state \(self.state)")
         }
         var lostInput: GatewayError?
         let request = try OperationPayloadCodec.decodeRequest(
             self.request, resolveBlob: resolveBlob, toleratingLostBlobs: true, lost: &lostInput)
-        var lostResult: GatewayError?
-        var decodedResult: TriggerResult?
-        if let result {
-            do {
-                decodedResult = try OperationPayloadCodec.decodeResult(result, resolveBlob: resolveBlob)
-            } catch let error as GatewayError where error.code == .dataLoss {
-                lostResult = error
-            }
-        }
         var operation = Operation(
             id: id,
             ref: request.ref,
             state: state,
             request: request,
-            result: decodedResult,
+            result: decodingResult
+                ? try result.map { try OperationPayloadCodec.decodeResult($0, resolveBlob: resolveBlob) } : nil,
             error: try error.map { try OperationPayloadCodec.decodeError($0) },
             createdAt: Date(storeMilliseconds: createdAt),
             startedAt: startedAt.map(Date.init(storeMilliseconds:)),
@@ -146,21 +127,7 @@ package struct OperationRow: Sendable {
             requestDigest: requestDigest
         )
         operation.lostInput = lostInput
-        operation.lostResult = lostResult
         return operation
-    }
-
-    /// The row's pending webhook delivery (``OperationStore/claimWebhooks(owner:leaseDuration:limit:now:)``), with
-    /// `attempts` made. A result blob `resolveBlob` reports lost does not fail the claim's batch: the delivery comes
-    /// back with no result and `lostResult` set, for the dispatcher to drop it alone (its body would be the result
-    /// without its binaries). Other errors throw as ``makeOperation(resolveBlob:)``'s.
-    package func makePendingWebhook(attempts: Int, resolveBlob: @escaping (String) throws -> ByteBuffer) throws
-        -> PendingWebhook
-    {
-        let operation = try makeOperation(resolveBlob: resolveBlob)
-        var pending = PendingWebhook(operation: operation, attempts: attempts)
-        pending.lostResult = operation.lostResult
-        return pending
     }
 }
 
@@ -173,8 +140,6 @@ package struct NewOperation: Sendable {
     package var pipelineKey: String
     /// The `deployment` column: the request's `TriggerRequest.deploymentLabel`.
     package var deployment: String?
-    /// The `principal` column (`OperationFilter.Viewer.column`).
-    package var principal: String
 }
 
 extension NewOperation {
@@ -193,7 +158,6 @@ extension NewOperation {
         let idempotencyScope = idempotencyKey == nil ? nil : (request.principal ?? "")
         let pipelineKey = OperationFilter.pipelineKey(request.ref)
         let deployment = request.labels[TriggerRequest.deploymentLabel]
-        let principal = OperationFilter.Viewer.column(request.principal)
         let requestDigest =
             idempotencyKey == nil ? "" : OperationPayloadCodec.digest(ref: request.ref, inputs: request.inputs)
         let ref = request.ref
@@ -202,7 +166,7 @@ extension NewOperation {
                 id: Operation.makeID(), ref: ref, state: .queued, request: consume request, createdAt: created,
                 notBefore: created, idempotencyKey: idempotencyKey, requestDigest: requestDigest),
             encodedRequest: encodedRequest, idempotencyScope: idempotencyScope, pipelineKey: pipelineKey,
-            deployment: deployment, principal: principal)
+            deployment: deployment)
     }
 }
 

@@ -305,18 +305,6 @@ package enum OperationPaging {
         if let key = try filter.validatedPipelineKey() { sql += " AND pipeline_key = \(bind(.text(key)))" }
         if let state = filter.state { sql += " AND state = \(bind(.text(state.rawValue)))" }
         if let deployment = filter.deployment { sql += " AND deployment = \(bind(.text(deployment)))" }
-        if let viewer = filter.viewer {
-            // The caller's own rows (its `principal` column, the index `(principal, seq)`), every schedule's run
-            // (no principal, a key of `ScheduleRunKey.prefix`: a superset of the keys that parse, which the store
-            // checks with `OperationRow.isVisible`), and the rows an earlier gateway stored without the column,
-            // which the store checks by their request (security review 60, M3).
-            let principal = bind(.text(OperationFilter.Viewer.column(viewer.principal)))
-            sql += " AND (principal = \(principal) OR principal IS NULL"
-            if viewer.principal != nil {
-                sql += " OR (principal = '' AND idempotency_key LIKE '\(ScheduleRunKey.prefix)%')"
-            }
-            sql += ")"
-        }
         if let pageToken {
             switch try parseToken(pageToken, filter: filter) {
             case .afterID(let id):
@@ -327,36 +315,6 @@ package enum OperationPaging {
             }
         }
         return sql + " ORDER BY seq DESC LIMIT \(bind(.integer(Int64(pageSize + 1))))"
-    }
-
-    /// The rows of one `list` page that `filter.viewer` sees, newest first, up to `pageSize + 1` of them (as
-    /// ``page(_:pageSize:filter:id:)`` takes them). `fetch` runs the `listQuery` of `filter` after a page token and
-    /// returns its rows; `isVisible` tells whether the viewer sees one
-    /// (``OperationRow/isVisible(to:principalColumn:)``), from its columns, never its blobs. The query matches
-    /// exactly the rows the viewer sees except those it cannot tell by their columns (rows an earlier gateway
-    /// stored), so more than one query is made only when some of those are not the viewer's: each further one
-    /// continues after the last row the previous one read, by store sequence (a token never shown to a client),
-    /// until enough rows are found or none are left. The client's next page token still names the last operation
-    /// it was shown (``page(_:pageSize:filter:id:)``), so paging stays stable and reveals no other principal's id.
-    package static func visibleRows<Row>(
-        filter: OperationFilter,
-        pageSize: Int,
-        pageToken: String?,
-        fetch: (_ pageToken: String?) async throws -> [Row],
-        sequence: (Row) throws -> Int64,
-        isVisible: (Row) throws -> Bool
-    ) async throws -> [Row] {
-        var token = pageToken
-        var shown: [Row] = []
-        while true {
-            let rows = try await fetch(token)
-            for row in rows where try isVisible(row) {
-                shown.append(row)
-                if shown.count > pageSize { return shown }
-            }
-            guard rows.count > pageSize, let last = rows.last else { return shown }
-            token = legacyToken(afterSequence: try sequence(last), filter: filter)
-        }
     }
 
     /// Splits the rows of a `listQuery` into the page and the token of the next one (nil on the last page),

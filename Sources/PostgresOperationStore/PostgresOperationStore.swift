@@ -302,7 +302,7 @@ package final class PostgresOperationStore: OperationStore {
         var ids: [String] = [], pipelineKeys: [String] = [], requests: [ByteBuffer] = []
         var createdAt: [Int64] = [], notBefore: [Int64] = [], keyed: [Bool] = [], scopes: [String] = []
         var keys: [String] = [], digests: [String] = [], hasBlobs: [Bool] = [], deployed: [Bool] = []
-        var deployments: [String] = [], principals: [String] = []
+        var deployments: [String] = []
         ids.reserveCapacity(news.count)
         for new in news {
             let operation = new.operation
@@ -321,9 +321,8 @@ package final class PostgresOperationStore: OperationStore {
             // The same for the deployment (NULL: no deployment label), kept apart from an empty label's "".
             deployed.append(new.deployment != nil)
             deployments.append(new.deployment ?? "")
-            principals.append(new.principal)
         }
-        var binds = PostgresBindings(capacity: 13)
+        var binds = PostgresBindings(capacity: 12)
         binds.append(PostgresBinaryArray(ids))
         binds.append(PostgresBinaryArray(pipelineKeys))
         binds.append(PostgresBinaryArray(requests))
@@ -336,7 +335,6 @@ package final class PostgresOperationStore: OperationStore {
         binds.append(PostgresBinaryArray(hasBlobs))
         binds.append(PostgresBinaryArray(deployed))
         binds.append(PostgresBinaryArray(deployments))
-        binds.append(PostgresBinaryArray(principals))
         let inserted = Set(
             try await committedBatch(
                 sentTexts.enqueue, binds: binds, on: connection, as: String.self))
@@ -360,51 +358,15 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    /// Only the rows `filter.viewer` sees are decoded, and only theirs have blob rows read (security review 60,
-    /// M3): the query matches them by the `principal` column, and
-    /// ``OperationPaging/visibleRows(filter:pageSize:pageToken:fetch:sequence:isVisible:)`` keeps the page to them.
     package func list(
         filter: OperationFilter,
         pageSize: Int,
         pageToken: String?
     ) async throws -> (operations: [Operation], nextPageToken: String?) {
         let pageSize = OperationPaging.effectivePageSize(pageSize)
-        let first = try listQuery(filter: filter, pageSize: pageSize, pageToken: pageToken)
-        return try await bounded("list") { [self] in
-            let rows = try await OperationPaging.visibleRows(
-                filter: filter, pageSize: pageSize, pageToken: pageToken,
-                fetch: { token in
-                    let query =
-                        token == pageToken ? first : try listQuery(filter: filter, pageSize: pageSize, pageToken: token)
-                    return try await client.query(query, logger: logger).collect().map { row in
-                        let (record, principal) = try row.decode((PostgresRecord, String?).self)
-                        var fields = record
-                        return (decoded: try Self.operationRow(&fields), principal: principal)
-                    }
-                },
-                sequence: { $0.decoded.row.sequence },
-                isVisible: { $0.decoded.row.isVisible(to: filter.viewer, principalColumn: $0.principal) }
-            )
-            let page = OperationPaging.page(rows, pageSize: pageSize, filter: filter) { $0.decoded.row.id }
-            if page.rows.isEmpty, let cursor = OperationPaging.cursorID(pageToken),
-                try await client.query(
-                    "SELECT 1 FROM \(unescaped: operations) WHERE id = \(cursor)", logger: logger
-                ).collect().isEmpty
-            {
-                throw OperationPaging.cursorGone()
-            }
-            return (try await makeOperations(decoded: page.rows.map(\.decoded)), page.nextPageToken)
-        }
-    }
-
-    /// The `listQuery` of one list page: `selectRecord` and the `principal` column.
-    private func listQuery(filter: OperationFilter, pageSize: Int, pageToken: String?) throws(GatewayError)
-        -> PostgresQuery
-    {
         var binds = PostgresBindings()
         let sql = try OperationPaging.listQuery(
-            select: "\(Self.selectRecord), principal", from: operations, filter: filter, pageSize: pageSize,
-            pageToken: pageToken
+            select: Self.selectRecord, from: operations, filter: filter, pageSize: pageSize, pageToken: pageToken
         ) { value in
             switch value {
             case .text(let text): binds.append(text)
@@ -412,7 +374,21 @@ package final class PostgresOperationStore: OperationStore {
             }
             return "$\(binds.count)"
         }
-        return PostgresQuery(unsafeSQL: sql, binds: binds)
+        let query = PostgresQuery(unsafeSQL: sql, binds: binds)
+        return try await bounded("list") { [self] in
+            let rows = try await client.query(query, logger: logger).collect()
+            let page = try OperationPaging.page(rows, pageSize: pageSize, filter: filter) {
+                try Self.operationRow($0).row.id
+            }
+            if page.rows.isEmpty, let cursor = OperationPaging.cursorID(pageToken),
+                try await client.query(
+                    "SELECT 1 FROM \(unescaped: operations) WHERE id = \(cursor)", logger: logger
+                ).collect().isEmpty
+            {
+                throw OperationPaging.cursorGone()
+            }
+            return (try await makeOperations(page.rows), page.nextPageToken)
+        }
     }
 
     package func cancel(id: String, webhookOwner: String?) async throws -> Operation {
@@ -1363,12 +1339,6 @@ package final class PostgresOperationStore: OperationStore {
                     "CREATE INDEX IF NOT EXISTS \(operations)_by_deployment ON \(operations) (deployment, seq) "
                         + "WHERE deployment IS NOT NULL"
                 ),
-                // A caller's list (`OperationFilter.viewer`: `principal = $n ORDER BY seq DESC`; security review
-                // 60, M3).
-                (
-                    "\(operations)_by_principal",
-                    "CREATE INDEX IF NOT EXISTS \(operations)_by_principal ON \(operations) (principal, seq)"
-                ),
                 // The pending webhook deliveries (`claimWebhooks`; partial: a route without a webhook adds none).
                 (
                     "\(operations)_webhooks_due",
@@ -1413,36 +1383,35 @@ package final class PostgresOperationStore: OperationStore {
             + claim.dropped.filter { indexes.contains(Self.storedName($0)) }.map { "DROP INDEX IF EXISTS \($0)" }
     }
 
-    /// The enqueue `INSERT` of `insertOperations`, one row per element of its thirteen array parameters (ids,
+    /// The enqueue `INSERT` of `insertOperations`, one row per element of its twelve array parameters (ids,
     /// pipeline keys, requests, created-at and not-before milliseconds, whether the row has an idempotency key,
-    /// scopes, keys, request digests, has-blobs, whether the row has a deployment, deployments, principals), in the
-    /// arrays' order. `ON CONFLICT … DO NOTHING` skips a row whose key is stored already or taken by an earlier row
-    /// of the same statement. The conflict target names the keyed rows (`WHERE idempotency_key IS NOT NULL`; keyless
+    /// scopes, keys, request digests, has-blobs, whether the row has a deployment, deployments), in the arrays'
+    /// order. `ON CONFLICT … DO NOTHING` skips a row whose key is stored already or taken by an earlier row of the
+    /// same statement. The conflict target names the keyed rows (`WHERE idempotency_key IS NOT NULL`; keyless
     /// rows, whose key is NULL, never conflict): PostgreSQL infers any unique index whose predicate that implies,
     /// so it works with today's `UNIQUE (idempotency_scope, idempotency_key)` and with a partial unique index of
     /// the keyed rows only, which a later release may put in its place (keyless rows would then enter no unique
     /// index) once no instance that runs the earlier target, which infers no partial index, can remain. Of
-    /// `OperationRow.addedColumns` it writes `deployment` and `principal` and leaves `cut_runs` to its default, so
-    /// the procedure needs them to exist: the store's start adds them (`missingSchemaStatements`) before it
-    /// creates the procedures. `_enqueue2`: `_enqueue` (earlier versions, which make it at their start) did not
-    /// write `principal` (security review 60, M3).
+    /// `OperationRow.addedColumns` it writes `deployment` and leaves `cut_runs` to its default, so the procedure
+    /// needs them to exist: the store's start adds them (`missingSchemaStatements`) before it
+    /// creates the procedures.
     var enqueueInsert: BatchStatement {
         BatchStatement(
-            procedure: "\(operations)_enqueue2",
+            procedure: "\(operations)_enqueue",
             parameterTypes: [
                 "text[]", "text[]", "bytea[]", "int8[]", "int8[]", "bool[]", "text[]", "text[]", "text[]", "bool[]",
-                "bool[]", "text[]", "text[]",
+                "bool[]", "text[]",
             ],
             sql: """
                 INSERT INTO \(operations) (id, pipeline_key, state, request, created_at, attempts, not_before, \
-                idempotency_scope, idempotency_key, request_digest, has_blobs, deployment, principal) \
+                idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) \
                 SELECT r.id, r.pipeline_key, 'queued', r.request, r.created_at, 0, r.not_before, \
                 CASE WHEN r.keyed THEN r.scope END, CASE WHEN r.keyed THEN r.key END, r.digest, r.has_blobs, \
-                CASE WHEN r.deployed THEN r.deployment END, r.principal \
+                CASE WHEN r.deployed THEN r.deployment END \
                 FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int8[], $5::int8[], $6::bool[], $7::text[], \
-                $8::text[], $9::text[], $10::bool[], $11::bool[], $12::text[], $13::text[]) \
+                $8::text[], $9::text[], $10::bool[], $11::bool[], $12::text[]) \
                 AS r (id, pipeline_key, request, created_at, not_before, keyed, scope, key, digest, has_blobs, \
-                deployed, deployment, principal) \
+                deployed, deployment) \
                 ON CONFLICT (idempotency_scope, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 """,
             returnType: "text[]"

@@ -408,7 +408,7 @@ package final class SQLiteOperationStore: OperationStore {
         }
         guard !pending.isEmpty else { return }
         var binds: [SQLiteData] = []
-        binds.reserveCapacity(pending.count * 11)
+        binds.reserveCapacity(pending.count * 10)
         for ticket in pending {
             // Each field read in place and appended alone: `let new = ticket.item` copied the whole `NewOperation`
             // (and `new.operation` its `Operation`) per row, and `binds += [...]` allocated an array per row.
@@ -422,7 +422,6 @@ package final class SQLiteOperationStore: OperationStore {
             binds.append(.text(ticket.item.operation.requestDigest))
             binds.append(.integer(ticket.item.encodedRequest.blobs.isEmpty ? 0 : 1))
             binds.append(ticket.item.deployment.sqlite)
-            binds.append(.text(ticket.item.principal))
         }
         // DO NOTHING: another process (a second gateway on the same file), or an earlier row of this batch, may
         // hold the key; the row is skipped and the existing one answers below. No `RETURNING id` (SQLite gathers
@@ -459,7 +458,7 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
-    /// The enqueue `INSERT` of `rows` operations (`insertOperations`): eleven values a row, in the order it binds them.
+    /// The enqueue `INSERT` of `rows` operations (`insertOperations`): ten values a row, in the order it binds them.
     /// `DO NOTHING` skips a row whose idempotency key is taken; no `RETURNING` (see `insertOperations`).
     ///
     /// Built once per batch size for the texts `SQLiteHandle` keeps prepared (`keptTextLimit`), whose cache holds
@@ -467,10 +466,10 @@ package final class SQLiteOperationStore: OperationStore {
     /// ran unspecialised), ~3.6 k per accepted-and-run operation (bench/README.md, branch asynccost3).
     static func enqueueStatement(rows: Int) -> String {
         if let text = enqueueStatements.withLock({ $0.indices.contains(rows) ? $0[rows] : nil }) { return text }
-        let row = "(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)"
+        let row = "(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)"
         var text = """
             INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
-            idempotency_scope, idempotency_key, request_digest, has_blobs, deployment, principal) VALUES
+            idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) VALUES
             """
         let tail = " ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING"
         text.reserveCapacity(text.utf8.count + rows * (row.utf8.count + 2) + tail.utf8.count)
@@ -511,47 +510,15 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
-    /// Only the rows `filter.viewer` sees are decoded, and only theirs have blob files read (security review 60,
-    /// M3): the query matches them by the `principal` column, and
-    /// ``OperationPaging/visibleRows(filter:pageSize:pageToken:fetch:sequence:isVisible:)`` keeps the page to them.
     package func list(
         filter: OperationFilter,
         pageSize: Int,
         pageToken: String?
     ) async throws -> (operations: [Operation], nextPageToken: String?) {
         let pageSize = OperationPaging.effectivePageSize(pageSize)
-        // The token and filter checked before the gate (`.invalidArgument`), as before the loop made the query.
-        _ = try Self.listStatement(filter: filter, pageSize: pageSize, pageToken: pageToken)
-        return try await serialized {
-            let rows = try await OperationPaging.visibleRows(
-                filter: filter, pageSize: pageSize, pageToken: pageToken,
-                fetch: { token in
-                    let (sql, binds) = try Self.listStatement(filter: filter, pageSize: pageSize, pageToken: token)
-                    return try await query(sql, binds).map { row in
-                        (decoded: try Self.operationRow(row), principal: Self.principalColumn(row))
-                    }
-                },
-                sequence: { $0.decoded.row.sequence },
-                isVisible: { $0.decoded.row.isVisible(to: filter.viewer, principalColumn: $0.principal) }
-            )
-            let page = OperationPaging.page(rows, pageSize: pageSize, filter: filter) { $0.decoded.row.id }
-            if page.rows.isEmpty, let cursor = OperationPaging.cursorID(pageToken),
-                try await query("SELECT 1 FROM operations WHERE id = ?", [.text(cursor)]).isEmpty
-            {
-                throw OperationPaging.cursorGone()
-            }
-            return (try await makeOperations(decoded: page.rows.map(\.decoded)), page.nextPageToken)
-        }
-    }
-
-    /// The `listQuery` of one list page, with its binds: `selectColumns` and the `principal` column.
-    private static func listStatement(
-        filter: OperationFilter, pageSize: Int, pageToken: String?
-    ) throws(GatewayError) -> (sql: String, binds: [SQLiteData]) {
         var binds: [SQLiteData] = []
         let sql = try OperationPaging.listQuery(
-            select: "\(selectColumns), principal", from: "operations", filter: filter, pageSize: pageSize,
-            pageToken: pageToken
+            select: Self.selectColumns, from: "operations", filter: filter, pageSize: pageSize, pageToken: pageToken
         ) { value in
             switch value {
             case .text(let text): binds.append(.text(text))
@@ -559,13 +526,20 @@ package final class SQLiteOperationStore: OperationStore {
             }
             return "?"
         }
-        return (sql, binds)
-    }
-
-    /// The `principal` column of a row of `listStatement` (nil: NULL, a row an earlier gateway stored).
-    private static func principalColumn(_ row: SQLiteResultRow) -> String? {
-        row.names == SelectColumn.listNames
-            ? row.values[SelectColumn.names.count].string : row.column("principal")?.string
+        let statementBinds = binds
+        return try await serialized {
+            let page = try OperationPaging.page(
+                try await query(sql, statementBinds), pageSize: pageSize, filter: filter
+            ) {
+                try Self.operationRow($0).row.id
+            }
+            if page.rows.isEmpty, let cursor = OperationPaging.cursorID(pageToken),
+                try await query("SELECT 1 FROM operations WHERE id = ?", [.text(cursor)]).isEmpty
+            {
+                throw OperationPaging.cursorGone()
+            }
+            return (try await makeOperations(page.rows), page.nextPageToken)
+        }
     }
 
     package func cancel(id: String, webhookOwner: String?) async throws -> Operation {
@@ -1135,8 +1109,7 @@ package final class SQLiteOperationStore: OperationStore {
     }
 
     /// Adds the columns of `OperationRow.addedColumns` a store made by an earlier gateway lacks (additive: an
-    /// earlier gateway opening the file again ignores them), and the indexes of `OperationFilter.deployment` and
-    /// `OperationFilter.viewer`.
+    /// earlier gateway opening the file again ignores them), and the index of `OperationFilter.deployment`.
     private func addColumns() async throws {
         let present = Set(
             try await query("PRAGMA table_info(operations)").compactMap { $0.column("name")?.string })
@@ -1149,8 +1122,6 @@ package final class SQLiteOperationStore: OperationStore {
             CREATE INDEX IF NOT EXISTS operations_by_deployment ON operations (deployment, seq) \
             WHERE deployment IS NOT NULL
             """)
-        // A caller's list (`OperationFilter.viewer`: `principal = ? ORDER BY seq DESC`; security review 60, M3).
-        try await query("CREATE INDEX IF NOT EXISTS operations_by_principal ON operations (principal, seq)")
         // The pending webhook deliveries (`claimWebhooks`); partial, so a route without a webhook adds nothing.
         try await query(
             """
@@ -1369,8 +1340,6 @@ package final class SQLiteOperationStore: OperationStore {
         static let names = allCases.map(\.name)
         /// The columns of a claim's rows (`claimStatement`): these, then `previous_lease_owner`.
         static let claimNames = names + ["previous_lease_owner"]
-        /// The columns of a list's rows (`listStatement`): these, then `principal`.
-        static let listNames = names + ["principal"]
     }
 
     private static func operationRow(_ row: SQLiteResultRow) throws -> (row: OperationRow, hasBlobs: Bool) {
@@ -1379,9 +1348,7 @@ package final class SQLiteOperationStore: OperationStore {
         // instructions per accepted-and-run operation; bench/README.md, branch asynccost3). Any other layout is
         // read by name.
         // A claim's rows have `previous_lease_owner` after them.
-        let positional =
-            row.names == SelectColumn.names || row.names == SelectColumn.claimNames
-            || row.names == SelectColumn.listNames
+        let positional = row.names == SelectColumn.names || row.names == SelectColumn.claimNames
         func field(_ column: SelectColumn) -> SQLiteData? {
             positional ? row.values[column.rawValue] : row.column(column.name)
         }

@@ -6,7 +6,7 @@ import Testing
 import TriggerModel
 
 /// The PostgreSQL store's committing batch procedures (bench/README.md, branch pgbatch): an enqueue or completion
-/// batch without blobs is one `CALL` of `<prefix>operations_enqueue2` / `<prefix>operations_complete2`, which runs
+/// batch without blobs is one `CALL` of `<prefix>operations_enqueue` / `<prefix>operations_complete2`, which runs
 /// the batch's statement and commits before it answers, so the answer proves the batch durable in one round trip.
 @Suite("PostgreSQL batch procedures")
 struct PostgresBatchProcedureTests {
@@ -18,9 +18,9 @@ struct PostgresBatchProcedureTests {
             let postgres = try #require(store as? PostgresOperationStore)
             let table = try #require(harness.postgresConfiguration?.tablePrefix) + "operations"
             let calls = [
-                "CALL \(table)_enqueue2(ARRAY['op-in-block'], ARRAY['p'], ARRAY['\\x00'::bytea], ARRAY[1::int8], "
+                "CALL \(table)_enqueue(ARRAY['op-in-block'], ARRAY['p'], ARRAY['\\x00'::bytea], ARRAY[1::int8], "
                     + "ARRAY[1::int8], ARRAY[false], ARRAY[''], ARRAY[''], ARRAY['d'], ARRAY[false], "
-                    + "ARRAY[false], ARRAY[''], ARRAY[''], NULL)",
+                    + "ARRAY[false], ARRAY[''], NULL)",
                 "CALL \(table)_complete2(ARRAY[0::int8], ARRAY['op-in-block'], ARRAY['w'], ARRAY['\\x00'::bytea], "
                     + "ARRAY[1::int8], ARRAY[false], NULL)",
             ]
@@ -87,7 +87,7 @@ struct PostgresBatchProcedureTests {
             let postgres = try #require(store as? PostgresOperationStore)
             let table = try #require(harness.postgresConfiguration?.tablePrefix) + "operations"
             for statement in [
-                "DROP PROCEDURE \(table)_enqueue2", "DROP PROCEDURE \(table)_complete2",
+                "DROP PROCEDURE \(table)_enqueue", "DROP PROCEDURE \(table)_complete2",
                 "ALTER TABLE \(table) DROP COLUMN deployment", "ALTER TABLE \(table) DROP COLUMN cut_runs",
             ] {
                 try await postgres.client.query(PostgresQuery(unsafeSQL: statement), logger: postgres.logger)
@@ -136,9 +136,9 @@ struct PostgresBatchProcedureTests {
             // A body that fails, as a stand-in for another gateway version's.
             for (name, types) in [
                 (
-                    "enqueue2",
+                    "enqueue",
                     "text[], text[], bytea[], int8[], int8[], bool[], text[], text[], text[], bool[], bool[], text[], "
-                        + "text[], INOUT returned text[]"
+                        + "INOUT returned text[]"
                 ),
                 ("complete", "int8[], text[], text[], bytea[], int8[], bool[], INOUT returned int8[]"),
             ] {

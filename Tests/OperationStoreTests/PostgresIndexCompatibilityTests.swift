@@ -111,7 +111,6 @@ struct PostgresIndexCompatibilityTests {
                 binds.append([false])
                 binds.append([false])
                 binds.append([""])
-                binds.append(["alice"])
                 let rows = try await postgres.client.query(
                     PostgresQuery(unsafeSQL: sql + " RETURNING id", binds: binds), logger: postgres.logger
                 ).collect()

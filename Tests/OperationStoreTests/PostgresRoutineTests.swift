@@ -84,7 +84,7 @@ struct PostgresRoutineTests {
                 """)
         #expect(
             texts.enqueue.call
-                == "CALL \(operations)_enqueue2($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL)")
+                == "CALL \(operations)_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL)")
         #expect(texts.enqueue.inTransaction == "\(store.enqueueInsert.sql) RETURNING id")
         #expect(texts.completion.call == "CALL \(operations)_complete2($1, $2, $3, $4, $5, $6, NULL)")
         #expect(
@@ -191,12 +191,10 @@ struct PostgresRoutineTests {
         "tg_operations_claim3": 0x5484_3a11_8f6e_0bdf,
         // The fifty-ninth session's: `_claim4` is `_claim3` committed durably (cluster review 59, H1).
         "tg_operations_claim4": 0x2c83_511e_16e3_5c53,
-        // The sixty-first session's: `_enqueue2` writes the `principal` column (security review 60, M3).
-        "tg_operations_enqueue2": 0x21c3_eac0_3ce5_2794,
     ]
 
     @Test(
-        "every routine keeps the body and settings its name was released with; `_complete`, `_claim`, `_claim2`, `_claim3` and `_enqueue` are no longer made"
+        "every routine keeps the body and settings its name was released with; `_complete`, `_claim`, `_claim2` and `_claim3` are no longer made"
     )
     func releasedBodiesUnchanged() async throws {
         guard let configuration = try Self.configuration() else { return }
@@ -217,6 +215,5 @@ struct PostgresRoutineTests {
         #expect(current["tg_operations_claim"] == nil, "replaced by _claim2; earlier instances make their own")
         #expect(current["tg_operations_claim2"] == nil, "replaced by _claim3; earlier instances make their own")
         #expect(current["tg_operations_claim3"] == nil, "replaced by _claim4; earlier instances make their own")
-        #expect(current["tg_operations_enqueue"] == nil, "replaced by _enqueue2; earlier instances make their own")
     }
 }

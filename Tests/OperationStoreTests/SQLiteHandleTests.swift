@@ -283,14 +283,13 @@ struct SQLiteHandleTests {
 
     @Test("the enqueue statement of n rows is one INSERT of n VALUES rows, the same text when asked again, kept or not")
     func enqueueStatementText() {
-        // The text before it was built once per batch size (main 69058a5), which the kept texts must equal; with the
-        // `principal` column since (security review 60, M3).
+        // The text before it was built once per batch size (main 69058a5), which the kept texts must equal.
         func expected(_ rows: Int) -> String {
-            let row = "(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)"
+            let row = "(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)"
             let values = repeatElement(row, count: rows).joined(separator: ", ")
             return """
                 INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
-                idempotency_scope, idempotency_key, request_digest, has_blobs, deployment, principal) VALUES \(values) \
+                idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) VALUES \(values) \
                 ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
                 """
         }
