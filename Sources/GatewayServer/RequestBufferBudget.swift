@@ -55,7 +55,9 @@ package final class RequestBufferBudget: Sendable {
         limit == 0 ? 16 << 20 : max(1 << 20, limit / 64)
     }
 
-    /// Bytes claimed now, every request together (`trigger_gateway_request_buffer_bytes`).
+    /// Bytes claimed now from this budget, every request together (`trigger_gateway_request_buffer_bytes`); the
+    /// bodies read before authentication count in ``unauthenticated``'s
+    /// (`trigger_gateway_request_buffer_unauthenticated_bytes`).
     package var bufferedBytes: Int { used.load(ordering: .relaxed) }
 
     /// Adds between `minimum` and `preferred` bytes (`minimum` ≤ `preferred`), as many as the bound leaves room

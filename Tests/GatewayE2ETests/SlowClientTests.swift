@@ -761,10 +761,11 @@ struct SlowClientTests {
     @Test("h2 SSE → in-process flood: a client that reads slowly but steadily gets the whole stream")
     func h2SlowReaderServed() async throws {
         // 1 s, ten of the reader's steps: at 300 ms, as the cut tests use, one step late by 200 ms on a loaded
-        // machine was a CANCEL (a session-60 flake). What is tested is that a steady reader is never cut.
+        // machine was a CANCEL (a session-60 flake). What is tested is that a steady reader is never cut: 4 MiB
+        // takes it ~6 s at 64 KiB a step, so a timer that progress did not reset would fire (diff review 61, L3).
         try await withTestGateway(yaml: "timeouts: {write_progress: 1s}") { gateway in
             let client = try await H2TestClient.connect(port: gateway.port)
-            let stream = try await client.request(Self.sseHeaders, body: Array(Self.floodBody(bytes: 512 << 10).utf8))
+            let stream = try await client.request(Self.sseHeaders, body: Array(Self.floodBody(bytes: 4 << 20).utf8))
             var last = client.snapshot
             let started = ContinuousClock.now
             while last.streams[stream]?.closedWith == nil, ContinuousClock.now - started < .seconds(20) {
@@ -774,7 +775,7 @@ struct SlowClientTests {
                 last = client.snapshot
             }
             #expect(last.streams[stream]?.closedWith == 0)
-            #expect(last.streams[stream]?.bodyString.contains(#""bytes":524288"#) == true)
+            #expect(last.streams[stream]?.bodyString.contains(#""bytes":4194304"#) == true)
             await client.close()
         }
     }
@@ -800,10 +801,11 @@ struct SlowClientTests {
     @Test("gRPC stream → in-process flood: a client that reads slowly but steadily gets every message and OK")
     func grpcSlowReaderServed() async throws {
         // 1 s, ten of the reader's steps: at 300 ms, as the cut tests use, one step late by 200 ms on a loaded
-        // machine was a CANCEL (a session-60 flake). What is tested is that a steady reader is never cut.
+        // machine was a CANCEL (a session-60 flake). What is tested is that a steady reader is never cut: 4 MiB
+        // takes it ~6 s at 64 KiB a step, so a timer that progress did not reset would fire (diff review 61, L3).
         try await withTestGateway(yaml: "timeouts: {write_progress: 1s}") { gateway in
             let client = try await H2TestClient.connect(port: gateway.port)
-            let stream = try await client.request(Self.grpcHeaders, body: Self.grpcFloodRequest(bytes: 512 << 10))
+            let stream = try await client.request(Self.grpcHeaders, body: Self.grpcFloodRequest(bytes: 4 << 20))
             var last = client.snapshot
             let started = ContinuousClock.now
             while last.streams[stream]?.closedWith == nil, ContinuousClock.now - started < .seconds(20) {
@@ -814,7 +816,7 @@ struct SlowClientTests {
             }
             #expect(last.streams[stream]?.closedWith == 0)
             #expect(last.streams[stream]?.grpcStatus == "0")
-            #expect((last.streams[stream]?.receivedBytes ?? 0) > 512 << 10)
+            #expect((last.streams[stream]?.receivedBytes ?? 0) > 4 << 20)
             await client.close()
         }
     }
