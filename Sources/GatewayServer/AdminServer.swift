@@ -131,7 +131,7 @@ package final class AdminServer: Service {
     /// (as the serving listener's refusals are), naming the peer.
     private static func refuse(_ channel: any Channel, admission: ConnectionAdmission, logger: Logger) {
         let rejected = admission.rejected
-        if rejected == 1 || rejected % 1000 == 0 {
+        if ConnectionAdmission.isLogged(refusal: rejected) {
             logger.warning(
                 "admin connection refused: too many open admin connections",
                 metadata: [

@@ -82,6 +82,11 @@ final class ConnectionAdmission: Sendable {
     /// Connections refused since start because their peer held the per-peer limit.
     var rejectedPerPeer: Int { rejectedPerPeerTotal.load(ordering: .relaxed) }
 
+    /// Whether the `count`th refusal of a kind is logged: the first, then every 1000th, so a flood of refused
+    /// connections does not also flood the log (every refusal is still counted). The one rule of the serving
+    /// listener's two caps and the admin listener's.
+    static func isLogged(refusal count: Int) -> Bool { count == 1 || count % 1000 == 0 }
+
     /// Takes a slot for `channel` until it closes, unless `limit` are open or its peer holds `perPeerLimit` of them
     /// (0: no per-peer cap); a refusal is counted. A peer at its own cap is refused as such even when the total is
     /// reached too: it is the one holding the slots.

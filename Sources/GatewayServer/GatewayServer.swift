@@ -252,7 +252,7 @@ package final class GatewayServer: Service {
     private static func refuse(_ channel: any Channel, admission: ConnectionAdmission, services: FrontendServices) {
         services.metrics?.connections.rejected(.maxConnections)
         let rejected = admission.rejected
-        if rejected == 1 || rejected % 1000 == 0 {
+        if ConnectionAdmission.isLogged(refusal: rejected) {
             var metadata: Logger.Metadata = [
                 "connections.limit": .stringConvertible(admission.limit),
                 "connections.rejected": .stringConvertible(rejected),
@@ -276,7 +276,7 @@ package final class GatewayServer: Service {
     ) {
         services.metrics?.connections.rejected(.maxConnectionsPerPeer)
         let rejected = admission.rejectedPerPeer
-        if rejected == 1 || rejected % 1000 == 0 {
+        if ConnectionAdmission.isLogged(refusal: rejected) {
             services.logger.warning(
                 "connection refused: too many open connections from one peer",
                 metadata: [
